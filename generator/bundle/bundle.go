@@ -1,0 +1,97 @@
+// Package bundle defines rendered output as plain data: a Plan holds, per cluster and per
+// node, the files scratchgen decided to write, each with its path, mode and contents.
+// Nothing here touches the disk; the writer package persists a Plan.
+package bundle
+
+import (
+	"io/fs"
+	"path"
+	"sort"
+)
+
+// Modes used for every rendered file. Nothing else is ever written.
+const (
+	ModePublic  fs.FileMode = 0o644 // certificates, manifests, configs, units
+	ModeSecret  fs.FileMode = 0o600 // private keys, tokens, kubeconfigs holding keys
+	ModeDir     fs.FileMode = 0o755 // every directory
+	ModeExecute fs.FileMode = 0o755 // scripts run by units
+)
+
+// File is one rendered file.
+type File struct {
+	// Path is slash-separated. Inside a Node it is the absolute path on the machine
+	// ("/etc/kubernetes/pki/ca.crt"); in a flattened bundle it is relative to the
+	// bundle root ("nodes/cp-1/rootfs/etc/kubernetes/pki/ca.crt").
+	Path string
+	// Mode is the file's permission bits (ModePublic, ModeSecret or ModeExecute).
+	Mode fs.FileMode
+	// Data is the exact content.
+	Data []byte
+	// Secret marks content that must never appear in reviewable output
+	// (private keys, tokens, kubeconfigs that embed either).
+	Secret bool
+}
+
+// Node is everything rendered for one machine.
+type Node struct {
+	// Name is the node name from the spec.
+	Name string
+	// Rootfs holds files at their absolute paths on the node.
+	Rootfs []File
+	// Extra holds per-node files beside rootfs/ (Ignition, cloud-init), paths relative
+	// to the node directory ("ignition.json").
+	Extra []File
+	// Units lists the systemd units to enable on the node, in start order.
+	Units []string
+}
+
+// Plan is the complete output for one cluster.
+type Plan struct {
+	// Cluster is the cluster name; the bundle lives in <output>/<Cluster>.
+	Cluster string
+	// Admin holds operator files relative to admin/ ("admin.kubeconfig", "addons/coredns.yaml").
+	Admin []File
+	// Top holds files at the bundle root (".gitignore", "README").
+	Top []File
+	// Nodes is in spec order.
+	Nodes []Node
+}
+
+// Node returns the node with the given name, or nil.
+func (p *Plan) Node(name string) *Node {
+	for i := range p.Nodes {
+		if p.Nodes[i].Name == name {
+			return &p.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// Files flattens the plan into paths relative to the bundle root, sorted by path.
+// SHA256SUMS is not included: the writer computes it from this list.
+func (p *Plan) Files() []File {
+	var out []File
+	out = append(out, p.Top...)
+	for _, f := range p.Admin {
+		f.Path = path.Join("admin", f.Path)
+		out = append(out, f)
+	}
+	for _, n := range p.Nodes {
+		base := path.Join("nodes", n.Name)
+		for _, f := range n.Rootfs {
+			f.Path = path.Join(base, "rootfs", f.Path)
+			out = append(out, f)
+		}
+		for _, f := range n.Extra {
+			f.Path = path.Join(base, f.Path)
+			out = append(out, f)
+		}
+	}
+	Sort(out)
+	return out
+}
+
+// Sort orders files by path.
+func Sort(files []File) {
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+}

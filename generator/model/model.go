@@ -1,0 +1,210 @@
+// Package model is the resolved, validated cluster: every value the generators need,
+// derived once from the spec and the lock (roles, pod range per node, bridge address,
+// routes, service and DNS IPs, etcd members, the version profile). Generators read a
+// Model only, never the raw spec, and never mutate it.
+package model
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/scratchgen/scratchgen/generator/versions"
+)
+
+// Role is a node role.
+type Role string
+
+// The three roles.
+const (
+	RoleControlPlane Role = "control-plane"
+	RoleEtcd         Role = "etcd"
+	RoleWorker       Role = "worker"
+)
+
+// Network modes.
+const (
+	NetworkRouted = "routed"
+	NetworkNone   = "none"
+)
+
+// Credential layouts (the guide's three).
+const (
+	CredentialsPerNode = "perNode"
+	CredentialsPerRole = "perRole"
+	CredentialsShared  = "shared"
+)
+
+// Node operating systems.
+const (
+	OSGeneric = "generic"
+	OSFlatcar = "flatcar"
+	OSFCOS    = "fcos"
+)
+
+// Image styles.
+const (
+	StyleComponents = "components"
+	StyleHyperkube  = "hyperkube"
+)
+
+// Cluster is the resolved cluster.
+type Cluster struct {
+	// Name is CLUSTER_NAME.
+	Name string
+	// Version is the exact Kubernetes release; Profile its minor's facts.
+	Version versions.Version
+	Profile versions.Profile
+	// Endpoint is where kubelets, kube-proxy and admin reach the API.
+	Endpoint Endpoint
+	// PodCIDR is the cluster pod range; NodeMaskSize the per-node prefix length.
+	PodCIDR      netip.Prefix
+	NodeMaskSize int
+	// ServiceCIDR is the service range; APIServiceIP its first address (the kubernetes
+	// Service), DNSIP its tenth (cluster DNS).
+	ServiceCIDR  netip.Prefix
+	APIServiceIP netip.Addr
+	DNSIP        netip.Addr
+	DNSDomain    string
+	// NetworkMode is NetworkRouted or NetworkNone.
+	NetworkMode string
+	MTU         int
+	Masquerade  bool
+	// ProxyMode is "iptables" or "nftables".
+	ProxyMode string
+	// Nodes are in spec order.
+	Nodes []*Node
+	// PKI lifetimes.
+	CAValidity, CertValidity time.Duration
+	// Credentials is one of the Credentials* layouts; StaticTokens renders known_tokens.csv.
+	Credentials  string
+	StaticTokens bool
+	// Images are the resolved references (before digest pinning) and options.
+	Images Images
+	// EmbedSecrets puts private keys and tokens into Ignition and cloud-init.
+	EmbedSecrets bool
+}
+
+// Endpoint is the control-plane endpoint.
+type Endpoint struct {
+	// Host is an IP address or a DNS name.
+	Host string
+	// IP is set when Host is an address.
+	IP   netip.Addr
+	Port int
+}
+
+// HostPort returns host:port ([host]:port for IPv6).
+func (e Endpoint) HostPort() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
+
+// URL returns https://host:port.
+func (e Endpoint) URL() string { return "https://" + e.HostPort() }
+
+// URLFor returns https://addr:port for a node's own address (control-plane components
+// talk to their local API server).
+func (e Endpoint) URLFor(addr netip.Addr) string {
+	return "https://" + net.JoinHostPort(addr.String(), strconv.Itoa(e.Port))
+}
+
+// Node is one resolved machine.
+type Node struct {
+	// Index is the node's position in the spec.
+	Index   int
+	Name    string
+	Address netip.Addr
+	Roles   map[Role]bool
+	// PodCIDR is the node's pod range (pinned, locked or allocated).
+	PodCIDR netip.Prefix
+	// BridgeAddr is NODE_X_BRIDGE_ADDR: the first address of PodCIDR with its prefix length.
+	BridgeAddr netip.Prefix
+	// Routes lead to every other node's pod range (routed mode only), in spec order.
+	Routes []Route
+	// OS is OSGeneric, OSFlatcar or OSFCOS.
+	OS string
+}
+
+// Route sends a pod range to the node that owns it.
+type Route struct {
+	Node string
+	Dest netip.Prefix
+	Via  netip.Addr
+}
+
+// Is reports whether the node has the role.
+func (n *Node) Is(r Role) bool { return n.Roles[r] }
+
+// ControlPlane reports whether the node runs kube-apiserver, the controller manager and the scheduler.
+func (n *Node) ControlPlane() bool { return n.Roles[RoleControlPlane] }
+
+// Etcd reports whether the node runs an etcd member.
+func (n *Node) Etcd() bool { return n.Roles[RoleEtcd] }
+
+// Worker reports whether the node takes ordinary workloads.
+func (n *Node) Worker() bool { return n.Roles[RoleWorker] }
+
+// RunsStaticPods reports whether the kubelet needs a static pod directory.
+func (n *Node) RunsStaticPods() bool { return n.ControlPlane() || n.Etcd() }
+
+// BinDir is where this node's OS keeps locally installed binaries.
+func (n *Node) BinDir() string {
+	if n.OS == OSGeneric {
+		return "/usr/local/bin"
+	}
+	return "/opt/bin"
+}
+
+// ControlPlanes returns the control-plane nodes in spec order.
+func (c *Cluster) ControlPlanes() []*Node { return c.filter((*Node).ControlPlane) }
+
+// EtcdMembers returns the etcd members in spec order.
+func (c *Cluster) EtcdMembers() []*Node { return c.filter((*Node).Etcd) }
+
+// Node returns the node named name, or nil.
+func (c *Cluster) Node(name string) *Node {
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) filter(f func(*Node) bool) []*Node {
+	var out []*Node
+	for _, n := range c.Nodes {
+		if f(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Images holds resolved image references by component.
+type Images struct {
+	// Style is StyleComponents or StyleHyperkube.
+	Style string
+	// Tags maps a component (see the Image* constants) to its reference by tag
+	// ("registry.k8s.io/pause:3.10.1"); that is the key under which the lock pins it.
+	Tags map[string]string
+	// Refs maps a component to the reference to render: "name:tag@sha256:…" where the
+	// lock pins the tag, else the tag reference (and the tag is listed in Unpinned).
+	Refs map[string]string
+	// Unpinned lists, sorted and without duplicates, the tag references the lock does not pin.
+	Unpinned []string
+	// RequirePinned fails a render that has an unpinned image.
+	RequirePinned bool
+	// Embed saves images into node bundles.
+	Embed bool
+}
+
+// Image components.
+const (
+	ImageAPIServer         = "kube-apiserver"
+	ImageControllerManager = "kube-controller-manager"
+	ImageScheduler         = "kube-scheduler"
+	ImageProxy             = "kube-proxy"
+	ImageEtcd              = "etcd"
+	ImagePause             = "pause"
+	ImageCoreDNS           = "coredns"
+)

@@ -1,0 +1,643 @@
+package model
+
+import (
+	"fmt"
+	"math/big"
+	"net"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scratchgen/scratchgen/generator/field"
+	"github.com/scratchgen/scratchgen/generator/lock"
+	"github.com/scratchgen/scratchgen/generator/spec"
+	"github.com/scratchgen/scratchgen/generator/versions"
+)
+
+// Defaults applied once, here.
+const (
+	DefaultServiceCIDR  = "10.96.0.0/12"
+	DefaultDNSDomain    = "cluster.local"
+	DefaultNodeMaskSize = 24
+	DefaultMTU          = 1500
+	DefaultAPIPort      = 6443
+	DefaultCAValidity   = 10 * 365 * 24 * time.Hour
+	DefaultCertValidity = 365 * 24 * time.Hour
+	MinMTU, MaxMTU      = 576, 9216
+)
+
+var (
+	dns1123Label     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
+// Resolve validates a parsed spec and derives the model. The lock supplies earlier pod
+// range allocations; the returned lock holds the allocations of this model (the input is
+// not modified). Every problem is reported at once; warnings do not stop resolution.
+func Resolve(doc *spec.Document, lk *lock.Lock) (*Cluster, *lock.Lock, field.List) {
+	r := &resolver{in: &doc.Cluster, lock: lk}
+	c := r.resolve()
+	var newLock *lock.Lock
+	if len(r.errs.Errors()) == 0 {
+		newLock = r.allocate(c, lk)
+	}
+	r.errs.Locate(doc.Positions)
+	if len(r.errs.Errors()) > 0 {
+		return nil, nil, r.errs
+	}
+	return c, newLock, r.errs
+}
+
+type resolver struct {
+	in   *spec.Cluster
+	lock *lock.Lock
+	errs field.List
+}
+
+var (
+	pSpec    = field.Path("spec")
+	pNetwork = pSpec.Child("network")
+	pNodes   = pSpec.Child("nodes")
+)
+
+func (r *resolver) resolve() *Cluster {
+	in := r.in
+	c := &Cluster{}
+	if in.APIVersion != spec.APIVersion {
+		r.errs.Add("apiVersion", "%q is not supported; use %s", in.APIVersion, spec.APIVersion)
+	}
+	if in.Kind != spec.Kind {
+		r.errs.Add("kind", "%q is not supported; use %s", in.Kind, spec.Kind)
+	}
+	c.Name = in.Metadata.Name
+	switch {
+	case c.Name == "":
+		r.errs.Add("metadata.name", "missing; name the cluster with a short DNS label such as demo")
+	case len(c.Name) > 63 || !dns1123Label.MatchString(c.Name):
+		r.errs.Add("metadata.name", "%q is not a DNS-1123 label; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit", c.Name)
+	}
+	r.version(c)
+	r.network(c)
+	r.nodes(c)
+	r.endpoint(c)
+	r.pki(c)
+	r.auth(c)
+	r.images(c)
+	r.provisioning(c)
+	return c
+}
+
+func (r *resolver) version(c *Cluster) {
+	p := pSpec.Child("kubernetesVersion")
+	if r.in.Spec.KubernetesVersion == "" {
+		r.errs.Add(p, "missing; set a release of a supported minor (%s), e.g. %s", versions.Supported(), versions.Default)
+		return
+	}
+	v, err := versions.Parse(r.in.Spec.KubernetesVersion)
+	if err != nil {
+		r.errs.Add(p, "%v", err)
+		return
+	}
+	prof, err := versions.Lookup(v)
+	if err != nil {
+		r.errs.Add(p, "%v", err)
+		return
+	}
+	c.Version, c.Profile = v, prof
+}
+
+// parsePrefix reads an IPv4 CIDR that must be a network address.
+func (r *resolver) parsePrefix(p field.Path, s, what, example string) (netip.Prefix, bool) {
+	if s == "" {
+		r.errs.Add(p, "missing; set the %s, e.g. %s", what, example)
+		return netip.Prefix{}, false
+	}
+	pr, err := netip.ParsePrefix(s)
+	if err != nil {
+		r.errs.Add(p, "%q is not a CIDR; write the %s as address/length, e.g. %s", s, what, example)
+		return netip.Prefix{}, false
+	}
+	if !pr.Addr().Is4() {
+		r.errs.Add(p, "%q is IPv6; scratchgen supports IPv4 clusters only so far (no IPv6 or dual-stack); use an IPv4 range such as %s", s, example)
+		return netip.Prefix{}, false
+	}
+	if pr.Masked() != pr {
+		r.errs.Add(p, "%q has host bits set; use the network address %s", s, pr.Masked())
+		return netip.Prefix{}, false
+	}
+	return pr, true
+}
+
+func (r *resolver) network(c *Cluster) {
+	in := r.in.Spec.Network
+	var podOK, svcOK bool
+	c.PodCIDR, podOK = r.parsePrefix(pNetwork.Child("podCIDR"), in.PodCIDR, "cluster pod range", "10.10.0.0/16")
+	svc := in.ServiceCIDR
+	if svc == "" {
+		svc = DefaultServiceCIDR
+	}
+	c.ServiceCIDR, svcOK = r.parsePrefix(pNetwork.Child("serviceCIDR"), svc, "service range", DefaultServiceCIDR)
+	if svcOK {
+		if c.ServiceCIDR.Bits() > 28 {
+			r.errs.Add(pNetwork.Child("serviceCIDR"), "%s is too small: the 10th address is the cluster DNS IP; use a /28 or larger (a /12 to /24 is usual)", c.ServiceCIDR)
+			svcOK = false
+		} else {
+			c.APIServiceIP = nthAddr(c.ServiceCIDR, 1)
+			c.DNSIP = nthAddr(c.ServiceCIDR, 10)
+		}
+	}
+	if podOK && svcOK && c.PodCIDR.Overlaps(c.ServiceCIDR) {
+		r.errs.Add(pNetwork.Child("serviceCIDR"), "%s overlaps podCIDR %s; pod and service ranges must be disjoint", c.ServiceCIDR, c.PodCIDR)
+	}
+	c.NodeMaskSize = DefaultNodeMaskSize
+	if in.NodePodCIDRMaskSize != nil {
+		c.NodeMaskSize = *in.NodePodCIDRMaskSize
+	}
+	if podOK {
+		mp := pNetwork.Child("nodePodCIDRMaskSize")
+		switch {
+		case c.NodeMaskSize < c.PodCIDR.Bits():
+			r.errs.Add(mp, "%d is shorter than podCIDR's /%d; a node range must fit inside podCIDR: use %d to 28", c.NodeMaskSize, c.PodCIDR.Bits(), c.PodCIDR.Bits())
+		case c.NodeMaskSize > 28:
+			r.errs.Add(mp, "%d leaves fewer than 14 pod addresses per node; use 28 or less (24 = 254 pods)", c.NodeMaskSize)
+		}
+	}
+	c.DNSDomain = in.DNSDomain
+	if c.DNSDomain == "" {
+		c.DNSDomain = DefaultDNSDomain
+	}
+	if len(c.DNSDomain) > 253 || !dns1123Subdomain.MatchString(c.DNSDomain) {
+		r.errs.Add(pNetwork.Child("dnsDomain"), "%q is not a DNS domain; use lowercase labels separated by dots, e.g. %s", c.DNSDomain, DefaultDNSDomain)
+	}
+	c.NetworkMode = in.Mode
+	switch c.NetworkMode {
+	case "":
+		c.NetworkMode = NetworkRouted
+	case NetworkRouted, NetworkNone:
+	default:
+		r.errs.Add(pNetwork.Child("mode"), "%q is not a network mode; use routed (bridge and static routes) or none (install your own CNI)", in.Mode)
+	}
+	c.MTU = DefaultMTU
+	if in.MTU != nil {
+		c.MTU = *in.MTU
+		if c.MTU < MinMTU || c.MTU > MaxMTU {
+			r.errs.Add(pNetwork.Child("mtu"), "%d is out of range; use %d to %d (1500 for Ethernet, 9000 for jumbo frames)", c.MTU, MinMTU, MaxMTU)
+		}
+	}
+	c.Masquerade = in.Masquerade == nil || *in.Masquerade
+	c.ProxyMode = in.ProxyMode
+	switch c.ProxyMode {
+	case "":
+		c.ProxyMode = "iptables"
+	case "iptables", "nftables":
+	case "ipvs":
+		r.errs.Add(pNetwork.Child("proxyMode"), "ipvs is deprecated since Kubernetes 1.35 and not offered; use iptables or nftables")
+	default:
+		r.errs.Add(pNetwork.Child("proxyMode"), "%q is not a kube-proxy mode; use iptables or nftables", in.ProxyMode)
+	}
+}
+
+func (r *resolver) nodes(c *Cluster) {
+	in := r.in.Spec.Nodes
+	if len(in) == 0 {
+		r.errs.Add(pNodes, "no nodes; list at least one node with roles [control-plane, etcd]")
+		return
+	}
+	names := map[string]int{}
+	addrs := map[netip.Addr]int{}
+	defOS := r.in.Spec.Provisioning.OS
+	if defOS == "" {
+		defOS = OSGeneric
+	}
+	for i, sn := range in {
+		p := pNodes.Index(i)
+		n := &Node{Index: i, Name: sn.Name, Roles: map[Role]bool{}}
+		c.Nodes = append(c.Nodes, n)
+		switch {
+		case sn.Name == "":
+			r.errs.Add(p.Child("name"), "missing; give every node its hostname (a DNS-1123 name such as worker-1)")
+		case len(sn.Name) > 63 || !dns1123Subdomain.MatchString(sn.Name):
+			r.errs.Add(p.Child("name"), "%q is not a valid node name; use at most 63 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit", sn.Name)
+		default:
+			if j, dup := names[sn.Name]; dup {
+				r.errs.Add(p.Child("name"), "%q is already the name of spec.nodes[%d]; node names must be unique", sn.Name, j)
+			} else {
+				names[sn.Name] = i
+			}
+		}
+		r.nodeAddress(c, n, sn, p.Child("address"), addrs)
+		r.roles(n, sn.Roles, p.Child("roles"))
+		if sn.PodCIDR != "" {
+			if pr, ok := r.parsePrefix(p.Child("podCIDR"), sn.PodCIDR, "node pod range", "10.10.7.0/24"); ok {
+				n.PodCIDR = pr
+			}
+		}
+		n.OS = sn.OS
+		if n.OS == "" {
+			n.OS = defOS
+		} else if !validOS(n.OS) {
+			r.errs.Add(p.Child("os"), "%q is not a node OS; use generic, flatcar or fcos", sn.OS)
+		}
+	}
+	r.checkPins(c)
+	r.checkCounts(c)
+}
+
+func validOS(s string) bool { return s == OSGeneric || s == OSFlatcar || s == OSFCOS }
+
+func (r *resolver) nodeAddress(c *Cluster, n *Node, sn spec.Node, p field.Path, seen map[netip.Addr]int) {
+	if sn.Address == "" {
+		r.errs.Add(p, "missing; set the node's IP address (its --node-ip)")
+		return
+	}
+	a, err := netip.ParseAddr(sn.Address)
+	if err != nil || a.Zone() != "" {
+		r.errs.Add(p, "%q is not an IP address; use the node's IPv4 address, e.g. 10.0.0.21", sn.Address)
+		return
+	}
+	switch {
+	case !a.Is4():
+		r.errs.Add(p, "%s is IPv6; scratchgen supports IPv4 clusters only so far (no IPv6 or dual-stack); use the node's IPv4 address", a)
+		return
+	case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		r.errs.Add(p, "%s cannot be a node address; use the node's unicast IPv4 address", a)
+		return
+	}
+	if j, dup := seen[a]; dup {
+		r.errs.Add(p, "%s is already the address of spec.nodes[%d]; every node needs its own address", a, j)
+		return
+	}
+	seen[a] = n.Index
+	if c.PodCIDR.IsValid() && c.PodCIDR.Contains(a) {
+		r.errs.Add(p, "%s lies inside podCIDR %s; node addresses must be outside the pod range", a, c.PodCIDR)
+	}
+	if c.ServiceCIDR.IsValid() && c.ServiceCIDR.Contains(a) {
+		r.errs.Add(p, "%s lies inside serviceCIDR %s; node addresses must be outside the service range", a, c.ServiceCIDR)
+	}
+	n.Address = a
+}
+
+func (r *resolver) roles(n *Node, roles []string, p field.Path) {
+	if len(roles) == 0 {
+		r.errs.Add(p, "no roles; give the node one or more of control-plane, etcd, worker")
+		return
+	}
+	for j, s := range roles {
+		role := Role(s)
+		switch role {
+		case RoleControlPlane, RoleEtcd, RoleWorker:
+		default:
+			r.errs.Add(p.Index(j), "%q is not a role; use control-plane, etcd or worker", s)
+			continue
+		}
+		if n.Roles[role] {
+			r.errs.Add(p.Index(j), "role %q is listed twice; list it once", s)
+		}
+		n.Roles[role] = true
+	}
+}
+
+func (r *resolver) checkPins(c *Cluster) {
+	if !c.PodCIDR.IsValid() {
+		return
+	}
+	pinned := map[netip.Prefix]int{}
+	for _, n := range c.Nodes {
+		if !n.PodCIDR.IsValid() {
+			continue
+		}
+		p := pNodes.Index(n.Index).Child("podCIDR")
+		switch {
+		case !c.PodCIDR.Contains(n.PodCIDR.Addr()) || n.PodCIDR.Bits() < c.PodCIDR.Bits():
+			r.errs.Add(p, "%s is outside podCIDR %s; pin a range inside it or remove the pin", n.PodCIDR, c.PodCIDR)
+		case n.PodCIDR.Bits() != c.NodeMaskSize:
+			r.errs.Add(p, "%s is a /%d but nodePodCIDRMaskSize is %d; pin a /%d", n.PodCIDR, n.PodCIDR.Bits(), c.NodeMaskSize, c.NodeMaskSize)
+		default:
+			for q, j := range pinned {
+				if q.Overlaps(n.PodCIDR) {
+					r.errs.Add(p, "%s collides with the pod range pinned on spec.nodes[%d]; each node needs its own range", n.PodCIDR, j)
+				}
+			}
+			pinned[n.PodCIDR] = n.Index
+		}
+	}
+}
+
+func (r *resolver) checkCounts(c *Cluster) {
+	cp, etcd := len(c.ControlPlanes()), len(c.EtcdMembers())
+	if cp == 0 {
+		r.errs.Add(pNodes, "no node has the control-plane role; give at least one node roles [control-plane, etcd]")
+	}
+	switch {
+	case etcd == 0:
+		r.errs.Add(pNodes, "no node has the etcd role; give 1, 3 or 5 nodes the etcd role (usually the control-plane nodes)")
+	case etcd%2 == 0:
+		r.errs.Add(pNodes, "%d nodes have the etcd role; an even member count tolerates no more failures than one member fewer (quorum of %d needs %d), so use %d or %d", etcd, etcd, etcd/2+1, etcd-1, etcd+1)
+	case etcd > 5:
+		r.errs.Add(pNodes, "%d nodes have the etcd role; more than 5 members slows every write without adding useful fault tolerance: use 1, 3 or 5", etcd)
+	}
+	if c.PodCIDR.IsValid() && c.NodeMaskSize >= c.PodCIDR.Bits() && c.NodeMaskSize <= 28 {
+		fit := 1 << min(c.NodeMaskSize-c.PodCIDR.Bits(), 30)
+		if len(c.Nodes) > fit {
+			r.errs.Add(pNetwork.Child("podCIDR"), "%s fits %d node ranges of /%d but the spec has %d nodes; use a larger podCIDR or a larger nodePodCIDRMaskSize", c.PodCIDR, fit, c.NodeMaskSize, len(c.Nodes))
+		}
+	}
+}
+
+func (r *resolver) endpoint(c *Cluster) {
+	p := pSpec.Child("controlPlaneEndpoint")
+	s := r.in.Spec.ControlPlaneEndpoint
+	cps := c.ControlPlanes()
+	if s == "" {
+		if len(cps) > 1 {
+			r.errs.Add(p, "missing; with %d control-plane nodes set it to a load-balancer name or address in front of all API servers", len(cps))
+			return
+		}
+		if len(cps) == 1 && cps[0].Address.IsValid() {
+			c.Endpoint = Endpoint{Host: cps[0].Address.String(), IP: cps[0].Address, Port: DefaultAPIPort}
+		}
+		return
+	}
+	host, port := s, DefaultAPIPort
+	if h, ps, err := net.SplitHostPort(s); err == nil {
+		n, err := strconv.Atoi(ps)
+		if err != nil || n < 1 || n > 65535 {
+			r.errs.Add(p, "port %q is not a TCP port; use 1 to 65535 (6443 is usual)", ps)
+			return
+		}
+		host, port = h, n
+	} else if strings.Count(s, ":") > 0 && !strings.Contains(s, "::") && strings.Count(s, ":") == 1 {
+		r.errs.Add(p, "%q is not host[:port]; write e.g. 10.0.0.10:6443 or api.example.com", s)
+		return
+	}
+	c.Endpoint = Endpoint{Host: host, Port: port}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if !a.Is4() {
+			r.errs.Add(p, "%s is IPv6; scratchgen supports IPv4 clusters only so far; use an IPv4 address or a DNS name", a)
+			return
+		}
+		c.Endpoint.IP = a
+		if len(cps) == 1 && cps[0].Address.IsValid() && cps[0].Address != a {
+			r.errs.Add(p, "%s is not the address of the control-plane node %s (%s); with one control plane use its address, or a load balancer name that forwards to it", a, cps[0].Name, cps[0].Address)
+		}
+		if len(cps) > 1 {
+			for _, n := range cps {
+				if n.Address == a {
+					r.errs.Add(p, "%s is the address of control-plane node %s only; with %d control planes use a load-balancer address or name in front of all of them", a, n.Name, len(cps))
+				}
+			}
+		}
+		return
+	}
+	if len(host) > 253 || !dns1123Subdomain.MatchString(host) {
+		r.errs.Add(p, "%q is neither an IP address nor a DNS name; use e.g. 10.0.0.10 or api.example.com[:6443]", host)
+	}
+}
+
+func (r *resolver) pki(c *Cluster) {
+	p := pSpec.Child("pki")
+	c.CAValidity = r.duration(p.Child("caValidity"), r.in.Spec.PKI.CAValidity, DefaultCAValidity)
+	c.CertValidity = r.duration(p.Child("certValidity"), r.in.Spec.PKI.CertValidity, DefaultCertValidity)
+	if c.CAValidity > 0 && c.CertValidity > c.CAValidity {
+		r.errs.Add(p.Child("certValidity"), "%s outlives caValidity %s; a certificate cannot be valid after its CA expires: shorten it", c.CertValidity, c.CAValidity)
+	}
+}
+
+func (r *resolver) duration(p field.Path, s string, def time.Duration) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		r.errs.Add(p, "%q is not a duration; use hours, e.g. 8760h for a year", s)
+		return 0
+	}
+	if d < time.Hour {
+		r.errs.Add(p, "%s is too short; use at least 1h (8760h = one year is usual)", d)
+		return 0
+	}
+	if d > 100*365*24*time.Hour {
+		r.errs.Add(p, "%s is more than 100 years; use at most 876000h", d)
+		return 0
+	}
+	return d
+}
+
+func (r *resolver) auth(c *Cluster) {
+	a := r.in.Spec.Auth
+	c.Credentials = a.Credentials
+	switch c.Credentials {
+	case "":
+		c.Credentials = CredentialsPerNode
+	case CredentialsPerNode:
+	case CredentialsPerRole:
+		r.errs.Warn(pSpec.Child("auth").Child("credentials"), "perRole shares one kubelet credential among all nodes: the Node authorizer and NodeRestriction cannot tell nodes apart, so any node can read every node's secrets and change every Node; prefer perNode")
+	case CredentialsShared:
+		r.errs.Warn(pSpec.Child("auth").Child("credentials"), "shared gives every kubelet and kube-proxy the cluster-admin credential: one compromised node owns the cluster; use it only for throwaway clusters")
+	default:
+		r.errs.Add(pSpec.Child("auth").Child("credentials"), "%q is not a credential layout; use perNode (default), perRole or shared", a.Credentials)
+	}
+	c.StaticTokens = a.StaticTokens == nil || *a.StaticTokens
+}
+
+// imageComponents are the keys images.overrides accepts.
+var imageComponents = []string{ImageAPIServer, ImageControllerManager, ImageScheduler, ImageProxy, ImagePause, ImageCoreDNS}
+
+func (r *resolver) images(c *Cluster) {
+	in := r.in.Spec.Images
+	p := pSpec.Child("images")
+	c.Images = Images{Style: in.Style, RequirePinned: in.RequirePinned, Embed: in.Embed, Tags: map[string]string{}}
+	reg := "registry.k8s.io"
+	if in.Registry != "" {
+		reg = strings.TrimSuffix(in.Registry, "/")
+		if !validRepo(reg) {
+			r.errs.Add(p.Child("registry"), "%q is not a registry prefix; use host[:port][/path], e.g. mirror.example.com/k8s", in.Registry)
+		}
+	}
+	v := c.Version.String()
+	refs := c.Images.Tags
+	refs[ImageAPIServer] = reg + "/kube-apiserver:" + v
+	refs[ImageControllerManager] = reg + "/kube-controller-manager:" + v
+	refs[ImageScheduler] = reg + "/kube-scheduler:" + v
+	refs[ImageProxy] = reg + "/kube-proxy:" + v
+	refs[ImageEtcd] = reg + "/etcd:" + c.Profile.Etcd + "-0"
+	refs[ImagePause] = reg + "/pause:" + c.Profile.Pause
+	refs[ImageCoreDNS] = reg + "/coredns/coredns:" + c.Profile.CoreDNS
+	switch c.Images.Style {
+	case "":
+		c.Images.Style = StyleComponents
+	case StyleComponents:
+	case StyleHyperkube:
+		if in.Hyperkube == "" {
+			r.errs.Add(p.Child("hyperkube"), "missing: style hyperkube needs your own all-in-one image, because official hyperkube images end at Kubernetes v1.18; build one holding kube-apiserver, kube-controller-manager and kube-scheduler behind /hyperkube and name it here")
+		}
+	default:
+		r.errs.Add(p.Child("style"), "%q is not an image style; use components (default) or hyperkube", in.Style)
+	}
+	if in.Hyperkube != "" {
+		if c.Images.Style != StyleHyperkube {
+			r.errs.Add(p.Child("hyperkube"), "is set but images.style is %q; set style: hyperkube or remove it", c.Images.Style)
+		} else if r.imageRef(p.Child("hyperkube"), in.Hyperkube) {
+			refs[ImageAPIServer], refs[ImageControllerManager], refs[ImageScheduler] = in.Hyperkube, in.Hyperkube, in.Hyperkube
+		}
+	}
+	if in.Etcd != "" && r.imageRef(p.Child("etcd"), in.Etcd) {
+		refs[ImageEtcd] = in.Etcd
+	}
+	keys := make([]string, 0, len(in.Overrides))
+	for k := range in.Overrides {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		kp := p.Child("overrides").Key(k)
+		if !contains(imageComponents, k) {
+			r.errs.Add(kp, "%q is not an image component; use one of %s (etcd and hyperkube have their own fields)", k, strings.Join(imageComponents, ", "))
+			continue
+		}
+		if c.Images.Style == StyleHyperkube && (k == ImageAPIServer || k == ImageControllerManager || k == ImageScheduler) {
+			r.errs.Add(kp, "style hyperkube runs %s from images.hyperkube; remove this override", k)
+			continue
+		}
+		if r.imageRef(kp, in.Overrides[k]) {
+			refs[k] = in.Overrides[k]
+		}
+	}
+	r.pin(&c.Images)
+}
+
+// pin renders each tag with the digest the lock records for it.
+func (r *resolver) pin(im *Images) {
+	im.Refs = make(map[string]string, len(im.Tags))
+	unpinned := map[string]bool{}
+	for comp, tag := range im.Tags {
+		if r.lock != nil {
+			if p, ok := r.lock.Images[tag]; ok && p.Digest != "" {
+				im.Refs[comp] = tag + "@" + p.Digest
+				continue
+			}
+		}
+		im.Refs[comp] = tag
+		unpinned[tag] = true
+	}
+	for t := range unpinned {
+		im.Unpinned = append(im.Unpinned, t)
+	}
+	sort.Strings(im.Unpinned)
+}
+
+var (
+	repoRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$`)
+	tagRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+)
+
+func validRepo(s string) bool { return len(s) <= 255 && repoRE.MatchString(s) }
+
+// imageRef checks an image reference "repo:tag" (a digest is pinned through the lock, not here).
+func (r *resolver) imageRef(p field.Path, s string) bool {
+	if strings.Contains(s, "@") {
+		r.errs.Add(p, "%q carries a digest; name the image by tag and run `scratchgen images pin` to pin it in the lock", s)
+		return false
+	}
+	i := strings.LastIndex(s, ":")
+	if i < 0 || strings.Contains(s[i:], "/") || !validRepo(s[:i]) || !tagRE.MatchString(s[i+1:]) {
+		r.errs.Add(p, "%q is not an image reference with a tag; write registry/repository:tag, e.g. registry.example.com/k8s/hyperkube:v1.36.3", s)
+		return false
+	}
+	return true
+}
+
+func (r *resolver) provisioning(c *Cluster) {
+	in := r.in.Spec.Provisioning
+	if in.OS != "" && !validOS(in.OS) {
+		r.errs.Add(pSpec.Child("provisioning").Child("os"), "%q is not a node OS; use generic, flatcar or fcos", in.OS)
+	}
+	c.EmbedSecrets = in.EmbedSecrets
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// nthAddr returns the n-th address of a prefix (0 = the network address).
+func nthAddr(p netip.Prefix, n int64) netip.Addr {
+	b := new(big.Int).SetBytes(p.Addr().AsSlice())
+	b.Add(b, big.NewInt(n))
+	raw := b.FillBytes(make([]byte, len(p.Addr().AsSlice())))
+	a, _ := netip.AddrFromSlice(raw)
+	return a
+}
+
+// allocate assigns every node a pod range (pin, then lock, then the lowest free one),
+// derives bridge addresses and routes, and returns the lock holding the allocations.
+func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
+	out := lock.New(c.Name)
+	if in != nil {
+		out = in.Clone()
+	}
+	out.Cluster = c.Name
+	taken := map[netip.Prefix]bool{}
+	for _, n := range c.Nodes {
+		if n.PodCIDR.IsValid() {
+			taken[n.PodCIDR] = true
+		}
+	}
+	// Keep locked ranges that still fit and do not collide with a pin.
+	for _, n := range c.Nodes {
+		if n.PodCIDR.IsValid() || in == nil {
+			continue
+		}
+		if s, ok := in.PodCIDRs[n.Name]; ok {
+			if pr, err := netip.ParsePrefix(s); err == nil && pr.Bits() == c.NodeMaskSize && c.PodCIDR.Contains(pr.Addr()) && !taken[pr] {
+				n.PodCIDR = pr
+				taken[pr] = true
+			}
+		}
+	}
+	size := int64(1) << (32 - c.NodeMaskSize)
+	count := int64(1) << (c.NodeMaskSize - c.PodCIDR.Bits())
+	next := int64(0)
+	for _, n := range c.Nodes {
+		if n.PodCIDR.IsValid() {
+			continue
+		}
+		for ; next < count; next++ {
+			cand := netip.PrefixFrom(nthAddr(c.PodCIDR, next*size), c.NodeMaskSize)
+			if !taken[cand] {
+				n.PodCIDR = cand
+				taken[cand] = true
+				break
+			}
+		}
+		if !n.PodCIDR.IsValid() {
+			r.errs.Add(pNetwork.Child("podCIDR"), "no free /%d left in %s for node %s (pinned and locked ranges use them all); use a larger podCIDR", c.NodeMaskSize, c.PodCIDR, n.Name)
+			return nil
+		}
+	}
+	out.PodCIDRs = map[string]string{}
+	for _, n := range c.Nodes {
+		out.PodCIDRs[n.Name] = n.PodCIDR.String()
+		n.BridgeAddr = netip.PrefixFrom(n.PodCIDR.Addr().Next(), n.PodCIDR.Bits())
+	}
+	if c.NetworkMode == NetworkRouted {
+		for _, n := range c.Nodes {
+			for _, o := range c.Nodes {
+				if o != n {
+					n.Routes = append(n.Routes, Route{Node: o.Name, Dest: o.PodCIDR, Via: o.Address})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// String describes a node for messages.
+func (n *Node) String() string { return fmt.Sprintf("%s (%s)", n.Name, n.Address) }

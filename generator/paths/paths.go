@@ -1,0 +1,96 @@
+// Package paths is the one table of where things live on a node. Certificate paths follow
+// kubeadm (/etc/kubernetes/pki) so kubeadm's documentation and `kubeadm certs
+// check-expiration` apply; kubelet and kube-proxy kubeconfigs follow the from-scratch guide.
+package paths
+
+// Directories.
+const (
+	KubernetesDir = "/etc/kubernetes"
+	PKIDir        = "/etc/kubernetes/pki"
+	EtcdPKIDir    = "/etc/kubernetes/pki/etcd"
+	ManifestsDir  = "/etc/kubernetes/manifests"
+	EtcdDataDir   = "/var/lib/etcd"
+	KubeletDir    = "/var/lib/kubelet"
+	KubeProxyDir  = "/var/lib/kube-proxy"
+	SystemdDir    = "/etc/systemd/system"
+	CNIConfDir    = "/etc/cni/net.d"
+	CNIBinDir     = "/opt/cni/bin"
+	ImagesDir     = "/var/lib/scratchgen/images"
+)
+
+// Cluster CA, its leaves, and the service-account key pair (control-plane nodes).
+const (
+	CACert                     = PKIDir + "/ca.crt"
+	CAKey                      = PKIDir + "/ca.key"
+	APIServerCert              = PKIDir + "/apiserver.crt"
+	APIServerKey               = PKIDir + "/apiserver.key"
+	APIServerKubeletClientCert = PKIDir + "/apiserver-kubelet-client.crt"
+	APIServerKubeletClientKey  = PKIDir + "/apiserver-kubelet-client.key"
+	APIServerEtcdClientCert    = PKIDir + "/apiserver-etcd-client.crt"
+	APIServerEtcdClientKey     = PKIDir + "/apiserver-etcd-client.key"
+	FrontProxyCACert           = PKIDir + "/front-proxy-ca.crt"
+	FrontProxyCAKey            = PKIDir + "/front-proxy-ca.key"
+	FrontProxyClientCert       = PKIDir + "/front-proxy-client.crt"
+	FrontProxyClientKey        = PKIDir + "/front-proxy-client.key"
+	SAKey                      = PKIDir + "/sa.key"
+	SAPub                      = PKIDir + "/sa.pub"
+	// KnownTokens is the static token file (--token-auth-file).
+	KnownTokens = KubernetesDir + "/known_tokens.csv"
+)
+
+// etcd CA and its leaves (etcd members; the CA certificate also on control-plane nodes).
+const (
+	EtcdCACert                = EtcdPKIDir + "/ca.crt"
+	EtcdCAKey                 = EtcdPKIDir + "/ca.key"
+	EtcdServerCert            = EtcdPKIDir + "/server.crt"
+	EtcdServerKey             = EtcdPKIDir + "/server.key"
+	EtcdPeerCert              = EtcdPKIDir + "/peer.crt"
+	EtcdPeerKey               = EtcdPKIDir + "/peer.key"
+	EtcdHealthcheckClientCert = EtcdPKIDir + "/healthcheck-client.crt"
+	EtcdHealthcheckClientKey  = EtcdPKIDir + "/healthcheck-client.key"
+)
+
+// Kubeconfigs.
+const (
+	AdminConf             = KubernetesDir + "/admin.conf"
+	SuperAdminConf        = KubernetesDir + "/super-admin.conf"
+	ControllerManagerConf = KubernetesDir + "/controller-manager.conf"
+	SchedulerConf         = KubernetesDir + "/scheduler.conf"
+	KubeletKubeconfig     = KubeletDir + "/kubeconfig"
+	KubeProxyKubeconfig   = KubeProxyDir + "/kubeconfig"
+	// AdminKubeconfig is the operator's copy, relative to the bundle's admin/ directory.
+	AdminKubeconfig = "admin.kubeconfig"
+)
+
+// Kubelet and kube-proxy files (every node).
+const (
+	KubeletConfig      = KubeletDir + "/config.yaml"
+	KubeletPKIDir      = KubeletDir + "/pki"
+	KubeletServingCert = KubeletPKIDir + "/kubelet.crt"
+	KubeletServingKey  = KubeletPKIDir + "/kubelet.key"
+	KubeProxyConfig    = KubeProxyDir + "/config.yaml"
+)
+
+// Static pod manifests.
+const (
+	EtcdManifest              = ManifestsDir + "/etcd.yaml"
+	APIServerManifest         = ManifestsDir + "/kube-apiserver.yaml"
+	ControllerManagerManifest = ManifestsDir + "/kube-controller-manager.yaml"
+	SchedulerManifest         = ManifestsDir + "/kube-scheduler.yaml"
+)
+
+// Container runtime.
+const (
+	ContainerdConfig = "/etc/containerd/config.toml"
+	ContainerdSocket = "unix:///run/containerd/containerd.sock"
+)
+
+// Ports.
+const (
+	EtcdClientPort        = 2379
+	EtcdPeerPort          = 2380
+	EtcdMetricsPort       = 2381
+	KubeletPort           = 10250
+	ControllerManagerPort = 10257
+	SchedulerPort         = 10259
+)
