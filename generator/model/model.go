@@ -101,10 +101,23 @@ func (e Endpoint) HostPort() string { return net.JoinHostPort(e.Host, strconv.It
 // URL returns https://host:port.
 func (e Endpoint) URL() string { return "https://" + e.HostPort() }
 
-// URLFor returns https://addr:port for a node's own address (control-plane components
-// talk to their local API server).
-func (e Endpoint) URLFor(addr netip.Addr) string {
-	return "https://" + net.JoinHostPort(addr.String(), strconv.Itoa(e.Port))
+// APIServerPort is the port every kube-apiserver listens on (--secure-port): the
+// endpoint's port when the endpoint is a control-plane node's own address, otherwise
+// DefaultAPIPort (a load balancer forwards from its own port to 6443).
+func (c *Cluster) APIServerPort() int {
+	if c.Endpoint.IP.IsValid() {
+		for _, n := range c.ControlPlanes() {
+			if n.Address == c.Endpoint.IP {
+				return c.Endpoint.Port
+			}
+		}
+	}
+	return DefaultAPIPort
+}
+
+// LocalAPIServerURL is how components on control-plane node n reach their own API server.
+func (c *Cluster) LocalAPIServerURL(n *Node) string {
+	return "https://" + net.JoinHostPort(n.Address.String(), strconv.Itoa(c.APIServerPort()))
 }
 
 // Node is one resolved machine.

@@ -25,8 +25,9 @@ import (
 // MinSecretLen is the minimum length in bytes of a root secret.
 const MinSecretLen = 32
 
-// Fixed HKDF salts; they domain-separate keys, tokens and serials. Changing any of them
-// changes every artefact ever rendered, so they are versioned and must never be edited.
+// Fixed domain-separation prefixes: the HKDF salts of keys and tokens and the hash prefix
+// of serials. Changing any of them changes every artefact ever rendered, so they are
+// versioned and must never be edited.
 const (
 	keySalt    = "scratchgen/v1 key"
 	tokenSalt  = "scratchgen/v1 token"

@@ -49,10 +49,11 @@ const (
 type Request struct {
 	// CommonName is the subject CN; required.
 	CommonName string
-	// Organization is the subject O, in the order given (several values form one
-	// multi-valued RDN, which DER encodes as a sorted SET, exactly as kubeadm's do).
+	// Organization is the subject O. Several values form one multi-valued RDN, a DER
+	// SET, which crypto/x509 sorts: they parse back in sorted order, as kubeadm's do.
 	Organization []string
-	// DNSNames are the DNS subjectAltNames. For a CA an empty list means [CommonName].
+	// DNSNames are the DNS subjectAltNames. A CA given neither DNSNames nor IPs gets
+	// DNS:CommonName, as kubeadm's CAs do.
 	DNSNames []string
 	// IPs are the IP subjectAltNames (IPv4 addresses are encoded in 4 octets).
 	IPs []net.IP
@@ -337,6 +338,11 @@ func (is *Issuer) Sign(key *ecdsa.PrivateKey, req Request) (*x509.Certificate, [
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (%q)", err, req.CommonName)
 	}
+	// Cost per leaf (~0.4 ms on a 2-core EPYC, BenchmarkSignLeaf) is dominated by
+	// ECDSA: 2 RFC 6979 signatures (CSR, certificate) and 3 verifications (crypto/x509
+	// re-checks every signature it makes, for the CSR and the certificate, and cfssl
+	// checks the CSR). Only the cfssl signer and policy can be reused across leaves;
+	// the CSR is per key. Callers may sign concurrently on one Issuer.
 	csr, err := csrPEM(key, &req, true)
 	if err != nil {
 		return nil, nil, err

@@ -1,0 +1,50 @@
+# scratchgen — see README.md. `make demo` renders the example; `make test` runs every check CI runs.
+GO        ?= go
+BIN       ?= bin/scratchgen
+SPEC      ?= examples/demo/cluster.yaml
+E2E_CACHE ?= $(CURDIR)/e2e/.cache
+K8S_VERSIONS ?= v1.34.4 v1.35.4 v1.36.3
+
+.PHONY: all build test unit golden demo fuzz bench e2e e2e-all lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/scratchgen
+
+## test: unit tests, golden cases and validators (what CI runs besides the boot test)
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+## golden: rewrite the expected golden files from the current output, then re-check
+golden:
+	$(GO) test -count=1 ./golden -update
+	$(GO) test -count=1 ./golden
+
+## demo: render the example cluster into bundles/
+demo: build
+	@mkdir -p $(dir $(SPEC))
+	@test -f $(SPEC) || $(BIN) init > $(SPEC)
+	$(BIN) render -f $(SPEC) -o bundles
+
+## fuzz: fuzz the spec parser and validation (a few minutes; not in CI)
+FUZZTIME ?= 3m
+fuzz:
+	$(GO) test ./generator/model -run '^$$' -fuzz FuzzResolve -fuzztime $(FUZZTIME)
+
+## bench: render a 1000-node cluster (cold and no-op) and the hot paths
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./generator/render ./generator/pki ./generator/writer
+
+clean:
+	rm -rf bin bundles/*/ e2e/.cache
+
+## e2e: boot a rendered cluster on real etcd and Kubernetes binaries (as root; the first run builds them into e2e/.cache)
+E2E_VERSION ?= v1.36.3
+e2e:
+	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -count=1 -v -timeout 20m ./e2e
+
+## e2e-all: the boot test for the tested patch of every supported minor, one go test run each
+e2e-all:
+	@set -e; for v in $(K8S_VERSIONS); do echo "=== make e2e E2E_VERSION=$$v"; $(MAKE) --no-print-directory e2e E2E_VERSION=$$v; done

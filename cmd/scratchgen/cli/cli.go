@@ -1,0 +1,178 @@
+// Package cli is scratchgen's command line: Run(args, stdio) with a private pflag set per
+// command, so that tests drive it exactly as users do. Exit codes: 0 ok, 1 error,
+// 2 "changes" (render --check, diff).
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Version is set at build time with -ldflags "-X .../cli.Version=…".
+var Version = "dev"
+
+// Stdio are the streams a command uses.
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// Env is what commands take from the world; tests replace it.
+type Env struct {
+	// Now is the clock (recorded in the lock for certificates issued the first time).
+	Now func() time.Time
+	// Random fills a new root secret.
+	Random io.Reader
+}
+
+// ExitError ends a command with a specific exit code; Msg (if any) goes to stderr.
+type ExitError struct {
+	Code int
+	Msg  string
+}
+
+func (e *ExitError) Error() string { return e.Msg }
+
+// exitChanges is the "something differs" result of render --check and diff.
+var exitChanges = &ExitError{Code: 2}
+
+type command struct {
+	name, args, short string
+	run               func(r *runner, args []string) error
+}
+
+type runner struct {
+	io    Stdio
+	env   Env
+	flags *pflag.FlagSet
+}
+
+func commands() []command {
+	return []command{
+		{"init", "[--name NAME]", "print a complete, commented example spec", runInit},
+		{"validate", "[-f cluster.yaml]", "check a spec; print every problem with its field path", runValidate},
+		{"render", "[-f cluster.yaml] [-o bundles] [--lock F] [--secret F] [--check]", "render the bundle (offline)", runRender},
+		{"version", "", "print scratchgen's version and the supported Kubernetes minors", runVersion},
+		{"help", "[COMMAND]", "show help", nil},
+	}
+}
+
+// Main runs a command and returns its exit code, printing errors to stdio.Err.
+func Main(args []string, stdio Stdio) int {
+	return Exit(Run(args, stdio, DefaultEnv()), stdio)
+}
+
+// DefaultEnv is the real world.
+func DefaultEnv() Env {
+	return Env{Now: time.Now, Random: cryptoRand}
+}
+
+// Exit maps Run's error to an exit code, printing the message.
+func Exit(err error, stdio Stdio) int {
+	if err == nil {
+		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Msg != "" {
+			fmt.Fprintln(stdio.Err, "scratchgen:", ee.Msg)
+		}
+		return ee.Code
+	}
+	fmt.Fprintln(stdio.Err, "scratchgen:", err)
+	return 1
+}
+
+// Run executes one command line. It never calls os.Exit and never panics on bad input.
+func Run(args []string, stdio Stdio, env Env) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error (please report it): %v", p)
+		}
+	}()
+	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+		if len(args) > 1 {
+			return help(stdio.Out, args[1])
+		}
+		usage(stdio.Out)
+		return nil
+	}
+	if args[0] == "--version" {
+		args[0] = "version"
+	}
+	for _, c := range commands() {
+		if c.name != args[0] || c.run == nil {
+			continue
+		}
+		r := &runner{io: stdio, env: env, flags: pflag.NewFlagSet(c.name, pflag.ContinueOnError)}
+		r.flags.SetOutput(io.Discard)
+		r.flags.SortFlags = false
+		r.flags.Usage = func() {}
+		return c.run(r, args[1:])
+	}
+	return &ExitError{Code: 1, Msg: fmt.Sprintf("unknown command %q; run `scratchgen help`", args[0])}
+}
+
+// parse parses flags, handling --help.
+func (r *runner) parse(name string, args []string) (bool, error) {
+	help := r.flags.BoolP("help", "h", false, "show this help")
+	if err := r.flags.Parse(args); err != nil {
+		return false, &ExitError{Code: 1, Msg: fmt.Sprintf("%s: %v; run `scratchgen %s --help`", name, err, name)}
+	}
+	if *help {
+		printCommandHelp(r.io.Out, name, r.flags)
+		return true, nil
+	}
+	return false, nil
+}
+
+func (r *runner) noArgs(name string) error {
+	if r.flags.NArg() > 0 {
+		return &ExitError{Code: 1, Msg: fmt.Sprintf("%s takes no arguments, got %q; run `scratchgen %s --help`", name, strings.Join(r.flags.Args(), " "), name)}
+	}
+	return nil
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, "scratchgen renders offline, reproducible per-node bundles for a Kubernetes cluster built from scratch.\n\nUsage:\n  scratchgen COMMAND [flags]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.short)
+	}
+	fmt.Fprint(w, "\nRun `scratchgen COMMAND --help` for a command's flags.\nExit codes: 0 ok, 1 error, 2 changes (render --check).\n")
+}
+
+func help(w io.Writer, name string) error {
+	for _, c := range commands() {
+		if c.name == name && c.run != nil {
+			return Run([]string{name, "--help"}, Stdio{Out: w, Err: w}, DefaultEnv())
+		}
+	}
+	return &ExitError{Code: 1, Msg: fmt.Sprintf("unknown command %q; run `scratchgen help`", name)}
+}
+
+func printCommandHelp(w io.Writer, name string, fs *pflag.FlagSet) {
+	for _, c := range commands() {
+		if c.name == name {
+			fmt.Fprintf(w, "scratchgen %s: %s\n\nUsage:\n  scratchgen %s %s\n\nFlags:\n", c.name, c.short, c.name, c.args)
+		}
+	}
+	fmt.Fprint(w, fs.FlagUsages())
+}
+
+// readFile reads a file, naming it in errors and saying what to do when it is missing.
+func readFile(path, what, hint string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s %s does not exist; %s", what, path, hint)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s %s: %w", what, path, err)
+	}
+	return data, nil
+}

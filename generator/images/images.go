@@ -1,0 +1,172 @@
+// Package images is scratchgen's only door to container registries and to
+// go-containerregistry. It decides which images each node needs, pins tags to digests
+// (Pin, online), fetches pinned images into a local OCI image-layout cache (Pull, online),
+// and, offline and from the cache only, turns a pinned image into an archive that
+// `ctr -n k8s.io images import` accepts (Archive) and the bundle files that carry and
+// import those archives on a node (EmbedFiles).
+//
+// # Which node needs which image
+//
+// ForNode is the one table of that decision:
+//
+//   - every node: pause (containerd's sandbox image: every pod, static or not, needs it);
+//   - etcd members: etcd;
+//   - control-plane nodes: kube-apiserver, kube-controller-manager, kube-scheduler (in
+//     hyperkube style these are one image, listed once);
+//   - worker nodes: coredns (the CoreDNS add-on is an ordinary Deployment, scheduled onto
+//     nodes that take workloads). A cluster without any worker node schedules CoreDNS
+//     onto its tainted nodes (the add-on tolerates the control-plane taint), so there
+//     every node gets coredns.
+//
+// kube-proxy runs as a host service from a binary in this design, so its image is on no
+// node; Pin still pins it, because the model renders (and warns about) every image tag
+// it resolves.
+//
+// # Archives
+//
+// An archive is an OCI image layout in a tar stream: oci-layout, index.json and the
+// blobs, byte for byte as the registry served them (see Archive for why not a plain
+// docker-archive). It also carries a Docker-style manifest.json for one platform, as
+// `docker save` has done since Docker 25, so docker-archive readers accept it too.
+package images
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/scratchgen/scratchgen/generator/model"
+)
+
+// Platforms are the platforms Pin records, in this order, where an image index lists them.
+var Platforms = []string{"linux/amd64", "linux/arm64"}
+
+// need is the table ForNode reads: a component and whether node n needs its image.
+// Order is the output order. It is never modified.
+var need = []struct {
+	component string
+	on        func(c *model.Cluster, n *model.Node) bool
+}{
+	{model.ImagePause, func(*model.Cluster, *model.Node) bool { return true }},
+	{model.ImageEtcd, func(_ *model.Cluster, n *model.Node) bool { return n.Etcd() }},
+	{model.ImageAPIServer, func(_ *model.Cluster, n *model.Node) bool { return n.ControlPlane() }},
+	{model.ImageControllerManager, func(_ *model.Cluster, n *model.Node) bool { return n.ControlPlane() }},
+	{model.ImageScheduler, func(_ *model.Cluster, n *model.Node) bool { return n.ControlPlane() }},
+	{model.ImageCoreDNS, func(c *model.Cluster, n *model.Node) bool { return n.Worker() || !hasWorker(c) }},
+}
+
+func hasWorker(c *model.Cluster) bool {
+	for _, n := range c.Nodes {
+		if n.Worker() {
+			return true
+		}
+	}
+	return false
+}
+
+// Components returns the image components node n needs (model.Image* names), in the
+// table's order: pause, etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+// coredns. Components sharing one image (hyperkube style) are all listed.
+func Components(c *model.Cluster, n *model.Node) []string {
+	var out []string
+	for _, e := range need {
+		if e.on(c, n) {
+			out = append(out, e.component)
+		}
+	}
+	return out
+}
+
+// ForNode returns the image references by tag (the lock's keys, c.Images.Tags) that
+// node n needs, in the order of Components and without duplicates: in hyperkube style
+// the one all-in-one image appears once.
+func ForNode(c *model.Cluster, n *model.Node) []string {
+	return refsFor(c, n, c.Images.Tags)
+}
+
+// Needed returns every tag reference some node needs, sorted, without duplicates.
+func Needed(c *model.Cluster) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range c.Nodes {
+		for _, t := range ForNode(c, n) {
+			if !seen[t] {
+				seen[t] = true
+				out = append(out, t)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// All returns every tag reference the model resolves (the node images and kube-proxy's),
+// sorted, without duplicates: what Pin should pin so that render has nothing unpinned.
+func All(c *model.Cluster) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range c.Images.Tags {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func refsFor(c *model.Cluster, n *model.Node, refs map[string]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, comp := range Components(c, n) {
+		r := refs[comp]
+		if r != "" && !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// NodeImages is one node's entry in List.
+type NodeImages struct {
+	// Node is the node name; Roles its roles in the order control-plane, etcd, worker.
+	Node  string
+	Roles []string
+	// Refs are the references as rendered ("name:tag@sha256:…" where the lock pins the
+	// tag, else "name:tag"), in ForNode's order.
+	Refs []string
+}
+
+// List returns, per node in spec order, the image references the bundle renders for it.
+func List(c *model.Cluster) []NodeImages {
+	out := make([]NodeImages, 0, len(c.Nodes))
+	for _, n := range c.Nodes {
+		var roles []string
+		for _, r := range []model.Role{model.RoleControlPlane, model.RoleEtcd, model.RoleWorker} {
+			if n.Is(r) {
+				roles = append(roles, string(r))
+			}
+		}
+		out = append(out, NodeImages{Node: n.Name, Roles: roles, Refs: refsFor(c, n, c.Images.Refs)})
+	}
+	return out
+}
+
+// FormatList writes List's result like `kubeadm config images list`: one reference per
+// line, each node's group under a "# node NAME (ROLES)" header, groups separated by a
+// blank line.
+func FormatList(list []NodeImages) string {
+	var b strings.Builder
+	for i, n := range list {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "# node %s (%s)\n", n.Node, strings.Join(n.Roles, ", "))
+		for _, r := range n.Refs {
+			b.WriteString(r)
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}

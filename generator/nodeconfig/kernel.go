@@ -1,0 +1,59 @@
+package nodeconfig
+
+import (
+	"strings"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/model"
+)
+
+// kernelModules are loaded at boot (modules-load.d) and by scratchgen-kernel.service:
+// br_netfilter makes bridged pod traffic visible to iptables (kube-proxy, portmap),
+// overlay is containerd's default snapshotter.
+var kernelModules = []string{"br_netfilter", "overlay"}
+
+// sysctls are applied at boot (sysctl.d) and by scratchgen-kernel.service. ip_forward is
+// the guide's requirement for routing pod traffic; the bridge-nf-call settings need
+// br_netfilter and let kube-proxy's rules see traffic between pods on one bridge.
+var sysctls = [][2]string{
+	{"net.ipv4.ip_forward", "1"},
+	{"net.bridge.bridge-nf-call-iptables", "1"},
+	{"net.bridge.bridge-nf-call-ip6tables", "1"},
+}
+
+func kernelFiles(_ *model.Cluster, _ *model.Node) ([]bundle.File, error) {
+	var mods, sys strings.Builder
+	mods.WriteString("# " + header + "\n# Loaded at boot by systemd-modules-load.\n")
+	for _, m := range kernelModules {
+		mods.WriteString(m + "\n")
+	}
+	sys.WriteString("# " + header + "\n# Applied at boot by systemd-sysctl (after systemd-modules-load loads br_netfilter).\n")
+	for _, kv := range sysctls {
+		sys.WriteString(kv[0] + " = " + kv[1] + "\n")
+	}
+	// The boot-time services read the two directories only at boot; this oneshot applies
+	// them at once on a machine that receives the bundle while running (rsync), so no
+	// reboot is needed, and orders the runtime and the kubelet after them on every boot.
+	u := unit{
+		{"Unit", []entry{
+			kv("Description", "scratchgen: kernel modules and sysctls for Kubernetes"),
+			kv("Documentation", "https://kubernetes.io/docs/setup/production-environment/container-runtimes/#prerequisite-ipv4-forwarding-optional"),
+			kv("After", "systemd-modules-load.service", "systemd-sysctl.service"),
+			kv("Before", ContainerdService, KubeletService, KubeProxyService),
+		}},
+		{"Service", []entry{
+			kv("Type", "oneshot"),
+			kv("RemainAfterExit", "yes"),
+			// Bare command names: systemd resolves them on its fixed search path
+			// (/usr/local/sbin … /usr/bin), which covers Debian, Flatcar and Fedora CoreOS.
+			kv("ExecStart", append([]string{"modprobe", "-a"}, kernelModules...)...),
+			kv("ExecStart", "sysctl", "--system"),
+		}},
+		{"Install", []entry{kv("WantedBy", "multi-user.target")}},
+	}
+	return []bundle.File{
+		public(ModulesConf, []byte(mods.String())),
+		public(SysctlConf, []byte(sys.String())),
+		public(KernelUnit, u.bytes()),
+	}, nil
+}

@@ -1,0 +1,118 @@
+package nodeconfig
+
+import (
+	"path"
+
+	corev1 "k8s.io/api/core/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/nodeconfig/kyaml"
+	"github.com/scratchgen/scratchgen/generator/paths"
+)
+
+// ControlPlaneTaint keeps ordinary workloads off control-plane and etcd nodes that are not
+// also workers (kubeadm's taint).
+var ControlPlaneTaint = corev1.Taint{Key: "node-role.kubernetes.io/control-plane", Effect: corev1.TaintEffectNoSchedule}
+
+// systemdResolvedConf is the resolv.conf listing the real upstream servers when
+// systemd-resolved runs; its default /etc/resolv.conf points at the 127.0.0.53 stub, which
+// is unreachable from a pod and makes CoreDNS's loop plugin stop the pod.
+const systemdResolvedConf = "/run/systemd/resolve/resolv.conf"
+
+// KubeletConfiguration returns the kubelet configuration for n. Only fields every
+// supported minor (1.34 to 1.36) knows are set, and the container runtime endpoint is a
+// config field (1.27+), never a flag; --pod-infra-container-image (removed in 1.35) is never
+// used: containerd's sandbox_image names the pause image.
+func KubeletConfiguration(c *model.Cluster, n *model.Node) *kubeletv1beta1.KubeletConfiguration {
+	k := &kubeletv1beta1.KubeletConfiguration{
+		Authentication: kubeletv1beta1.KubeletAuthentication{
+			Anonymous: kubeletv1beta1.KubeletAnonymousAuthentication{Enabled: new(false)},
+			Webhook:   kubeletv1beta1.KubeletWebhookAuthentication{Enabled: new(true)},
+			X509:      kubeletv1beta1.KubeletX509Authentication{ClientCAFile: paths.CACert},
+		},
+		Authorization:            kubeletv1beta1.KubeletAuthorization{Mode: kubeletv1beta1.KubeletAuthorizationModeWebhook},
+		CgroupDriver:             "systemd",
+		ClusterDNS:               []string{c.DNSIP.String()},
+		ClusterDomain:            c.DNSDomain,
+		ContainerRuntimeEndpoint: paths.ContainerdSocket,
+		HealthzBindAddress:       "127.0.0.1",
+		HealthzPort:              new(int32(10248)),
+		// Pod ranges are rendered, not allocated by the controller manager, so the kubelet
+		// gets its range from here and passes it to the runtime.
+		PodCIDR: n.PodCIDR.String(),
+		// The serving certificate is issued by scratchgen's CA, like every other
+		// certificate: no CSR bootstrap and no rotation through the certificates API
+		// (serverTLSBootstrap and rotateCertificates stay at their default, false). The
+		// client certificate in the kubeconfig is scratchgen's too; re-render to renew.
+		TLSCertFile:       paths.KubeletServingCert,
+		TLSPrivateKeyFile: paths.KubeletServingKey,
+	}
+	if n.RunsStaticPods() {
+		k.StaticPodPath = paths.ManifestsDir
+	}
+	if n.RunsStaticPods() && !n.Worker() {
+		k.RegisterWithTaints = []corev1.Taint{ControlPlaneTaint}
+	}
+	if n.OS == model.OSFlatcar || n.OS == model.OSFCOS {
+		// Both run systemd-resolved by default (Fedora CoreOS points /etc/resolv.conf at
+		// its stub); this file lists the real upstream servers whatever that link says.
+		k.ResolverConfig = new(systemdResolvedConf)
+	}
+	k.APIVersion = kubeletv1beta1.SchemeGroupVersion.String()
+	k.Kind = "KubeletConfiguration"
+	return k
+}
+
+func kubeletFiles(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
+	conf, err := kyaml.Marshal(KubeletConfiguration(c, n))
+	if err != nil {
+		return nil, err
+	}
+	conf = append([]byte(`# `+header+`
+# The kubelet's serving certificate (tlsCertFile) and its client certificate (kubeconfig)
+# are issued by scratchgen's CA, so serverTLSBootstrap and rotateCertificates stay false.
+`), conf...)
+
+	base := unit{
+		{"Unit", []entry{
+			kv("Description", "kubelet: The Kubernetes Node Agent"),
+			kv("Documentation", "https://kubernetes.io/docs/reference/command-line-tools-reference/kubelet/"),
+			kv("Wants", "network-online.target", ContainerdService),
+			kv("After", "network-online.target", ContainerdService),
+			// Never give up restarting: the kubelet waits for the API server and the runtime.
+			kv("StartLimitIntervalSec", "0"),
+		}},
+		{"Service", []entry{
+			kv("ExecStart", path.Join(n.BinDir(), "kubelet")),
+			kv("Restart", "always"),
+			kv("RestartSec", "10"),
+		}},
+		{"Install", []entry{kv("WantedBy", "multi-user.target")}},
+	}
+	// Flags only for what is not a config field; sorted.
+	argv := []string{
+		path.Join(n.BinDir(), "kubelet"),
+		"--config=" + paths.KubeletConfig,
+		"--hostname-override=" + n.Name,
+		"--kubeconfig=" + paths.KubeletKubeconfig,
+		"--node-ip=" + n.Address.String(),
+	}
+	deps := append([]string{KernelService}, networkUnits(c)...)
+	dropIn := unit{
+		{"Unit", []entry{
+			kv("Wants", deps...),
+			kv("After", deps...),
+		}},
+		{"Service", []entry{
+			kv("ExecStart"), // clears the base unit's command
+			command("ExecStart", argv...),
+		}},
+	}
+	return []bundle.File{
+		public(paths.KubeletConfig, conf),
+		public(KubeletUnit, base.bytes()),
+		public(KubeletDropIn, dropIn.bytes()),
+	}, nil
+}

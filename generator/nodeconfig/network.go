@@ -1,0 +1,231 @@
+package nodeconfig
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/model"
+)
+
+// The routed pod network of the from-scratch guide: each node bridges its pods on cbr0,
+// whose address is the first IP of the node's pod range; every node routes the other
+// nodes' pod ranges to their node addresses (no overlay, so the nodes must share an L2
+// segment or a router that knows the routes); traffic from pods to outside the cluster
+// network is masqueraded.
+//
+// No loopback configuration is rendered: the container runtime sets up each pod's lo
+// itself (containerd's CRI calls the loopback plugin binary from the CNI bin directory
+// without any configuration file), so a 99-loopback.conf would be dead weight. The
+// binary must still be installed with the other plugins.
+
+// BridgeName is the pod bridge the guide calls cbr0.
+const BridgeName = "cbr0"
+
+// Conflist is the CNI network configuration list written to CNIConflist. Field order is
+// the output order.
+type Conflist struct {
+	CNIVersion string      `json:"cniVersion"`
+	Name       string      `json:"name"`
+	Plugins    []CNIPlugin `json:"plugins"`
+}
+
+// CNIPlugin holds the fields of the bridge and portmap plugins scratchgen uses.
+type CNIPlugin struct {
+	Type         string          `json:"type"`
+	Bridge       string          `json:"bridge,omitempty"`
+	IsGateway    bool            `json:"isGateway,omitempty"`
+	IPMasq       *bool           `json:"ipMasq,omitempty"`
+	HairpinMode  bool            `json:"hairpinMode,omitempty"`
+	MTU          int             `json:"mtu,omitempty"`
+	IPAM         *IPAM           `json:"ipam,omitempty"`
+	Capabilities map[string]bool `json:"capabilities,omitempty"`
+}
+
+// IPAM is the host-local IP address management section.
+type IPAM struct {
+	Type   string        `json:"type"`
+	Ranges [][]IPAMRange `json:"ranges"`
+	Routes []IPAMRoute   `json:"routes"`
+}
+
+// IPAMRange is one host-local range.
+type IPAMRange struct {
+	Subnet  string `json:"subnet"`
+	Gateway string `json:"gateway"`
+}
+
+// IPAMRoute is a route host-local installs in every pod.
+type IPAMRoute struct {
+	Dst string `json:"dst"`
+}
+
+func networkFiles(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
+	if c.NetworkMode != model.NetworkRouted {
+		return nil, nil
+	}
+	if !n.BridgeAddr.IsValid() || !n.PodCIDR.Contains(n.BridgeAddr.Addr()) {
+		return nil, fmt.Errorf("bridge address %v is not inside pod range %s", n.BridgeAddr, n.PodCIDR)
+	}
+	for _, r := range n.Routes {
+		if r.Dest.Overlaps(n.PodCIDR) || r.Via == n.Address {
+			return nil, fmt.Errorf("route %s via %s (node %s) points at this node itself", r.Dest, r.Via, r.Node)
+		}
+	}
+	conf := Conflist{
+		CNIVersion: "1.0.0",
+		Name:       BridgeName,
+		Plugins: []CNIPlugin{
+			{
+				Type:      "bridge",
+				Bridge:    BridgeName,
+				IsGateway: true,
+				// Off: the bridge plugin's own masquerade would also NAT pod-to-pod traffic
+				// to other nodes; scratchgen-masquerade.service does it cluster-aware.
+				IPMasq:      new(bool),
+				HairpinMode: true,
+				MTU:         c.MTU,
+				IPAM: &IPAM{
+					Type:   "host-local",
+					Ranges: [][]IPAMRange{{{Subnet: n.PodCIDR.String(), Gateway: n.BridgeAddr.Addr().String()}}},
+					Routes: []IPAMRoute{{Dst: "0.0.0.0/0"}},
+				},
+			},
+			{Type: "portmap", Capabilities: map[string]bool{"portMappings": true}},
+		},
+	}
+	cni, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	files := []bundle.File{
+		public(CNIConflist, append(cni, '\n')),
+		{Path: RoutesScript, Mode: bundle.ModeExecute, Data: routesScript(n)},
+		public(RoutesUnit, routesUnit()),
+	}
+	if c.Masquerade {
+		files = append(files,
+			bundle.File{Path: MasqueradeScript, Mode: bundle.ModeExecute, Data: masqueradeScript(c)},
+			public(MasqueradeUnit, masqueradeUnit()))
+	}
+	return files, nil
+}
+
+// routesScript replaces (idempotently) or deletes the routes to the other nodes' pod
+// ranges. PATH comes from systemd, or from the operator's shell when run by hand.
+func routesScript(n *model.Node) []byte {
+	var add, del strings.Builder
+	for _, r := range n.Routes {
+		fmt.Fprintf(&add, "\tip route replace %s via %s # node %s\n", r.Dest, r.Via, r.Node)
+		fmt.Fprintf(&del, "\tip route del %s via %s 2>/dev/null || true\n", r.Dest, r.Via)
+	}
+	if len(n.Routes) == 0 {
+		add.WriteString("\t: # no other nodes\n")
+		del.WriteString("\t: # no other nodes\n")
+	}
+	return []byte(`#!/bin/sh
+# ` + header + `
+# Static routes from node ` + n.Name + ` to every other node's pod range (the routed pod
+# network: no overlay). Usage: routes.sh start|stop; both are idempotent.
+set -eu
+
+case "${1:-}" in
+start)
+` + add.String() + `	;;
+stop)
+` + del.String() + `	;;
+*)
+	echo "usage: $0 start|stop" >&2
+	exit 2
+	;;
+esac
+`)
+}
+
+func routesUnit() []byte {
+	return unit{
+		{"Unit", []entry{
+			kv("Description", "scratchgen: routes to the other nodes' pod ranges"),
+			kv("Documentation", "file://"+RoutesScript),
+			kv("Wants", "network-online.target"),
+			kv("After", "network-online.target"),
+			kv("Before", KubeletService, KubeProxyService),
+		}},
+		{"Service", []entry{
+			kv("Type", "oneshot"),
+			kv("RemainAfterExit", "yes"),
+			kv("ExecStart", RoutesScript, "start"),
+			kv("ExecStop", RoutesScript, "stop"),
+		}},
+		{"Install", []entry{kv("WantedBy", "multi-user.target")}},
+	}.bytes()
+}
+
+// MasqueradeChain is the nat chain holding the masquerade rule; a dedicated chain makes
+// the rule replaceable and removable as a whole.
+const MasqueradeChain = "SCRATCHGEN-MASQ"
+
+// masqueradeScript installs the guide's rule
+//
+//	iptables -t nat -A POSTROUTING ! -d $CLUSTER_SUBNET -m addrtype ! --dst-type LOCAL -j MASQUERADE
+//
+// with one modern refinement: -s $CLUSTER_SUBNET, so only pod traffic is rewritten and the
+// host's own connections keep their source address.
+func masqueradeScript(c *model.Cluster) []byte {
+	return []byte(`#!/bin/sh
+# ` + header + `
+# Masquerades traffic from the cluster's pods (` + c.PodCIDR.String() + `) to destinations outside the
+# cluster network that are not local to this node: the from-scratch guide's rule, restricted
+# to pod sources (-s) so traffic the node itself originates keeps its address. The rule lives
+# in its own nat chain, jumped to from POSTROUTING, so start replaces it and stop removes it
+# cleanly. Usage: masquerade.sh start|stop; both are idempotent.
+set -eu
+
+chain=` + MasqueradeChain + `
+pods=` + c.PodCIDR.String() + `
+comment="scratchgen: masquerade pod traffic leaving the cluster network"
+
+ipt() {
+	iptables -w -t nat "$@"
+}
+
+case "${1:-}" in
+start)
+	ipt -N "$chain" 2>/dev/null || true
+	ipt -F "$chain"
+	ipt -A "$chain" -s "$pods" ! -d "$pods" -m addrtype ! --dst-type LOCAL -j MASQUERADE
+	ipt -C POSTROUTING -m comment --comment "$comment" -j "$chain" 2>/dev/null ||
+		ipt -A POSTROUTING -m comment --comment "$comment" -j "$chain"
+	;;
+stop)
+	while ipt -D POSTROUTING -m comment --comment "$comment" -j "$chain" 2>/dev/null; do :; done
+	ipt -F "$chain" 2>/dev/null || true
+	ipt -X "$chain" 2>/dev/null || true
+	;;
+*)
+	echo "usage: $0 start|stop" >&2
+	exit 2
+	;;
+esac
+`)
+}
+
+func masqueradeUnit() []byte {
+	return unit{
+		{"Unit", []entry{
+			kv("Description", "scratchgen: masquerade pod traffic leaving the cluster network"),
+			kv("Documentation", "file://"+MasqueradeScript),
+			kv("Wants", KernelService),
+			kv("After", KernelService),
+			kv("Before", KubeletService, KubeProxyService),
+		}},
+		{"Service", []entry{
+			kv("Type", "oneshot"),
+			kv("RemainAfterExit", "yes"),
+			kv("ExecStart", MasqueradeScript, "start"),
+			kv("ExecStop", MasqueradeScript, "stop"),
+		}},
+		{"Install", []entry{kv("WantedBy", "multi-user.target")}},
+	}.bytes()
+}

@@ -1,0 +1,287 @@
+package nodeconfig
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	proxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/paths"
+)
+
+func TestDeterministic(t *testing.T) {
+	each(t, func(t *testing.T, r rendered) {
+		again, units, err := Node(r.c, r.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(units, r.units) {
+			t.Errorf("units differ: %v vs %v", units, r.units)
+		}
+		if len(again) != len(r.files) {
+			t.Fatalf("%d files, then %d", len(r.files), len(again))
+		}
+		for i := range again {
+			if again[i].Path != r.files[i].Path || again[i].Mode != r.files[i].Mode || !bytes.Equal(again[i].Data, r.files[i].Data) {
+				t.Errorf("%s differs between two calls", again[i].Path)
+			}
+		}
+	})
+}
+
+func TestFileListAndModes(t *testing.T) {
+	each(t, func(t *testing.T, r rendered) {
+		var got []string
+		for i, f := range r.files {
+			got = append(got, f.Path)
+			if i > 0 && r.files[i-1].Path >= f.Path {
+				t.Errorf("files not sorted or duplicated at %s", f.Path)
+			}
+			if f.Secret {
+				t.Errorf("%s is marked secret; nodeconfig renders none", f.Path)
+			}
+			want := bundle.ModePublic
+			if strings.HasSuffix(f.Path, ".sh") {
+				want = bundle.ModeExecute
+			}
+			if f.Mode != want {
+				t.Errorf("%s mode %o, want %o", f.Path, f.Mode, want)
+			}
+			if bytes.Contains(f.Data, []byte("pod-infra-container-image")) {
+				t.Errorf("%s mentions --pod-infra-container-image (removed in 1.35)", f.Path)
+			}
+		}
+		want := []string{ModulesConf, SysctlConf, KernelUnit, paths.ContainerdConfig, ContainerdDropIn,
+			paths.KubeletConfig, KubeletUnit, KubeletDropIn, paths.KubeProxyConfig, KubeProxyUnit}
+		wantUnits := []string{KernelService}
+		if r.c.NetworkMode == model.NetworkRouted {
+			want = append(want, CNIConflist, RoutesScript, RoutesUnit)
+			wantUnits = append(wantUnits, RoutesService)
+			if r.c.Masquerade {
+				want = append(want, MasqueradeScript, MasqueradeUnit)
+				wantUnits = append(wantUnits, MasqueradeService)
+			}
+		}
+		wantUnits = append(wantUnits, ContainerdService, KubeletService, KubeProxyService)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("files\n got %v\nwant %v", got, want)
+		}
+		if !slices.Equal(r.units, wantUnits) {
+			t.Errorf("units %v, want %v", r.units, wantUnits)
+		}
+	})
+}
+
+// TestKubeletConfigStrict decodes the rendered kubelet configuration strictly into the
+// upstream type, checks it round-trips to the value rendered, and checks the per-role fields.
+func TestKubeletConfigStrict(t *testing.T) {
+	each(t, func(t *testing.T, r rendered) {
+		f, _ := r.file(paths.KubeletConfig)
+		var k kubeletv1beta1.KubeletConfiguration
+		if err := yaml.UnmarshalStrict(f.Data, &k); err != nil {
+			t.Fatalf("strict decode: %v\n%s", err, f.Data)
+		}
+		if !apiequality.Semantic.DeepEqual(&k, KubeletConfiguration(r.c, r.n)) {
+			t.Errorf("decoded configuration differs from the rendered value:\n%s", f.Data)
+		}
+		if k.APIVersion != "kubelet.config.k8s.io/v1beta1" || k.Kind != "KubeletConfiguration" {
+			t.Errorf("type meta %s %s", k.APIVersion, k.Kind)
+		}
+		if k.PodCIDR != r.n.PodCIDR.String() || k.ClusterDNS[0] != r.c.DNSIP.String() || k.ClusterDomain != r.c.DNSDomain {
+			t.Errorf("podCIDR %s clusterDNS %v domain %s", k.PodCIDR, k.ClusterDNS, k.ClusterDomain)
+		}
+		if k.Authentication.Anonymous.Enabled == nil || *k.Authentication.Anonymous.Enabled {
+			t.Error("anonymous authentication not explicitly disabled")
+		}
+		if k.ServerTLSBootstrap || k.RotateCertificates {
+			t.Error("serverTLSBootstrap/rotateCertificates must stay off: scratchgen issues kubelet certificates")
+		}
+		if (k.StaticPodPath != "") != r.n.RunsStaticPods() {
+			t.Errorf("staticPodPath %q on a node with roles %v", k.StaticPodPath, r.n.Roles)
+		}
+		tainted := len(k.RegisterWithTaints) == 1 && k.RegisterWithTaints[0] == ControlPlaneTaint
+		if tainted != (r.n.RunsStaticPods() && !r.n.Worker()) || (!tainted && len(k.RegisterWithTaints) > 0) {
+			t.Errorf("registerWithTaints %v on a node with roles %v", k.RegisterWithTaints, r.n.Roles)
+		}
+		for _, noise := range []string{"null", "{}", "0s", `""`} {
+			if bytes.Contains(f.Data, []byte(noise)) {
+				t.Errorf("kubelet config contains %s:\n%s", noise, f.Data)
+			}
+		}
+	})
+}
+
+func TestKubeProxyConfigStrict(t *testing.T) {
+	each(t, func(t *testing.T, r rendered) {
+		f, _ := r.file(paths.KubeProxyConfig)
+		var k proxyv1alpha1.KubeProxyConfiguration
+		if err := yaml.UnmarshalStrict(f.Data, &k); err != nil {
+			t.Fatalf("strict decode: %v\n%s", err, f.Data)
+		}
+		if !apiequality.Semantic.DeepEqual(&k, KubeProxyConfiguration(r.c, r.n)) {
+			t.Errorf("decoded configuration differs from the rendered value:\n%s", f.Data)
+		}
+		if k.ClientConnection.Kubeconfig != paths.KubeProxyKubeconfig || k.ClusterCIDR != r.c.PodCIDR.String() ||
+			string(k.Mode) != r.c.ProxyMode || k.HostnameOverride != r.n.Name || k.BindAddress != "0.0.0.0" {
+			t.Errorf("unexpected configuration:\n%s", f.Data)
+		}
+		for _, noise := range []string{"null", "{}", "0s", `""`} {
+			if bytes.Contains(f.Data, []byte(noise)) {
+				t.Errorf("kube-proxy config contains %s:\n%s", noise, f.Data)
+			}
+		}
+	})
+}
+
+func TestCNIConflist(t *testing.T) {
+	each(t, func(t *testing.T, r rendered) {
+		f, ok := r.file(CNIConflist)
+		if r.c.NetworkMode != model.NetworkRouted {
+			if ok {
+				t.Fatal("CNI configuration rendered in network mode none")
+			}
+			return
+		}
+		var conf Conflist
+		d := json.NewDecoder(bytes.NewReader(f.Data))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&conf); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if conf.CNIVersion != "1.0.0" || conf.Name != "cbr0" || len(conf.Plugins) != 2 {
+			t.Fatalf("unexpected list:\n%s", f.Data)
+		}
+		br, pm := conf.Plugins[0], conf.Plugins[1]
+		if br.Type != "bridge" || br.Bridge != "cbr0" || !br.IsGateway || br.IPMasq == nil || *br.IPMasq || !br.HairpinMode || br.MTU != r.c.MTU {
+			t.Errorf("bridge plugin:\n%s", f.Data)
+		}
+		if br.IPAM == nil || br.IPAM.Type != "host-local" || len(br.IPAM.Ranges) != 1 || len(br.IPAM.Ranges[0]) != 1 {
+			t.Fatalf("ipam:\n%s", f.Data)
+		}
+		rg := br.IPAM.Ranges[0][0]
+		subnet, err := netip.ParsePrefix(rg.Subnet)
+		if err != nil || subnet != r.n.PodCIDR {
+			t.Errorf("subnet %s, want the node's pod range %s", rg.Subnet, r.n.PodCIDR)
+		}
+		gw, err := netip.ParseAddr(rg.Gateway)
+		if err != nil || gw != subnet.Addr().Next() || gw != r.n.BridgeAddr.Addr() {
+			t.Errorf("gateway %s, want the first address of %s", rg.Gateway, subnet)
+		}
+		if len(br.IPAM.Routes) != 1 || br.IPAM.Routes[0].Dst != "0.0.0.0/0" {
+			t.Errorf("pod routes %v", br.IPAM.Routes)
+		}
+		if pm.Type != "portmap" || !pm.Capabilities["portMappings"] {
+			t.Errorf("portmap plugin:\n%s", f.Data)
+		}
+		if !bytes.HasPrefix(f.Data, []byte("{\n  \"cniVersion\": \"1.0.0\",\n  \"name\": \"cbr0\",\n")) {
+			t.Errorf("field order or indentation changed:\n%s", f.Data)
+		}
+	})
+}
+
+var routeLine = regexp.MustCompile(`(?m)^\tip route replace (\S+) via (\S+) # node (\S+)$`)
+
+// TestRoutes checks the routes script routes every other node's pod range to that node
+// and never the node's own range.
+func TestRoutes(t *testing.T) {
+	each(t, func(t *testing.T, r rendered) {
+		f, ok := r.file(RoutesScript)
+		if !ok {
+			return
+		}
+		got := map[string]string{}
+		for _, m := range routeLine.FindAllStringSubmatch(string(f.Data), -1) {
+			dest, err := netip.ParsePrefix(m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dest.Overlaps(r.n.PodCIDR) || m[2] == r.n.Address.String() || m[3] == r.n.Name {
+				t.Errorf("route to the node itself: %s", m[0])
+			}
+			got[m[1]] = m[2]
+		}
+		want := map[string]string{}
+		for _, o := range r.c.Nodes {
+			if o != r.n {
+				want[o.PodCIDR.String()] = o.Address.String()
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("routes %v, want %v", got, want)
+		}
+		for d, via := range want {
+			if got[d] != via {
+				t.Errorf("route to %s via %q, want %s", d, got[d], via)
+			}
+			if !strings.Contains(string(f.Data), "\tip route del "+d+" via "+via+" ") {
+				t.Errorf("stop does not delete the route to %s", d)
+			}
+		}
+	})
+}
+
+func TestUnitsReferenceNodeValues(t *testing.T) {
+	each(t, func(t *testing.T, r rendered) {
+		d, _ := r.file(KubeletDropIn)
+		s := string(d.Data)
+		for _, want := range []string{
+			"ExecStart=\n",
+			"ExecStart=" + r.n.BinDir() + "/kubelet \\\n",
+			"--config=" + paths.KubeletConfig,
+			"--kubeconfig=" + paths.KubeletKubeconfig,
+			"--node-ip=" + r.n.Address.String(),
+			"--hostname-override=" + r.n.Name + " \\\n",
+		} {
+			if !strings.Contains(s, want) {
+				t.Errorf("kubelet drop-in lacks %q:\n%s", want, s)
+			}
+		}
+		for _, u := range networkUnits(r.c) {
+			if !strings.Contains(s, "After=scratchgen-kernel.service "+strings.Join(networkUnits(r.c), " ")) || !strings.Contains(s, u) {
+				t.Errorf("kubelet drop-in does not order after %s:\n%s", u, s)
+			}
+		}
+		p, _ := r.file(KubeProxyUnit)
+		if !strings.Contains(string(p.Data), r.n.BinDir()+"/kube-proxy \\\n    --config="+paths.KubeProxyConfig+" \\\n    --hostname-override="+r.n.Name+"\n") {
+			t.Errorf("kube-proxy unit:\n%s", p.Data)
+		}
+		k, _ := r.file(paths.KubeletConfig)
+		flatcar := r.n.OS != model.OSGeneric
+		if strings.Contains(string(k.Data), "resolvConf: /run/systemd/resolve/resolv.conf") != flatcar {
+			t.Errorf("resolvConf on OS %s:\n%s", r.n.OS, k.Data)
+		}
+	})
+}
+
+func TestTOMLString(t *testing.T) {
+	if q, err := tomlString(`a"b\c`); err != nil || q != `"a\"b\\c"` {
+		t.Errorf("got %s %v", q, err)
+	}
+	if _, err := tomlString("a\nb"); err == nil {
+		t.Error("control character accepted")
+	}
+}
+
+func TestUnresolvedNodeIsAnError(t *testing.T) {
+	c := resolve(t, variants()[0])
+	n := *c.Nodes[0]
+	n.PodCIDR = netip.Prefix{}
+	if _, _, err := Node(c, &n); err == nil {
+		t.Error("a node without pod range rendered")
+	}
+	delete(c.Images.Refs, model.ImagePause)
+	if _, _, err := Node(c, c.Nodes[0]); err == nil || !strings.Contains(err.Error(), "pause") {
+		t.Errorf("missing pause image: %v", err)
+	}
+}

@@ -1,0 +1,187 @@
+package nodeconfig
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestScriptsSyntax runs sh -n, and shellcheck when installed, over every rendered script.
+func TestScriptsSyntax(t *testing.T) {
+	shellcheck, scErr := exec.LookPath("shellcheck")
+	if scErr != nil {
+		t.Log("NOTE: shellcheck is not installed; scripts get only `sh -n` (apt-get install shellcheck)")
+	}
+	each(t, func(t *testing.T, r rendered) {
+		dir := t.TempDir()
+		for _, f := range r.files {
+			if !strings.HasSuffix(f.Path, ".sh") {
+				continue
+			}
+			p := filepath.Join(dir, filepath.Base(f.Path))
+			if err := os.WriteFile(p, f.Data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("sh", "-n", p).CombinedOutput(); err != nil {
+				t.Errorf("sh -n %s: %v\n%s", f.Path, err, out)
+			}
+			if scErr == nil {
+				if out, err := exec.Command(shellcheck, "--shell=sh", "--severity=style", p).CombinedOutput(); err != nil {
+					t.Errorf("shellcheck %s: %v\n%s", f.Path, err, out)
+				}
+			}
+		}
+	})
+}
+
+// fakeTools puts logging stand-ins for ip and iptables first on PATH. The iptables stand-in
+// fails -C, -D and -N like a host without scratchgen's rules.
+func fakeTools(t *testing.T) (env []string, log string) {
+	t.Helper()
+	bin := t.TempDir()
+	log = filepath.Join(bin, "calls.log")
+	for name, body := range map[string]string{
+		"ip": `echo "ip $*" >>"$LOG"`,
+		"iptables": `echo "iptables $*" >>"$LOG"
+for a in "$@"; do case "$a" in -C|-D|-N) exit 1;; esac; done`,
+	} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "LOG="+log), log
+}
+
+func runScript(t *testing.T, data []byte, env []string, log string, arg string) []string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "script.sh")
+	if err := os.WriteFile(p, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Remove(log)
+	cmd := exec.Command("sh", p, arg)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", p, arg, err, out)
+	}
+	b, _ := os.ReadFile(log)
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+// TestScriptsRun executes the scripts against stand-in tools and checks the commands.
+func TestScriptsRun(t *testing.T) {
+	c := resolve(t, variants()[0])
+	n := c.Nodes[1]
+	files, _, err := Node(c, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, log := fakeTools(t)
+	r := rendered{c: c, n: n, files: files}
+
+	routes, _ := r.file(RoutesScript)
+	got := runScript(t, routes.Data, env, log, "start")
+	want := []string{"ip route replace 10.10.0.0/24 via 10.0.0.10", "ip route replace 10.10.7.0/24 via 10.0.0.22"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("routes start ran\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	got = runScript(t, routes.Data, env, log, "stop")
+	if len(got) != 2 || !strings.HasPrefix(got[0], "ip route del 10.10.0.0/24 via 10.0.0.10") {
+		t.Errorf("routes stop ran %q", got)
+	}
+
+	masq, _ := r.file(MasqueradeScript)
+	got = runScript(t, masq.Data, env, log, "start")
+	comment := "scratchgen: masquerade pod traffic leaving the cluster network"
+	want = []string{
+		"iptables -w -t nat -N SCRATCHGEN-MASQ",
+		"iptables -w -t nat -F SCRATCHGEN-MASQ",
+		"iptables -w -t nat -A SCRATCHGEN-MASQ -s 10.10.0.0/16 ! -d 10.10.0.0/16 -m addrtype ! --dst-type LOCAL -j MASQUERADE",
+		"iptables -w -t nat -C POSTROUTING -m comment --comment " + comment + " -j SCRATCHGEN-MASQ",
+		"iptables -w -t nat -A POSTROUTING -m comment --comment " + comment + " -j SCRATCHGEN-MASQ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("masquerade start ran\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	got = runScript(t, masq.Data, env, log, "stop")
+	want = []string{
+		"iptables -w -t nat -D POSTROUTING -m comment --comment " + comment + " -j SCRATCHGEN-MASQ",
+		"iptables -w -t nat -F SCRATCHGEN-MASQ",
+		"iptables -w -t nat -X SCRATCHGEN-MASQ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("masquerade stop ran\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A wrong argument is a usage error, not a silent no-op.
+	p := filepath.Join(t.TempDir(), "routes.sh")
+	if err := os.WriteFile(p, routes.Data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", p, "restart")
+	cmd.Env = env
+	if err := cmd.Run(); err == nil {
+		t.Error("routes.sh restart succeeded")
+	}
+}
+
+// TestScriptsInNetworkNamespace runs the scripts with the real ip and iptables in a
+// private network namespace (unshare -n: needs root or user namespaces): start twice
+// (idempotent), then stop, which must leave nothing behind.
+func TestScriptsInNetworkNamespace(t *testing.T) {
+	for _, tool := range []string{"unshare", "ip", "iptables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("SKIPPED: %s is not installed, so the scripts are NOT run against the real ip/iptables", tool)
+		}
+	}
+	if out, err := exec.Command("unshare", "-n", "true").CombinedOutput(); err != nil {
+		t.Skipf("SKIPPED: cannot create a network namespace (unshare -n: %v %s), so the scripts are NOT run against the real ip/iptables", err, out)
+	}
+	c := resolve(t, variants()[0])
+	n := c.Nodes[0]
+	files, _, err := Node(c, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeRoot(t, dir, files)
+	routes := filepath.Join(dir, RoutesScript)
+	masq := filepath.Join(dir, MasqueradeScript)
+	script := `set -e
+ip link add sg0 type veth peer name sg1
+ip addr add ` + n.Address.String() + `/24 dev sg0
+ip link set sg0 up
+ip link set sg1 up
+for i in 1 2; do sh ` + routes + ` start; sh ` + masq + ` start; done
+echo "== started"
+ip -4 route show
+iptables -w -t nat -S
+sh ` + routes + ` stop
+sh ` + masq + ` stop
+echo "== stopped"
+ip -4 route show
+iptables -w -t nat -S
+`
+	out, err := exec.Command("unshare", "-n", "sh", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	started, stopped, _ := strings.Cut(string(out), "== stopped")
+	for _, r := range n.Routes {
+		line := r.Dest.String() + " via " + r.Via.String() + " dev sg0"
+		if strings.Count(started, line) != 1 {
+			t.Errorf("after start twice, want one route %q:\n%s", line, started)
+		}
+		if strings.Contains(stopped, r.Dest.String()) {
+			t.Errorf("route to %s left after stop:\n%s", r.Dest, stopped)
+		}
+	}
+	if strings.Count(started, "-j "+MasqueradeChain) != 1 || strings.Count(started, "-j MASQUERADE") != 1 {
+		t.Errorf("after start twice, want one jump and one MASQUERADE rule:\n%s", started)
+	}
+	if strings.Contains(stopped, MasqueradeChain) {
+		t.Errorf("chain left after stop:\n%s", stopped)
+	}
+}

@@ -1,0 +1,326 @@
+// Package provision renders a finished node's file list as first-boot provisioning
+// configs: a Butane config (node.bu), the Ignition config Butane translates it into
+// (ignition.json) and cloud-init user-data (user-data).
+//
+// All three are views over bundle.Node.Rootfs and bundle.Node.Units, never a second
+// description of the node, so they cannot drift from the rendered rootfs/ tree: every
+// rootfs file appears with its exact path, mode and content, and every unit is enabled.
+// This package is the only one that talks to Butane.
+package provision
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	baseutil "github.com/coreos/butane/base/util"
+	butane "github.com/coreos/butane/config"
+	"github.com/coreos/butane/config/common"
+	"sigs.k8s.io/yaml"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/model"
+)
+
+// Names of the files Views returns, relative to the node directory.
+const (
+	ButaneFile   = "node.bu"
+	IgnitionFile = "ignition.json"
+	UserDataFile = "user-data"
+)
+
+// omittedPrefix starts the comment that lists the secrets a view leaves out.
+const omittedPrefix = "# omitted secrets (deliver rootfs/ by rsync): "
+
+// target is the Butane variant and version used for one node OS, and the Ignition spec
+// version that pair translates to.
+type target struct {
+	variant, version string
+	ignition         string
+}
+
+// targets maps a node OS to its Butane target. It is never modified.
+//
+//   - flatcar: the newest stable Flatcar spec in Butane v0.27 (flatcar 1.1.0 → Ignition 3.4.0).
+//   - fcos: the newest stable Fedora CoreOS spec (fcos 1.7.0 → Ignition 3.6.0).
+//   - generic: a machine that runs a distribution-packaged Ignition. Debian 12 ships
+//     Ignition 2.14, whose newest stable spec is 3.3.0, so generic nodes get the newest
+//     fcos spec that still translates to 3.3.0 (fcos 1.4.0); Debian's ignition-validate
+//     accepts it.
+var targets = map[string]target{
+	model.OSGeneric: {variant: "fcos", version: "1.4.0", ignition: "3.3.0"},
+	model.OSFlatcar: {variant: "flatcar", version: "1.1.0", ignition: "3.4.0"},
+	model.OSFCOS:    {variant: "fcos", version: "1.7.0", ignition: "3.6.0"},
+}
+
+// Views returns the per-node provisioning files for a finished node, with paths relative
+// to the node directory, in this order:
+//
+//   - "node.bu": the Butane config: generic → fcos 1.4.0, flatcar → flatcar 1.1.0,
+//     fcos → fcos 1.7.0;
+//   - "ignition.json": node.bu translated with the Butane library (Ignition spec 3.3.0,
+//     3.4.0 and 3.6.0 respectively);
+//   - "user-data": a #cloud-config writing the same files and enabling the same units.
+//
+// Both configs write every rootfs file (sorted by path, overwriting what is there, owned
+// by root) and enable every unit in n.Units, in order. Unit files stay ordinary files
+// under /etc/systemd/system; Ignition's systemd.units entries only enable them, so the
+// files each view writes are exactly n.Rootfs.
+//
+// With embedSecrets false, files marked Secret are left out of every view (Ignition
+// configs and user-data are readable through cloud metadata services) and node.bu and
+// user-data carry a leading "# omitted secrets (deliver rootfs/ by rsync): <paths>"
+// comment; JSON has no comments, so ignition.json just lacks them. With embedSecrets
+// true, secrets are included with their own mode; the returned files then hold key
+// material and are themselves marked Secret, with mode 0600.
+//
+// Views rejects an unknown OS, relative, unclean or duplicate paths, paths with spaces
+// or control characters, modes with bits other than permissions, duplicate units, and
+// any error or warning Butane reports.
+func Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.File, error) {
+	tgt, ok := targets[os]
+	if !ok {
+		return nil, fmt.Errorf("provisioning node %q: unknown OS %q (want %q, %q or %q)",
+			n.Name, os, model.OSGeneric, model.OSFlatcar, model.OSFCOS)
+	}
+	files, omitted, err := included(n, embedSecrets)
+	if err != nil {
+		return nil, fmt.Errorf("provisioning node %q: %w", n.Name, err)
+	}
+	header := ""
+	if len(omitted) > 0 {
+		header = omittedPrefix + strings.Join(omitted, " ") + "\n"
+	}
+
+	bu, err := butaneConfig(tgt, files, n.Units, header)
+	if err != nil {
+		return nil, fmt.Errorf("provisioning node %q: writing Butane config: %w", n.Name, err)
+	}
+	ign, err := translate(bu)
+	if err != nil {
+		return nil, fmt.Errorf("provisioning node %q: translating %s (%s %s) to Ignition: %w",
+			n.Name, ButaneFile, tgt.variant, tgt.version, err)
+	}
+	ud, err := userData(files, n.Units, header)
+	if err != nil {
+		return nil, fmt.Errorf("provisioning node %q: writing cloud-init user-data: %w", n.Name, err)
+	}
+
+	mode, secret := bundle.ModePublic, false
+	if slices.ContainsFunc(files, func(f bundle.File) bool { return f.Secret }) {
+		mode, secret = bundle.ModeSecret, true
+	}
+	return []bundle.File{
+		{Path: ButaneFile, Mode: mode, Data: bu, Secret: secret},
+		{Path: IgnitionFile, Mode: mode, Data: ign, Secret: secret},
+		{Path: UserDataFile, Mode: mode, Data: ud, Secret: secret},
+	}, nil
+}
+
+// included checks the node and returns the files the views carry, sorted by path, and the
+// sorted paths of the secrets it left out.
+func included(n *bundle.Node, embedSecrets bool) (files []bundle.File, omitted []string, err error) {
+	all := slices.Clone(n.Rootfs)
+	bundle.Sort(all)
+	for i, f := range all {
+		if err := checkPath(f.Path); err != nil {
+			return nil, nil, err
+		}
+		if i > 0 && all[i-1].Path == f.Path {
+			return nil, nil, fmt.Errorf("file %q: listed twice", f.Path)
+		}
+		if f.Mode&^fs.ModePerm != 0 {
+			return nil, nil, fmt.Errorf("file %q: mode %v has bits other than permissions", f.Path, f.Mode)
+		}
+		if f.Secret && !embedSecrets {
+			omitted = append(omitted, f.Path)
+			continue
+		}
+		files = append(files, f)
+	}
+	seen := map[string]bool{}
+	for _, u := range n.Units {
+		if u == "" || strings.ContainsFunc(u, notPathRune) || strings.Contains(u, "/") {
+			return nil, nil, fmt.Errorf("unit %q: not a unit name", u)
+		}
+		if seen[u] {
+			return nil, nil, fmt.Errorf("unit %q: listed twice", u)
+		}
+		seen[u] = true
+	}
+	return files, omitted, nil
+}
+
+// checkPath accepts clean absolute paths without whitespace or control characters (which
+// would break the omitted-secrets comment and are never rendered anyway).
+func checkPath(p string) error {
+	switch {
+	case !strings.HasPrefix(p, "/") || p == "/":
+		return fmt.Errorf("file %q: path is not an absolute file path", p)
+	case path.Clean(p) != p:
+		return fmt.Errorf("file %q: path is not clean (want %q)", p, path.Clean(p))
+	case strings.ContainsFunc(p, notPathRune):
+		return fmt.Errorf("file %q: path has whitespace or control characters", p)
+	}
+	return nil
+}
+
+func notPathRune(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }
+
+// Butane config, as much of it as scratchgen writes. Butane's own schema types carry only
+// yaml tags, which sigs.k8s.io/yaml ignores, hence these mirrors; Butane's strict parser
+// rejects any field name they get wrong.
+type (
+	buConfig struct {
+		Variant string     `json:"variant"`
+		Version string     `json:"version"`
+		Storage *buStorage `json:"storage,omitempty"`
+		Systemd *buSystemd `json:"systemd,omitempty"`
+	}
+	buStorage struct {
+		Files []buFile `json:"files"`
+	}
+	buFile struct {
+		Path      string     `json:"path"`
+		Mode      int        `json:"mode"`
+		Overwrite bool       `json:"overwrite"`
+		Contents  buResource `json:"contents"`
+	}
+	buResource struct {
+		Inline      *string `json:"inline,omitempty"`
+		Source      *string `json:"source,omitempty"`
+		Compression string  `json:"compression,omitempty"`
+	}
+	buSystemd struct {
+		Units []buUnit `json:"units"`
+	}
+	buUnit struct {
+		Name    string `json:"name"`
+		Enabled bool   `json:"enabled"`
+	}
+)
+
+// butaneConfig writes the Butane config. Printable text goes in contents.inline, where it
+// stays reviewable and Butane picks the smallest data URL (gzip-compressed when that is
+// shorter); anything else goes in contents.source as the data URL Butane itself would
+// make for it. Modes are written in decimal (420 = 0644), as JSON-based YAML has no octal.
+func butaneConfig(tgt target, files []bundle.File, units []string, header string) ([]byte, error) {
+	cfg := buConfig{Variant: tgt.variant, Version: tgt.version}
+	if len(files) > 0 {
+		cfg.Storage = &buStorage{Files: make([]buFile, 0, len(files))}
+		for _, f := range files {
+			bf := buFile{Path: f.Path, Mode: int(f.Mode.Perm()), Overwrite: true}
+			if isText(f.Data) {
+				s := string(f.Data)
+				bf.Contents.Inline = &s
+			} else {
+				url, compression, err := baseutil.MakeDataURL(f.Data, nil, true)
+				if err != nil {
+					return nil, fmt.Errorf("encoding %q: %w", f.Path, err)
+				}
+				bf.Contents.Source = &url
+				if compression != nil {
+					bf.Contents.Compression = *compression
+				}
+			}
+			cfg.Storage.Files = append(cfg.Storage.Files, bf)
+		}
+	}
+	if len(units) > 0 {
+		cfg.Systemd = &buSystemd{Units: make([]buUnit, 0, len(units))}
+		for _, u := range units {
+			cfg.Systemd.Units = append(cfg.Systemd.Units, buUnit{Name: u, Enabled: true})
+		}
+	}
+	y, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(header), y...), nil
+}
+
+// isText reports whether data is reviewable text: valid UTF-8 of printable characters,
+// newlines and tabs. Anything else (invalid UTF-8, CR, other control characters, NEL,
+// LS, PS, BOM) would only appear as YAML escapes, so it goes in a data URL instead.
+func isText(data []byte) bool {
+	if !utf8.Valid(data) {
+		return false
+	}
+	for _, r := range string(data) {
+		if r != '\n' && r != '\t' && !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// translate turns a Butane config into pretty-printed Ignition JSON. Any report entry
+// fails it: warnings flag something the author did not mean (a decimal-looking mode, an
+// unused key), and Butane translates anyway, so nobody would see them.
+func translate(bu []byte) ([]byte, error) {
+	ign, rpt, err := butane.TranslateBytes(bu, common.TranslateBytesOptions{Pretty: true})
+	if err != nil {
+		if len(rpt.Entries) > 0 {
+			return nil, fmt.Errorf("%w:\n%s", err, strings.TrimSpace(rpt.String()))
+		}
+		return nil, err
+	}
+	if len(rpt.Entries) > 0 {
+		return nil, fmt.Errorf("butane reported:\n%s", strings.TrimSpace(rpt.String()))
+	}
+	if !bytes.HasSuffix(ign, []byte("\n")) {
+		ign = append(ign, '\n')
+	}
+	return ign, nil
+}
+
+// cloud-config, as much of it as scratchgen writes.
+type (
+	cloudConfig struct {
+		WriteFiles []writeFile `json:"write_files,omitempty"`
+		RunCmd     [][]string  `json:"runcmd,omitempty"`
+	}
+	writeFile struct {
+		Path        string `json:"path"`
+		Permissions string `json:"permissions"`
+		Owner       string `json:"owner"`
+		Encoding    string `json:"encoding"`
+		Content     string `json:"content"`
+		Defer       bool   `json:"defer"`
+	}
+)
+
+// userData writes the #cloud-config: write_files for every file (base64, sorted by path,
+// owned by root, written before runcmd), then runcmd reloads systemd and enables and
+// starts each unit in order, one command per unit so the start order holds.
+func userData(files []bundle.File, units []string, header string) ([]byte, error) {
+	var cfg cloudConfig
+	for _, f := range files {
+		cfg.WriteFiles = append(cfg.WriteFiles, writeFile{
+			Path:        f.Path,
+			Permissions: fmt.Sprintf("%04o", f.Mode.Perm()),
+			Owner:       "root:root",
+			Encoding:    "b64",
+			Content:     base64.StdEncoding.EncodeToString(f.Data),
+			Defer:       false,
+		})
+	}
+	if len(units) > 0 {
+		cfg.RunCmd = append(cfg.RunCmd, []string{"systemctl", "daemon-reload"})
+		for _, u := range units {
+			cfg.RunCmd = append(cfg.RunCmd, []string{"systemctl", "enable", "--now", u})
+		}
+	}
+	y, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// An empty node gets "{}": cloud-init rejects a cloud-config that is not a mapping.
+	return append([]byte("#cloud-config\n"+header), y...), nil
+}

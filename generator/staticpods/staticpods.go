@@ -1,0 +1,538 @@
+// Package staticpods renders the control-plane static pod manifests kubelet runs from
+// paths.ManifestsDir: etcd on etcd members; kube-apiserver, kube-controller-manager and
+// kube-scheduler on control-plane nodes.
+//
+// The manifests follow kubeadm 1.34–1.36 (../shared/reference/version-matrix.md §2) where
+// scratchgen has no reason to differ, and are built from k8s.io/api core/v1 Pod types, then
+// serialized with sigs.k8s.io/yaml (sorted keys) after dropping the empty
+// creationTimestamp and status that a Go Pod value always carries. Flags are `--name=value`,
+// sorted by name. Nothing is read from the environment or the host: the same model gives
+// the same bytes.
+package staticpods
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/paths"
+)
+
+// Node returns the static pod manifests for one node (empty for a node that is neither
+// control-plane nor etcd): paths.EtcdManifest on etcd members; the kube-apiserver,
+// kube-controller-manager and kube-scheduler manifests on control-plane nodes. Files are
+// sorted by path and have mode bundle.ModePublic.
+func Node(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
+	if c == nil || n == nil {
+		return nil, fmt.Errorf("rendering static pods: cluster and node are required")
+	}
+	if !n.RunsStaticPods() {
+		return nil, nil
+	}
+	if !n.Address.Is4() {
+		return nil, fmt.Errorf("rendering static pods for node %q: address %v is not an IPv4 address", n.Name, n.Address)
+	}
+	members := c.EtcdMembers()
+	if len(members) == 0 {
+		return nil, fmt.Errorf("rendering static pods for node %q: the cluster has no etcd member", n.Name)
+	}
+	for _, m := range members {
+		if !m.Address.Is4() {
+			return nil, fmt.Errorf("rendering static pods for node %q: etcd member %q has no IPv4 address", n.Name, m.Name)
+		}
+	}
+
+	type manifest struct {
+		path  string
+		build func(*model.Cluster, *model.Node) (*corev1.Pod, error)
+	}
+	var todo []manifest
+	if n.Etcd() {
+		todo = append(todo, manifest{paths.EtcdManifest, etcdPod})
+	}
+	if n.ControlPlane() {
+		todo = append(todo,
+			manifest{paths.APIServerManifest, apiServerPod},
+			manifest{paths.ControllerManagerManifest, controllerManagerPod},
+			manifest{paths.SchedulerManifest, schedulerPod},
+		)
+	}
+	files := make([]bundle.File, 0, len(todo))
+	for _, m := range todo {
+		pod, err := m.build(c, n)
+		if err != nil {
+			return nil, fmt.Errorf("rendering %s for node %q: %w", m.path, n.Name, err)
+		}
+		data, err := marshal(pod)
+		if err != nil {
+			return nil, fmt.Errorf("serializing %s for node %q: %w", m.path, n.Name, err)
+		}
+		files = append(files, bundle.File{Path: m.path, Mode: bundle.ModePublic, Data: data})
+	}
+	bundle.Sort(files)
+	return files, nil
+}
+
+// APIServerPort is the port kube-apiserver listens on (--secure-port); see
+// model.Cluster.APIServerPort.
+func APIServerPort(c *model.Cluster) int { return c.APIServerPort() }
+
+// Host paths scratchgen's paths table does not hold: they belong to the node's OS, not to
+// scratchgen's layout.
+const (
+	// sslCertsDir is the system trust store kubeadm mounts as ca-certs.
+	sslCertsDir = "/etc/ssl/certs"
+	// flexVolumeDir is kubeadm's (and the kubelet's) default flexvolume plugin directory.
+	flexVolumeDir = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec"
+	// flexVolumeDirReadOnlyUsr replaces it where /usr is read-only (Flatcar, Fedora
+	// CoreOS): DirectoryOrCreate on a missing directory under a read-only /usr fails the
+	// pod. This is the directory Flatcar's kubeadm guide passes as --flex-volume-plugin-dir.
+	flexVolumeDirReadOnlyUsr = "/opt/libexec/kubernetes/kubelet-plugins/volume/exec"
+)
+
+// Names and values shared by the pods.
+const (
+	namespace         = "kube-system"
+	tier              = "control-plane"
+	priorityClassName = "system-node-critical"
+	priority          = int32(2000001000)
+	probePort         = "probe-port"
+	localhost         = "127.0.0.1"
+
+	annotationAPIServerEndpoint = "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"
+	annotationEtcdClientURLs    = "kubeadm.kubernetes.io/etcd.advertise-client-urls"
+
+	// startupFailureThreshold is kubeadm's ceil(4m health-check timeout / 10s period).
+	startupFailureThreshold = 24
+)
+
+// caTrustDirs are the directories /etc/ssl/certs may link into. kubeadm mounts each only
+// if it exists on the host; a renderer cannot look, so scratchgen decides per node OS and
+// mounts them DirectoryOrCreate. That is harmless where the directory already exists or
+// its parent is writable, but fails the pod where it is missing under a read-only /usr.
+//   - generic (Debian-like, RHEL-like and the rest): /etc/ca-certificates and
+//     /usr/share/ca-certificates; /usr is writable, so creating them is harmless.
+//   - flatcar: /etc/ssl/certs links into /usr/share/ca-certificates, which ships with the
+//     read-only /usr; /etc is writable.
+//   - fcos: /etc/ssl/certs is a link to /etc/pki/tls/certs, whose bundle links into
+//     /etc/pki/ca-trust; /usr/share/ca-certificates does not exist and /usr is read-only,
+//     so it must not be mounted.
+func caTrustDirs(os string) []string {
+	if os == model.OSFCOS {
+		return []string{"/etc/pki/ca-trust", "/etc/pki/tls/certs"}
+	}
+	return []string{"/etc/ca-certificates", "/usr/share/ca-certificates"}
+}
+
+// volumeName is kubeadm's name for an extra trust directory: the path with '/' replaced by
+// '-' and the leading '-' dropped.
+func volumeName(dir string) string { return strings.ReplaceAll(dir, "/", "-")[1:] }
+
+// apiServerPod is kube-apiserver (§2.4).
+func apiServerPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) {
+	image, err := imageRef(c, model.ImageAPIServer)
+	if err != nil {
+		return nil, err
+	}
+	port := APIServerPort(c)
+	adv := n.Address.String()
+	a := args{
+		"advertise-address":                  adv,
+		"allow-privileged":                   "true",
+		"client-ca-file":                     paths.CACert,
+		"etcd-cafile":                        paths.EtcdCACert,
+		"etcd-certfile":                      paths.APIServerEtcdClientCert,
+		"etcd-keyfile":                       paths.APIServerEtcdClientKey,
+		"etcd-servers":                       etcdServers(c),
+		"kubelet-client-certificate":         paths.APIServerKubeletClientCert,
+		"kubelet-client-key":                 paths.APIServerKubeletClientKey,
+		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
+		"proxy-client-cert-file":             paths.FrontProxyClientCert,
+		"proxy-client-key-file":              paths.FrontProxyClientKey,
+		"requestheader-allowed-names":        "front-proxy-client",
+		"requestheader-client-ca-file":       paths.FrontProxyCACert,
+		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
+		"requestheader-group-headers":        "X-Remote-Group",
+		"requestheader-username-headers":     "X-Remote-User",
+		"secure-port":                        strconv.Itoa(port),
+		"service-account-issuer":             "https://kubernetes.default.svc." + c.DNSDomain,
+		"service-account-key-file":           paths.SAPub,
+		"service-account-signing-key-file":   paths.SAKey,
+		"service-cluster-ip-range":           c.ServiceCIDR.String(),
+		"tls-cert-file":                      paths.APIServerCert,
+		"tls-private-key-file":               paths.APIServerKey,
+		// No --enable-bootstrap-token-auth: scratchgen issues every credential itself and
+		// renders no bootstrap tokens.
+	}
+	// The Node authorizer and NodeRestriction need one identity per kubelet
+	// (system:node:<name>). With perRole or shared credentials kubelets cannot be told
+	// apart and the Node authorizer would deny them, so RBAC alone decides.
+	if c.Credentials == model.CredentialsPerNode {
+		a["authorization-mode"] = "Node,RBAC"
+		a["enable-admission-plugins"] = "NodeRestriction"
+	} else {
+		a["authorization-mode"] = "RBAC"
+	}
+
+	var m mounts
+	m.add("k8s-certs", paths.PKIDir, corev1.HostPathDirectoryOrCreate, true)
+	m.add("ca-certs", sslCertsDir, corev1.HostPathDirectoryOrCreate, true)
+	for _, d := range caTrustDirs(n.OS) {
+		m.add(volumeName(d), d, corev1.HostPathDirectoryOrCreate, true)
+	}
+	if c.StaticTokens {
+		a["token-auth-file"] = paths.KnownTokens
+		// A File (not FileOrCreate): scratchgen renders it, and an empty file the kubelet
+		// created would silently disable every token.
+		m.add("known-tokens", paths.KnownTokens, corev1.HostPathFile, true)
+	}
+
+	ctr := corev1.Container{
+		Name:           model.ImageAPIServer,
+		Image:          image,
+		Command:        command(c, model.ImageAPIServer, a),
+		Ports:          probePorts(int32(port)),
+		LivenessProbe:  livenessProbe(adv, "/livez", corev1.URISchemeHTTPS),
+		ReadinessProbe: readinessProbe(adv, "/readyz", corev1.URISchemeHTTPS),
+		StartupProbe:   startupProbe(adv, "/livez", corev1.URISchemeHTTPS),
+		Resources:      cpuRequest("250m"),
+	}
+	annotations := map[string]string{annotationAPIServerEndpoint: adv + ":" + strconv.Itoa(port)}
+	return componentPod(ctr, m, annotations), nil
+}
+
+// controllerManagerPod is kube-controller-manager (§2.5).
+//
+// Node pod ranges: scratchgen assigns every node's range itself and renders routes and
+// the CNI host-local IPAM configuration from it. The kubelet cannot set its own
+// spec.podCIDR (NodeRestriction forbids it), so if the controller manager allocated, Node
+// objects would carry ranges that disagree with the routes and the bridge. Allocation is
+// therefore off (--allocate-node-cidrs=false, explicit for the reader) and --cluster-cidr
+// and --node-cidr-mask-size are omitted: only the node IPAM controller reads them, and
+// only when allocating. --service-cluster-ip-range is kept as kubeadm writes it; it too is
+// read only by the node IPAM controller, so it is inert here.
+func controllerManagerPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) {
+	image, err := imageRef(c, model.ImageControllerManager)
+	if err != nil {
+		return nil, err
+	}
+	a := args{
+		"allocate-node-cidrs":              "false",
+		"authentication-kubeconfig":        paths.ControllerManagerConf,
+		"authorization-kubeconfig":         paths.ControllerManagerConf,
+		"bind-address":                     localhost,
+		"client-ca-file":                   paths.CACert,
+		"cluster-name":                     c.Name,
+		"cluster-signing-cert-file":        paths.CACert,
+		"cluster-signing-key-file":         paths.CAKey,
+		"controllers":                      "*,bootstrapsigner,tokencleaner",
+		"kubeconfig":                       paths.ControllerManagerConf,
+		"leader-elect":                     "true",
+		"requestheader-client-ca-file":     paths.FrontProxyCACert,
+		"root-ca-file":                     paths.CACert,
+		"service-account-private-key-file": paths.SAKey,
+		"service-cluster-ip-range":         c.ServiceCIDR.String(),
+		"use-service-account-credentials":  "true",
+	}
+
+	var m mounts
+	m.add("k8s-certs", paths.PKIDir, corev1.HostPathDirectoryOrCreate, true)
+	m.add("ca-certs", sslCertsDir, corev1.HostPathDirectoryOrCreate, true)
+	for _, d := range caTrustDirs(n.OS) {
+		m.add(volumeName(d), d, corev1.HostPathDirectoryOrCreate, true)
+	}
+	m.add("kubeconfig", paths.ControllerManagerConf, corev1.HostPathFileOrCreate, true)
+	if c.Profile.KCMFlexVolumeMount {
+		// Read-write: flexvolume drivers talk to their backends over sockets in it.
+		dir := flexVolumeDir
+		if n.OS != model.OSGeneric {
+			dir = flexVolumeDirReadOnlyUsr
+			a["flex-volume-plugin-dir"] = dir
+		}
+		m.add("flexvolume-dir", dir, corev1.HostPathDirectoryOrCreate, false)
+	}
+
+	ctr := corev1.Container{
+		Name:          model.ImageControllerManager,
+		Image:         image,
+		Command:       command(c, model.ImageControllerManager, a),
+		Ports:         probePorts(paths.ControllerManagerPort),
+		LivenessProbe: livenessProbe(localhost, "/healthz", corev1.URISchemeHTTPS),
+		StartupProbe:  startupProbe(localhost, "/healthz", corev1.URISchemeHTTPS),
+		Resources:     cpuRequest("200m"),
+	}
+	return componentPod(ctr, m, nil), nil
+}
+
+// schedulerPod is kube-scheduler (§2.6).
+func schedulerPod(c *model.Cluster, _ *model.Node) (*corev1.Pod, error) {
+	image, err := imageRef(c, model.ImageScheduler)
+	if err != nil {
+		return nil, err
+	}
+	a := args{
+		"authentication-kubeconfig": paths.SchedulerConf,
+		"authorization-kubeconfig":  paths.SchedulerConf,
+		"bind-address":              localhost,
+		"kubeconfig":                paths.SchedulerConf,
+		"leader-elect":              "true",
+	}
+	var m mounts
+	m.add("kubeconfig", paths.SchedulerConf, corev1.HostPathFileOrCreate, true)
+	ctr := corev1.Container{
+		Name:           model.ImageScheduler,
+		Image:          image,
+		Command:        command(c, model.ImageScheduler, a),
+		Ports:          probePorts(paths.SchedulerPort),
+		LivenessProbe:  livenessProbe(localhost, "/livez", corev1.URISchemeHTTPS),
+		ReadinessProbe: readinessProbe(localhost, "/readyz", corev1.URISchemeHTTPS),
+		StartupProbe:   startupProbe(localhost, "/livez", corev1.URISchemeHTTPS),
+		Resources:      cpuRequest("100m"),
+	}
+	return componentPod(ctr, m, nil), nil
+}
+
+// etcdPod is one etcd member (§2.7, etcd 3.6 flag forms). Every member bootstraps
+// together (--initial-cluster-state=new) from the full member list; adding a member to a
+// running cluster later needs `etcdctl member add` and state "existing", which is not
+// rendered.
+func etcdPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) {
+	image, err := imageRef(c, model.ImageEtcd)
+	if err != nil {
+		return nil, err
+	}
+	clientURL := etcdClientURL(n.Address)
+	peerURL := etcdPeerURL(n.Address)
+	a := args{
+		"advertise-client-urls":          clientURL,
+		"cert-file":                      paths.EtcdServerCert,
+		"client-cert-auth":               "true",
+		"data-dir":                       paths.EtcdDataDir,
+		"feature-gates":                  "InitialCorruptCheck=true",
+		"initial-advertise-peer-urls":    peerURL,
+		"initial-cluster":                initialCluster(c),
+		"initial-cluster-state":          "new",
+		"initial-cluster-token":          InitialClusterToken(c),
+		"key-file":                       paths.EtcdServerKey,
+		"listen-client-urls":             etcdClientURL(netip.MustParseAddr(localhost)) + "," + clientURL,
+		"listen-metrics-urls":            "http://" + localhost + ":" + strconv.Itoa(paths.EtcdMetricsPort),
+		"listen-peer-urls":               peerURL,
+		"name":                           n.Name,
+		"peer-cert-file":                 paths.EtcdPeerCert,
+		"peer-client-cert-auth":          "true",
+		"peer-key-file":                  paths.EtcdPeerKey,
+		"peer-trusted-ca-file":           paths.EtcdCACert,
+		"snapshot-count":                 "10000",
+		"trusted-ca-file":                paths.EtcdCACert,
+		"watch-progress-notify-interval": "5s",
+	}
+	var m mounts
+	m.add("etcd-certs", paths.EtcdPKIDir, corev1.HostPathDirectoryOrCreate, false)
+	m.add("etcd-data", paths.EtcdDataDir, corev1.HostPathDirectoryOrCreate, false)
+	ctr := corev1.Container{
+		Name:           model.ImageEtcd,
+		Image:          image,
+		Command:        append([]string{"etcd"}, a.flags()...),
+		Ports:          probePorts(paths.EtcdMetricsPort),
+		LivenessProbe:  livenessProbe(localhost, "/livez", corev1.URISchemeHTTP),
+		ReadinessProbe: readinessProbe(localhost, "/readyz", corev1.URISchemeHTTP),
+		StartupProbe:   startupProbe(localhost, "/readyz", corev1.URISchemeHTTP),
+		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("100m"),
+			corev1.ResourceMemory: resource.MustParse("100Mi"),
+		}},
+	}
+	return componentPod(ctr, m, map[string]string{annotationEtcdClientURLs: clientURL}), nil
+}
+
+// InitialClusterToken is etcd's --initial-cluster-token: "<cluster>-etcd-" followed by the
+// first 8 hex digits of SHA-256 over the etcd member names, sorted and joined with ",".
+// It is the same on every member, independent of spec order, and differs between clusters
+// and member sets, so members of two clusters never join each other by mistake. etcd reads
+// it only when bootstrapping an empty data directory.
+func InitialClusterToken(c *model.Cluster) string {
+	members := c.EtcdMembers()
+	names := make([]string, len(members))
+	for i, m := range members {
+		names[i] = m.Name
+	}
+	sort.Strings(names)
+	sum := sha256.Sum256([]byte(strings.Join(names, ",")))
+	return c.Name + "-etcd-" + hex.EncodeToString(sum[:4])
+}
+
+// etcdServers lists every etcd member's client URL in spec order: local or external
+// topology alike, and every member for HA.
+func etcdServers(c *model.Cluster) string {
+	var urls []string
+	for _, m := range c.EtcdMembers() {
+		urls = append(urls, etcdClientURL(m.Address))
+	}
+	return strings.Join(urls, ",")
+}
+
+// initialCluster lists every member as name=peerURL in spec order.
+func initialCluster(c *model.Cluster) string {
+	var ms []string
+	for _, m := range c.EtcdMembers() {
+		ms = append(ms, m.Name+"="+etcdPeerURL(m.Address))
+	}
+	return strings.Join(ms, ",")
+}
+
+func etcdClientURL(a netip.Addr) string {
+	return "https://" + netip.AddrPortFrom(a, paths.EtcdClientPort).String()
+}
+
+func etcdPeerURL(a netip.Addr) string {
+	return "https://" + netip.AddrPortFrom(a, paths.EtcdPeerPort).String()
+}
+
+// imageRef is the rendered reference for a component.
+func imageRef(c *model.Cluster, component string) (string, error) {
+	ref := c.Images.Refs[component]
+	if ref == "" {
+		return "", fmt.Errorf("no image reference resolved for %s", component)
+	}
+	return ref, nil
+}
+
+// args are a component's flags by name (without "--").
+type args map[string]string
+
+// flags returns "--name=value" sorted by name, as kubeadm's ArgumentsToCommand does.
+func (a args) flags() []string {
+	names := make([]string, 0, len(a))
+	for k := range a {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]string, len(names))
+	for i, k := range names {
+		out[i] = "--" + k + "=" + a[k]
+	}
+	return out
+}
+
+// command is a Kubernetes component's command line. The hyperkube style runs it through
+// the image's /hyperkube wrapper, which (1.17+) accepts only the long component names.
+func command(c *model.Cluster, binary string, a args) []string {
+	if c.Images.Style == model.StyleHyperkube {
+		return append([]string{"/hyperkube", binary}, a.flags()...)
+	}
+	return append([]string{binary}, a.flags()...)
+}
+
+// mounts collects hostPath volumes, each mounted at its host path.
+type mounts struct {
+	volumes []corev1.Volume
+	mounts  []corev1.VolumeMount
+}
+
+func (m *mounts) add(name, path string, typ corev1.HostPathType, readOnly bool) {
+	m.volumes = append(m.volumes, corev1.Volume{
+		Name:         name,
+		VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &typ}},
+	})
+	m.mounts = append(m.mounts, corev1.VolumeMount{Name: name, MountPath: path, ReadOnly: readOnly})
+}
+
+// componentPod is kubeadm's ComponentPod skeleton (§2.1): volumes and mounts sorted by name.
+func componentPod(ctr corev1.Container, m mounts, annotations map[string]string) *corev1.Pod {
+	sort.Slice(m.volumes, func(i, j int) bool { return m.volumes[i].Name < m.volumes[j].Name })
+	sort.Slice(m.mounts, func(i, j int) bool { return m.mounts[i].Name < m.mounts[j].Name })
+	ctr.ImagePullPolicy = corev1.PullIfNotPresent
+	ctr.VolumeMounts = m.mounts
+	p := priority
+	return &corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        ctr.Name,
+			Namespace:   namespace,
+			Labels:      map[string]string{"component": ctr.Name, "tier": tier},
+			Annotations: annotations,
+		},
+		Spec: corev1.PodSpec{
+			Containers:        []corev1.Container{ctr},
+			HostNetwork:       true,
+			Priority:          &p,
+			PriorityClassName: priorityClassName,
+			SecurityContext: &corev1.PodSecurityContext{
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			Volumes: m.volumes,
+		},
+	}
+}
+
+// probePorts declares the named port the probes use (kubeadm 1.34+).
+func probePorts(port int32) []corev1.ContainerPort {
+	return []corev1.ContainerPort{{Name: probePort, ContainerPort: port, Protocol: corev1.ProtocolTCP}}
+}
+
+func livenessProbe(host, path string, scheme corev1.URIScheme) *corev1.Probe {
+	return httpProbe(host, path, scheme, 10, 15, 8, 10)
+}
+
+func readinessProbe(host, path string, scheme corev1.URIScheme) *corev1.Probe {
+	return httpProbe(host, path, scheme, 0, 15, 3, 1)
+}
+
+func startupProbe(host, path string, scheme corev1.URIScheme) *corev1.Probe {
+	return httpProbe(host, path, scheme, 10, 15, startupFailureThreshold, 10)
+}
+
+func httpProbe(host, path string, scheme corev1.URIScheme, initialDelay, timeout, failureThreshold, period int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Host: host, Path: path, Port: intstr.FromString(probePort), Scheme: scheme,
+		}},
+		InitialDelaySeconds: initialDelay,
+		TimeoutSeconds:      timeout,
+		FailureThreshold:    failureThreshold,
+		PeriodSeconds:       period,
+	}
+}
+
+func cpuRequest(cpu string) corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}
+}
+
+// marshal serializes a pod as YAML without the creationTimestamp: null and status: {}
+// that every Go Pod value carries: it goes through a generic map (whose keys the YAML
+// encoder sorts), drops those two, and encodes the rest.
+func marshal(pod *corev1.Pod) ([]byte, error) {
+	j, err := json.Marshal(pod)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		return nil, err
+	}
+	if md, ok := obj["metadata"].(map[string]any); ok {
+		if v, ok := md["creationTimestamp"]; ok && v == nil {
+			delete(md, "creationTimestamp")
+		}
+	}
+	if st, ok := obj["status"].(map[string]any); ok && len(st) == 0 {
+		delete(obj, "status")
+	}
+	return yaml.Marshal(obj)
+}

@@ -1,0 +1,358 @@
+// Package writer persists a rendered bundle: it makes a directory hold exactly a list of
+// files plus a SHA256SUMS manifest, atomically as seen from outside, leaving unchanged files
+// untouched and refusing to touch anything scratchgen did not write.
+//
+// # Where state lives
+//
+// For a bundle at <parent>/<name> there are only two places:
+//
+//   - <parent>/<name>: the live bundle. Its SHA256SUMS lists every file scratchgen wrote there
+//     and is the mark of ownership: a non-empty directory without it, or with files it does
+//     not list, is refused.
+//   - <parent>/.<name>.scratchgen-staging: exists only while a write runs or after one was
+//     interrupted. It holds a marker file (so it is provably ours), tree/ (the bundle being
+//     built) and, in the fallback path only, old/ (the previous bundle).
+//
+// # How a write happens
+//
+// Write locks <parent> (flock, released by the kernel if the process dies), finishes or
+// undoes any interrupted write (see Recover), and compares the wanted files with the live
+// bundle: equal size, then equal bytes, and equal mode. If nothing differs it stops: nothing
+// is written. Otherwise it builds the complete new bundle in staging/tree, hard-linking every
+// unchanged file to the live one (so it keeps its inode and mtime) and writing the others
+// fresh with their exact mode, calls syncfs(2), and swaps staging/tree with the live
+// directory in one renameat2(RENAME_EXCHANGE). The previous bundle, now in staging/tree, is
+// deleted. A process killed at any point leaves the previous bundle or the new one.
+//
+// Where the filesystem lacks RENAME_EXCHANGE, the live bundle is renamed to staging/old and
+// staging/tree renamed into place: between those two renames the directory is briefly
+// missing, and Recover (run by the next Write) moves staging/old back.
+package writer
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+)
+
+// SumsName is the manifest Write keeps at the bundle root, in `sha256sum -c` format.
+const SumsName = "SHA256SUMS"
+
+const (
+	stagingSuffix = ".scratchgen-staging"
+	markerName    = ".scratchgen-staging" // inside the staging directory
+	stagingTree   = "tree"
+	stagingOld    = "old"
+)
+
+var markerText = []byte("scratchgen staging directory; deleted by the next scratchgen write\n")
+
+// Changes lists what a write changes in a bundle, as sorted slash-separated paths relative
+// to the bundle root. SHA256SUMS is listed like any other file; Changed also lists
+// directories whose mode is not 0755 ("." for the root).
+type Changes struct {
+	Added, Changed, Removed []string
+}
+
+// Empty reports whether nothing would change.
+func (c Changes) Empty() bool { return len(c.Added)+len(c.Changed)+len(c.Removed) == 0 }
+
+// Result reports what Write did.
+type Result struct {
+	Changes
+	// Wrote reports whether the live bundle was replaced. It is false for a no-op, and true
+	// with a non-nil error if only the clean-up after the swap failed.
+	Wrote bool
+}
+
+// Option configures Write.
+type Option func(*config)
+
+type config struct {
+	fs   fileSystem
+	sync bool
+}
+
+// NoSync skips the syncfs(2) calls that make a write durable across power loss. Writes
+// stay atomic against a crash of the process. Meant for tests and throwaway output.
+func NoSync() Option { return func(c *config) { c.sync = false } }
+
+// withFS replaces the filesystem; tests use it to inject faults.
+func withFS(f fileSystem) Option { return func(c *config) { c.fs = f } }
+
+// Write makes the directory dir (e.g. bundles/demo) hold exactly files plus SHA256SUMS.
+// Paths are slash-separated and relative to dir; parent directories of dir are created.
+// Write refuses, changing nothing, if the input is invalid, if dir holds anything
+// scratchgen did not write, or if it holds a symlink.
+func Write(dir string, files []bundle.File, opts ...Option) (Result, error) {
+	c := config{fs: osFS{}, sync: true}
+	for _, o := range opts {
+		o(&c)
+	}
+	want, err := prepare(files)
+	if err != nil {
+		return Result{}, err
+	}
+	if dir, err = cleanDir(dir); err != nil {
+		return Result{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), bundle.ModeDir); err != nil {
+		return Result{}, fmt.Errorf("creating parent of %s: %w", dir, err)
+	}
+	unlock, err := lockParent(dir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+
+	if err := c.recoverStaging(dir); err != nil {
+		return Result{}, err
+	}
+	p, err := scan(c.fs, dir, want)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Changes: p.changes}
+	if res.Empty() {
+		return res, nil
+	}
+	res.Wrote, err = c.replace(dir, p)
+	// Clean up in every case; after a failed fallback swap this also puts the old bundle back.
+	if cerr := c.recoverStaging(dir); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("cleaning up after writing %s: %w", dir, cerr))
+	}
+	return res, err
+}
+
+// Check reports what Write would change in dir, without writing anything. It refuses what
+// Write would refuse. It does not recover an interrupted write.
+func Check(dir string, files []bundle.File) (Changes, error) {
+	want, err := prepare(files)
+	if err != nil {
+		return Changes{}, err
+	}
+	if dir, err = cleanDir(dir); err != nil {
+		return Changes{}, err
+	}
+	p, err := scan(osFS{}, dir, want)
+	if err != nil {
+		return Changes{}, err
+	}
+	return p.changes, nil
+}
+
+// Recover finishes what an interrupted Write left behind for dir: if the process died
+// inside the fallback swap (dir missing, previous bundle in staging/old) it moves the
+// previous bundle back, then it deletes the staging directory. Write calls it first, so
+// calling it directly is only needed to repair without writing.
+func Recover(dir string) error {
+	dir, err := cleanDir(dir)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	unlock, err := lockParent(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c := config{fs: osFS{}, sync: true}
+	return c.recoverStaging(dir)
+}
+
+// replace builds the new bundle in staging and swaps it in. It reports whether dir now
+// holds the new bundle.
+func (c *config) replace(dir string, p *plan) (bool, error) {
+	staging := stagingDir(dir)
+	tree := filepath.Join(staging, stagingTree)
+	if err := c.fs.Mkdir(staging); err != nil {
+		return false, fmt.Errorf("creating staging directory: %w", err)
+	}
+	if err := c.fs.WriteFile(filepath.Join(staging, markerName), markerText, bundle.ModePublic); err != nil {
+		return false, fmt.Errorf("marking staging directory: %w", err)
+	}
+	if err := c.stage(dir, tree, p); err != nil {
+		return false, err
+	}
+	if c.sync {
+		if err := c.fs.Sync(staging); err != nil {
+			return false, fmt.Errorf("syncing %s: %w", staging, err)
+		}
+	}
+	if err := c.swap(dir, tree, p.exists); err != nil {
+		return false, err
+	}
+	if c.sync {
+		if err := c.fs.Sync(dir); err != nil {
+			return true, fmt.Errorf("syncing %s: %w", dir, err)
+		}
+	}
+	return true, nil
+}
+
+// stage writes the complete new bundle into tree: links for unchanged files, fresh files
+// for the rest, every directory 0755.
+func (c *config) stage(dir, tree string, p *plan) error {
+	if err := c.fs.Mkdir(tree); err != nil {
+		return fmt.Errorf("creating staging tree: %w", err)
+	}
+	made := map[string]bool{".": true}
+	for _, f := range p.files {
+		if err := c.mkdirs(tree, path.Dir(f.Path), made); err != nil {
+			return err
+		}
+		dst := filepath.Join(tree, filepath.FromSlash(f.Path))
+		if p.same[f.Path] {
+			if err := c.fs.Link(filepath.Join(dir, filepath.FromSlash(f.Path)), dst); err != nil {
+				return fmt.Errorf("linking unchanged %s: %w", f.Path, err)
+			}
+			continue
+		}
+		if err := c.fs.WriteFile(dst, f.Data, f.Mode); err != nil {
+			return fmt.Errorf("writing %s: %w", f.Path, err)
+		}
+	}
+	return nil
+}
+
+func (c *config) mkdirs(tree, rel string, made map[string]bool) error {
+	if made[rel] {
+		return nil
+	}
+	if err := c.mkdirs(tree, path.Dir(rel), made); err != nil {
+		return err
+	}
+	if err := c.fs.Mkdir(filepath.Join(tree, filepath.FromSlash(rel))); err != nil {
+		return fmt.Errorf("creating directory %s: %w", rel, err)
+	}
+	made[rel] = true
+	return nil
+}
+
+// swap puts tree in place of dir: one atomic exchange, or two renames where the
+// filesystem cannot exchange.
+func (c *config) swap(dir, tree string, exists bool) error {
+	if !exists {
+		if err := c.fs.Rename(tree, dir); err != nil {
+			return fmt.Errorf("moving new bundle into %s: %w", dir, err)
+		}
+		return nil
+	}
+	err := c.fs.Exchange(tree, dir)
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EOPNOTSUPP) {
+		if err != nil {
+			return fmt.Errorf("swapping new bundle into %s: %w", dir, err)
+		}
+		return nil
+	}
+	// Fallback: dir is missing between these two renames. If the second fails, or the
+	// process dies in between, recoverStaging moves staging/old back.
+	old := filepath.Join(filepath.Dir(tree), stagingOld)
+	if err := c.fs.Rename(dir, old); err != nil {
+		return fmt.Errorf("moving previous bundle %s aside: %w", dir, err)
+	}
+	if err := c.fs.Rename(tree, dir); err != nil {
+		return fmt.Errorf("moving new bundle into %s: %w", dir, err)
+	}
+	return nil
+}
+
+// recoverStaging restores the previous bundle if a fallback swap was interrupted, then
+// removes the staging directory; marker last, so a half-removed one is still ours.
+func (c *config) recoverStaging(dir string) error {
+	staging := stagingDir(dir)
+	fi, err := c.fs.Lstat(staging)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", staging, err)
+	}
+	notOurs := fmt.Errorf("%s exists but was not made by scratchgen (no %s inside); move it away", staging, markerName)
+	if !fi.IsDir() {
+		return notOurs
+	}
+	entries, err := c.fs.ReadDir(staging)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", staging, err)
+	}
+	if len(entries) > 0 && !hasMarker(entries) {
+		return notOurs
+	}
+	old := filepath.Join(staging, stagingOld)
+	if _, err := c.fs.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		if _, err := c.fs.Lstat(old); err == nil {
+			if err := c.fs.Rename(old, dir); err != nil {
+				return fmt.Errorf("restoring previous bundle %s from %s: %w", dir, old, err)
+			}
+			if c.sync {
+				if err := c.fs.Sync(dir); err != nil {
+					return fmt.Errorf("syncing %s: %w", dir, err)
+				}
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("checking %s: %w", old, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("checking %s: %w", dir, err)
+	}
+	for _, p := range []string{filepath.Join(staging, stagingTree), old, staging} {
+		if err := c.fs.RemoveAll(p); err != nil {
+			return fmt.Errorf("removing leftover %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func hasMarker(entries []fs.DirEntry) bool {
+	for _, e := range entries {
+		if e.Name() == markerName && e.Type().IsRegular() {
+			return true
+		}
+	}
+	return false
+}
+
+func stagingDir(dir string) string {
+	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+stagingSuffix)
+}
+
+// cleanDir cleans dir and rejects paths that have no name of their own to swap.
+func cleanDir(dir string) (string, error) {
+	dir = filepath.Clean(dir)
+	switch filepath.Base(dir) {
+	case ".", "..", string(filepath.Separator):
+		return "", fmt.Errorf("bundle directory %q must end in a name (e.g. bundles/demo)", dir)
+	}
+	return dir, nil
+}
+
+// lockParent takes an exclusive flock on dir's parent so that concurrent writers do not
+// share a staging directory. The kernel drops it when the process dies.
+func lockParent(dir string) (unlock func(), err error) {
+	parent := filepath.Dir(dir)
+	f, err := os.Open(parent)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", parent, err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", parent, err)
+	}
+	return func() { f.Close() }, nil
+}

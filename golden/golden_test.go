@@ -1,0 +1,282 @@
+// Package golden holds end-to-end golden cases: specs in, expected bundle trees and error
+// output out. `go test ./golden -update` rewrites the expected files; a re-run after an
+// update must change nothing.
+package golden
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scratchgen/scratchgen/cmd/scratchgen/cli"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected files from the current output")
+
+// The golden cases' root secret and clock. The secret is a public test fixture: bundles
+// rendered with it must never be used for a real cluster.
+const testSecret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+
+var testNow = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// gitignoreName is how a bundle's .gitignore is stored in an expected tree, where a real
+// .gitignore would hide the very files it lists from git.
+const gitignoreName = "gitignore.golden"
+
+func testEnv() cli.Env {
+	return cli.Env{Now: func() time.Time { return testNow }, Random: strings.NewReader("")}
+}
+
+// run executes a CLI command and returns stdout, stderr and the exit code.
+func run(args ...string) (string, string, int) {
+	var out, errb bytes.Buffer
+	stdio := cli.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}
+	code := cli.Exit(cli.Run(args, stdio, testEnv()), stdio)
+	return out.String(), errb.String(), code
+}
+
+// TestInvalidSpecs: each bad spec gets its exact error output (one line per problem, with
+// path and line:column) and exit code 1.
+func TestInvalidSpecs(t *testing.T) {
+	specs, _ := filepath.Glob("testdata/invalid/*.yaml")
+	if len(specs) < 30 {
+		t.Fatalf("only %d invalid specs; the frame promises at least 30", len(specs))
+	}
+	for _, spec := range specs {
+		name := strings.TrimSuffix(filepath.Base(spec), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			stdout, stderr, code := run("validate", "-f", spec)
+			got := fmt.Sprintf("exit %d\n%s%s", code, stdout, stderr)
+			if code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			if strings.Contains(stderr, "internal error") {
+				t.Errorf("a bad spec reached an internal error:\n%s", stderr)
+			}
+			compareText(t, strings.TrimSuffix(spec, ".yaml")+".txt", got)
+		})
+	}
+}
+
+// TestBundles renders each case and compares the tree, the modes and the lock.
+func TestBundles(t *testing.T) {
+	cases, _ := filepath.Glob("testdata/bundles/*/cluster.yaml")
+	if len(cases) == 0 {
+		t.Fatal("no bundle cases")
+	}
+	for _, spec := range cases {
+		dir := filepath.Dir(spec)
+		t.Run(filepath.Base(dir), func(t *testing.T) { bundleCase(t, dir) })
+	}
+}
+
+func bundleCase(t *testing.T, dir string) {
+	work := t.TempDir()
+	specPath := filepath.Join(work, "cluster.yaml")
+	mustWrite(t, filepath.Join(work, "cluster.secret"), []byte(testSecret), 0o600)
+	out := filepath.Join(work, "bundles")
+	render := func(args ...string) (string, string, int) {
+		return run(append([]string{"render", "-f", specPath, "-o", out}, args...)...)
+	}
+	// A case may start from an earlier spec, to show exactly what a change re-renders.
+	if prev, err := os.ReadFile(filepath.Join(dir, "previous.yaml")); err == nil {
+		mustWrite(t, specPath, prev, 0o644)
+		if _, stderr, code := render(); code != 0 {
+			t.Fatalf("rendering previous.yaml: exit %d\n%s", code, stderr)
+		}
+	}
+	mustWrite(t, specPath, mustRead(t, filepath.Join(dir, "cluster.yaml")), 0o644)
+	if prev, err := os.ReadFile(filepath.Join(dir, "previous.yaml")); err == nil && len(prev) > 0 {
+		stdout, stderr, code := render("--check")
+		if code != 2 {
+			t.Fatalf("render --check after a spec change: exit %d, want 2\n%s%s", code, stdout, stderr)
+		}
+		compareText(t, filepath.Join(dir, "changes.txt"), strings.ReplaceAll(stdout, work, "$WORK"))
+	}
+	_, stderr, code := render()
+	if code != 0 {
+		t.Fatalf("render: exit %d\n%s", code, stderr)
+	}
+	compareText(t, filepath.Join(dir, "stderr.txt"), strings.ReplaceAll(stderr, work, "$WORK"))
+	bundles, _ := os.ReadDir(out)
+	if len(bundles) != 1 {
+		t.Fatalf("want one bundle in %s, got %d", out, len(bundles))
+	}
+	got := filepath.Join(out, bundles[0].Name())
+	compareTree(t, filepath.Join(dir, "expected"), got)
+	compareText(t, filepath.Join(dir, "expected.lock"), string(mustRead(t, filepath.Join(work, "cluster.lock"))))
+
+	// Re-rendering changes nothing and writes nothing.
+	before := snapshot(t, got)
+	stdout, stderr, code := render()
+	if code != 0 || !strings.Contains(stdout, "up to date") {
+		t.Errorf("second render: exit %d, stdout %q, stderr %q; want exit 0 and 'up to date'", code, stdout, stderr)
+	}
+	if after := snapshot(t, got); after != before {
+		t.Errorf("second render touched files:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if _, _, code := render("--check"); code != 0 {
+		t.Errorf("render --check after render: exit %d, want 0", code)
+	}
+}
+
+// snapshot lists every file with inode, mtime and mode.
+func snapshot(t *testing.T, root string) string {
+	var b strings.Builder
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := d.Info()
+		fmt.Fprintf(&b, "%s %v %d %v\n", p, info.Mode(), inode(info), info.ModTime().UnixNano())
+		return nil
+	})
+	return b.String()
+}
+
+// compareTree compares a rendered bundle with an expected tree (and its MODES file).
+func compareTree(t *testing.T, want, got string) {
+	t.Helper()
+	gotFiles := readTree(t, got)
+	var modes strings.Builder
+	var paths []string
+	for p := range gotFiles {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fmt.Fprintf(&modes, "%04o %s\n", gotFiles[p].mode, p)
+	}
+	if *update {
+		os.RemoveAll(want)
+		for p, f := range gotFiles {
+			name := p
+			if filepath.Base(p) == ".gitignore" {
+				name = filepath.Join(filepath.Dir(p), gitignoreName)
+			}
+			mustWrite(t, filepath.Join(want, name), f.data, 0o644)
+		}
+		mustWrite(t, filepath.Join(want, "MODES"), []byte(modes.String()), 0o644)
+		return
+	}
+	wantFiles := readTree(t, want)
+	if m, ok := wantFiles["MODES"]; !ok || string(m.data) != modes.String() {
+		t.Errorf("file modes differ from %s/MODES:\n%s", want, lineDiff(string(m.data), modes.String()))
+	}
+	delete(wantFiles, "MODES")
+	for p, f := range wantFiles {
+		if filepath.Base(p) == gitignoreName {
+			delete(wantFiles, p)
+			wantFiles[filepath.Join(filepath.Dir(p), ".gitignore")] = f
+		}
+	}
+	for _, p := range paths {
+		w, ok := wantFiles[p]
+		switch {
+		case !ok:
+			t.Errorf("%s: rendered but not expected (run go test ./golden -update if intended)", p)
+		case !bytes.Equal(w.data, gotFiles[p].data):
+			t.Errorf("%s differs from the expected file:\n%s", p, lineDiff(string(w.data), string(gotFiles[p].data)))
+		}
+		delete(wantFiles, p)
+	}
+	for p := range wantFiles {
+		t.Errorf("%s: expected but not rendered (a stale expected file? run go test ./golden -update)", p)
+	}
+}
+
+type treeFile struct {
+	data []byte
+	mode fs.FileMode
+}
+
+func readTree(t *testing.T, root string) map[string]treeFile {
+	out := map[string]treeFile{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[filepath.ToSlash(rel)] = treeFile{data: mustRead(t, p), mode: info.Mode().Perm()}
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// compareText compares got with the expected file (or rewrites it under -update).
+func compareText(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if got == "" {
+			os.Remove(path)
+			return
+		}
+		mustWrite(t, path, []byte(got), 0o644)
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (run go test ./golden -update if intended):\n%s", path, lineDiff(string(want), got))
+	}
+}
+
+// lineDiff shows the lines that differ, with a few of context, for failure messages.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl == gl {
+			continue
+		}
+		if shown++; shown > 20 {
+			b.WriteString("  … more differences\n")
+			break
+		}
+		fmt.Fprintf(&b, "  line %d:\n    - %s\n    + %s\n", i+1, wl, gl)
+	}
+	return b.String()
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func mustWrite(t *testing.T, p string, data []byte, mode fs.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
