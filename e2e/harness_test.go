@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -170,11 +169,9 @@ spec:
 `))
 
 // Render writes a spec for the nodes (addresses from the network; the endpoint is the
-// first control-plane node's address) and renders it with the scratchgen CLI, exactly as
-// a user would. It returns the bundle directory.
+// first control-plane node's address) and renders it; see RenderSpec.
 func (h *Harness) Render(cluster string, nodes []NodeSpec) string {
-	t := h.T
-	t.Helper()
+	h.T.Helper()
 	type node struct{ Name, Addr, Roles string }
 	data := struct {
 		Name, Version, Endpoint string
@@ -189,20 +186,31 @@ func (h *Harness) Render(cluster string, nodes []NodeSpec) string {
 	}
 	var spec bytes.Buffer
 	if err := specTemplate.Execute(&spec, data); err != nil {
-		t.Fatal(err)
+		h.T.Fatal(err)
 	}
-	specFile := filepath.Join(h.State, "cluster.yaml")
-	if err := os.WriteFile(specFile, spec.Bytes(), 0o644); err != nil {
+	return h.RenderSpec(cluster, spec.String())
+}
+
+// RenderSpec renders a spec (whose metadata.name is cluster) with the scratchgen CLI,
+// exactly as a user would, into the state directory. It returns the bundle directory.
+func (h *Harness) RenderSpec(cluster, spec string) string {
+	t := h.T
+	t.Helper()
+	specFile := filepath.Join(h.State, cluster+".yaml")
+	if err := os.WriteFile(specFile, []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(h.State, "bundles")
 	var stdout, stderr bytes.Buffer
 	args := []string{"render", "-f", specFile, "-o", out}
 	if code := cli.Main(args, cli.Stdio{In: strings.NewReader(""), Out: &stdout, Err: &stderr}); code != 0 {
-		t.Fatalf("scratchgen %s: exit %d\n%s%s\nspec:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String(), spec.String())
+		t.Fatalf("scratchgen %s: exit %d\n%s%s\nspec:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String(), spec)
 	}
 	h.Bundle = filepath.Join(out, cluster)
-	t.Logf("rendered %s:\n%s", h.Bundle, spec.String())
+	if _, err := os.Stat(h.Bundle); err != nil {
+		t.Fatalf("scratchgen %s: no bundle %s: %v", strings.Join(args, " "), h.Bundle, err)
+	}
+	t.Logf("rendered %s from:\n%s", h.Bundle, spec)
 	return h.Bundle
 }
 
@@ -246,5 +254,3 @@ func contains(list []string, s string) bool {
 }
 
 func sortStrings(s []string) []string { sort.Strings(s); return s }
-
-var _ = fmt.Sprint

@@ -93,7 +93,7 @@ func (h *Harness) StartStaticPod(node, manifest string) (*Proc, error) {
 	if err := os.WriteFile(p.Script, []byte(script), 0o755); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(p.Log)
+	logf, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) // appended to if restarted
 	if err != nil {
 		return nil, err
 	}

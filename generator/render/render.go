@@ -13,6 +13,7 @@ import (
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/credentials"
 	"github.com/scratchgen/scratchgen/generator/field"
+	"github.com/scratchgen/scratchgen/generator/images"
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/nodeconfig"
@@ -31,6 +32,13 @@ type Inputs struct {
 	Secret []byte
 	// Now is recorded in the lock for certificates issued for the first time.
 	Now time.Time
+	// WithImages embeds each node's images (as images.embed: true does); ImageArchives
+	// maps a tag reference to its archive (images.Archive), read by the caller from the
+	// image cache before rendering.
+	WithImages    bool
+	ImageArchives map[string][]byte
+	// RequirePinned fails the render when an image is not pinned (ORed with images.requirePinned).
+	RequirePinned bool
 }
 
 // Output is a finished render.
@@ -82,8 +90,8 @@ func Render(in Inputs) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.Images.RequirePinned && len(c.Images.Unpinned) > 0 {
-		return nil, fmt.Errorf("images.requirePinned is set but the lock pins none of: %s; run `scratchgen images pin`", strings.Join(c.Images.Unpinned, ", "))
+	if (c.Images.RequirePinned || in.RequirePinned) && len(c.Images.Unpinned) > 0 {
+		return nil, fmt.Errorf("pinned images are required (images.requirePinned or --require-pinned) but the lock pins none of: %s; run `scratchgen images pin`", strings.Join(c.Images.Unpinned, ", "))
 	}
 	creds, err := credentials.Plan(c, lk, credentials.Options{Secret: in.Secret, Now: in.Now})
 	if err != nil {
@@ -91,7 +99,7 @@ func Render(in Inputs) (*Output, error) {
 	}
 	plan := &bundle.Plan{Cluster: c.Name}
 	for _, n := range c.Nodes {
-		node, err := planNode(c, n, creds.Nodes[n.Name])
+		node, err := planNode(c, n, creds.Nodes[n.Name], in)
 		if err != nil {
 			return nil, fmt.Errorf("planning node %s: %w", n.Name, err)
 		}
@@ -107,7 +115,7 @@ func Render(in Inputs) (*Output, error) {
 	return &Output{Model: c, Plan: plan, Lock: creds.Lock, Warnings: warnings}, nil
 }
 
-func planNode(c *model.Cluster, n *model.Node, creds []bundle.File) (bundle.Node, error) {
+func planNode(c *model.Cluster, n *model.Node, creds []bundle.File, in Inputs) (bundle.Node, error) {
 	node := bundle.Node{Name: n.Name}
 	node.Rootfs = append(node.Rootfs, creds...)
 	pods, err := staticpods.Node(c, n)
@@ -121,6 +129,14 @@ func planNode(c *model.Cluster, n *model.Node, creds []bundle.File) (bundle.Node
 	}
 	node.Rootfs = append(node.Rootfs, files...)
 	node.Units = units
+	if c.Images.Embed || in.WithImages {
+		files, unit, err := images.EmbedFiles(c, n, in.ImageArchives)
+		if err != nil {
+			return node, fmt.Errorf("embedding images: %w", err)
+		}
+		node.Rootfs = append(node.Rootfs, files...)
+		node.Units = images.InsertUnit(node.Units, unit)
+	}
 	bundle.Sort(node.Rootfs)
 	for i := 1; i < len(node.Rootfs); i++ {
 		if node.Rootfs[i].Path == node.Rootfs[i-1].Path {

@@ -58,6 +58,7 @@ func commands() []command {
 		{"init", "[--name NAME]", "print a complete, commented example spec", runInit},
 		{"validate", "[-f cluster.yaml]", "check a spec; print every problem with its field path", runValidate},
 		{"render", "[-f cluster.yaml] [-o bundles] [--lock F] [--secret F] [--check]", "render the bundle (offline)", runRender},
+		{"images", "list|pin|pull [-f cluster.yaml] [--lock F] [--cache DIR] [--insecure]", "list the images each node needs; pin them by digest and pull them (online)", runImages},
 		{"version", "", "print scratchgen's version and the supported Kubernetes minors", runVersion},
 		{"help", "[COMMAND]", "show help", nil},
 	}

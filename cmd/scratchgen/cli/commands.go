@@ -128,6 +128,9 @@ func runRender(r *runner, args []string) error {
 	f := r.addSpecFlags(true)
 	out := r.flags.StringP("output", "o", "bundles", "output directory; the bundle goes to <output>/<cluster>")
 	check := r.flags.Bool("check", false, "write nothing; exit 2 when the bundle or lock on disk differs from what would be rendered")
+	withImages := r.flags.Bool("with-images", false, "embed each node's images, read from the image cache (as images.embed: true)")
+	imageCache := r.flags.String("image-cache", "", cacheHelp)
+	requirePinned := r.flags.Bool("require-pinned", false, "fail when an image is not pinned by digest in the lock (as images.requirePinned: true)")
 	if done, err := r.parse("render", args); done || err != nil {
 		return err
 	}
@@ -144,14 +147,22 @@ func runRender(r *runner, args []string) error {
 		return err
 	}
 	// Validate before anything is written, the secret included.
-	if _, _, _, err := render.Resolve(data, lk); err != nil {
+	c, _, _, err := render.Resolve(data, lk)
+	if err != nil {
 		return reportSpecErrors(r, f.spec, err, "; nothing was rendered")
+	}
+	var archives map[string][]byte
+	if *withImages || c.Images.Embed {
+		if archives, err = loadImageArchives(c, lk, *imageCache); err != nil {
+			return err
+		}
 	}
 	secret, err := r.loadSecret(f.secret, !*check)
 	if err != nil {
 		return err
 	}
-	res, err := render.Render(render.Inputs{Spec: data, Lock: lk, Secret: secret, Now: r.env.Now()})
+	res, err := render.Render(render.Inputs{Spec: data, Lock: lk, Secret: secret, Now: r.env.Now(),
+		WithImages: *withImages, ImageArchives: archives, RequirePinned: *requirePinned})
 	if err != nil {
 		return reportSpecErrors(r, f.spec, err, "; nothing was rendered")
 	}

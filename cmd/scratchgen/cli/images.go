@@ -1,0 +1,290 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/scratchgen/scratchgen/generator/images"
+	"github.com/scratchgen/scratchgen/generator/lock"
+	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/render"
+)
+
+// imagesSubcommands returns the `scratchgen images` subcommands.
+func imagesSubcommands() []command {
+	return []command{
+		{"list", "[-f cluster.yaml] [--lock F] [--node NAME]", "print the image references each node needs, as rendered (offline)", runImagesList},
+		{"pin", "[-f cluster.yaml] [--lock F] [--insecure]", "resolve every image tag to its digest and record it in the lock (online)", runImagesPin},
+		{"pull", "[-f cluster.yaml] [--lock F] [--cache DIR] [--insecure]", "fetch the pinned images into the image cache and verify them (online)", runImagesPull},
+	}
+}
+
+// runImages dispatches `scratchgen images SUBCOMMAND`.
+func runImages(r *runner, args []string) error {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprint(r.io.Out, "scratchgen images: list, pin and pull the container images of a cluster\n\nUsage:\n  scratchgen images SUBCOMMAND [flags]\n\nSubcommands:\n")
+		for _, s := range imagesSubcommands() {
+			fmt.Fprintf(r.io.Out, "  %-5s %s\n", s.name, s.short)
+		}
+		fmt.Fprint(r.io.Out, "\nOnly pin and pull use the network. render stays offline: it renders the lock's digests,\nand with --with-images (or images.embed: true) copies each node's images from the cache\ninto its bundle.\nRun `scratchgen images SUBCOMMAND --help` for its flags.\n")
+		if len(args) == 0 {
+			return &ExitError{Code: 1}
+		}
+		return nil
+	}
+	for _, s := range imagesSubcommands() {
+		if s.name == args[0] {
+			return s.run(r, args[1:])
+		}
+	}
+	return &ExitError{Code: 1, Msg: fmt.Sprintf("images: unknown subcommand %q; run `scratchgen images --help`", args[0])}
+}
+
+// parseSub parses a subcommand's flags, handling --help and refusing arguments.
+func (r *runner) parseSub(sub string, args []string) (bool, error) {
+	help := r.flags.BoolP("help", "h", false, "show this help")
+	if err := r.flags.Parse(args); err != nil {
+		return false, &ExitError{Code: 1, Msg: fmt.Sprintf("images %s: %v; run `scratchgen images %s --help`", sub, err, sub)}
+	}
+	if *help {
+		for _, s := range imagesSubcommands() {
+			if s.name == sub {
+				fmt.Fprintf(r.io.Out, "scratchgen images %s: %s\n\nUsage:\n  scratchgen images %s %s\n\nFlags:\n", s.name, s.short, s.name, s.args)
+			}
+		}
+		fmt.Fprint(r.io.Out, r.flags.FlagUsages())
+		return true, nil
+	}
+	return false, r.noArgs("images " + sub)
+}
+
+// loadModel reads and resolves the spec against the lock, printing warnings.
+func (r *runner) loadModel(f *specFlags) (*model.Cluster, *lock.Lock, error) {
+	f.defaults()
+	data, err := readFile(f.spec, "spec", "create one with `scratchgen init > cluster.yaml`")
+	if err != nil {
+		return nil, nil, err
+	}
+	lk, err := loadLock(f.lock)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, _, warnings, err := render.Resolve(data, lk)
+	if err != nil {
+		return nil, nil, reportSpecErrors(r, f.spec, err, "")
+	}
+	printWarnings(r, f.spec, warnings)
+	return c, lk, nil
+}
+
+func runImagesList(r *runner, args []string) error {
+	f := r.addSpecFlags(false)
+	node := r.flags.String("node", "", "print only this node's references, without the header")
+	if done, err := r.parseSub("list", args); done || err != nil {
+		return err
+	}
+	c, _, err := r.loadModel(f)
+	if err != nil {
+		return err
+	}
+	list := images.List(c)
+	if *node != "" {
+		for _, n := range list {
+			if n.Node == *node {
+				for _, ref := range n.Refs {
+					fmt.Fprintln(r.io.Out, ref)
+				}
+				return nil
+			}
+		}
+		return &ExitError{Code: 1, Msg: fmt.Sprintf("images list: the spec has no node %q", *node)}
+	}
+	fmt.Fprint(r.io.Out, images.FormatList(list))
+	if len(c.Images.Unpinned) > 0 {
+		fmt.Fprintf(r.io.Err, "%s: %d image(s) not pinned by digest in %s; run `scratchgen images pin -f %s`\n", f.spec, len(c.Images.Unpinned), f.lock, f.spec)
+	}
+	return nil
+}
+
+func runImagesPin(r *runner, args []string) error {
+	f := r.addSpecFlags(false)
+	insecure := r.flags.Bool("insecure", false, "use plain HTTP for registries (loopback and private addresses use it anyway)")
+	if done, err := r.parseSub("pin", args); done || err != nil {
+		return err
+	}
+	c, lk, err := r.loadModel(f)
+	if err != nil {
+		return err
+	}
+	var opts []images.Option
+	if *insecure {
+		opts = append(opts, images.WithInsecure())
+	}
+	pins, err := images.Pin(context.Background(), images.All(c), opts...)
+	if err != nil {
+		return err
+	}
+	if lk == nil {
+		lk = lock.New(c.Name)
+	}
+	out := lk.Clone()
+	if out.Images == nil {
+		out.Images = map[string]lock.Image{}
+	}
+	tags := make([]string, 0, len(pins))
+	for t := range pins {
+		tags = append(tags, t)
+	}
+	sort.Strings(tags)
+	for _, t := range tags {
+		p := pins[t]
+		note := ""
+		if old, ok := out.Images[t]; !ok {
+			note = " (new)"
+		} else if old.Digest != p.Digest {
+			note = " (was " + old.Digest + ")"
+		}
+		var plats []string
+		for _, pl := range images.Platforms {
+			if p.Platforms[pl] != "" {
+				plats = append(plats, pl)
+			}
+		}
+		if len(plats) > 0 {
+			note = " [" + strings.Join(plats, ", ") + "]" + note
+		}
+		fmt.Fprintf(r.io.Out, "%s@%s%s\n", t, p.Digest, note)
+		out.Images[t] = p
+	}
+	data, err := out.Marshal()
+	if err != nil {
+		return err
+	}
+	if old, err := os.ReadFile(f.lock); err == nil && bytes.Equal(old, data) {
+		fmt.Fprintf(r.io.Out, "lock %s is up to date\n", f.lock)
+		return nil
+	}
+	if err := writeFileAtomic(f.lock, data, 0o644); err != nil {
+		return fmt.Errorf("writing lock %s: %w", f.lock, err)
+	}
+	fmt.Fprintf(r.io.Out, "pinned %d images in %s\n", len(tags), f.lock)
+	return nil
+}
+
+// defaultImageCache is where images are cached without --cache: the user's cache
+// directory ($XDG_CACHE_HOME or ~/.cache)/scratchgen/images. The cache is
+// content-addressed (blobs by digest), so specs and clusters share it safely.
+func defaultImageCache() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the image cache: %w; pass --cache (or --image-cache) DIR", err)
+	}
+	return filepath.Join(dir, "scratchgen", "images"), nil
+}
+
+const cacheHelp = "the image cache, an OCI image layout (default: $XDG_CACHE_HOME or ~/.cache, then scratchgen/images)"
+
+// pinsFor returns the lock's pins of every image some node needs, or an error naming
+// those it does not pin.
+func pinsFor(c *model.Cluster, lk *lock.Lock, spec string) (map[string]lock.Image, error) {
+	pins := map[string]lock.Image{}
+	var missing []string
+	for _, t := range images.Needed(c) {
+		p, ok := lock.Image{}, false
+		if lk != nil {
+			p, ok = lk.Images[t]
+		}
+		if !ok || p.Digest == "" {
+			missing = append(missing, t)
+			continue
+		}
+		pins[t] = p
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("the lock pins none of: %s; run `scratchgen images pin -f %s` first", strings.Join(missing, ", "), spec)
+	}
+	return pins, nil
+}
+
+func runImagesPull(r *runner, args []string) error {
+	f := r.addSpecFlags(false)
+	cacheDir := r.flags.String("cache", "", cacheHelp)
+	insecure := r.flags.Bool("insecure", false, "use plain HTTP for registries (loopback and private addresses use it anyway)")
+	if done, err := r.parseSub("pull", args); done || err != nil {
+		return err
+	}
+	c, lk, err := r.loadModel(f)
+	if err != nil {
+		return err
+	}
+	pins, err := pinsFor(c, lk, f.spec)
+	if err != nil {
+		return err
+	}
+	if *cacheDir == "" {
+		if *cacheDir, err = defaultImageCache(); err != nil {
+			return err
+		}
+	}
+	var opts []images.Option
+	if *insecure {
+		opts = append(opts, images.WithInsecure())
+	}
+	if isTerminal(r.io.Err) {
+		opts = append(opts, images.WithProgress(r.io.Err))
+	}
+	pulled, err := images.Pull(context.Background(), pins, *cacheDir, opts...)
+	for _, p := range pulled {
+		what := fmt.Sprintf("pulled (%d bytes)", p.Bytes)
+		if p.Cached {
+			what = "cached"
+		}
+		fmt.Fprintf(r.io.Out, "%s@%s %s\n", p.Tag, p.Digest, what)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.io.Out, "image cache %s holds the %d images the nodes need, verified\n", *cacheDir, len(pulled))
+	return nil
+}
+
+// isTerminal reports whether w is a character device (a terminal), where a progress bar
+// belongs; pipes, files and test buffers get none.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// loadImageArchives reads, offline and from the cache, the archive of every pinned image
+// some node needs, for render --with-images and images.embed. Unpinned images are left
+// out: rendering then reports them.
+func loadImageArchives(c *model.Cluster, lk *lock.Lock, cacheDir string) (map[string][]byte, error) {
+	if cacheDir == "" {
+		var err error
+		if cacheDir, err = defaultImageCache(); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string][]byte{}
+	for _, t := range images.Needed(c) {
+		if lk == nil || lk.Images[t].Digest == "" {
+			continue
+		}
+		data, err := images.Archive(cacheDir, t, lk.Images[t])
+		if err != nil {
+			return nil, err
+		}
+		out[t] = data
+	}
+	return out, nil
+}
