@@ -13,10 +13,10 @@
 //   - etcd members: etcd;
 //   - control-plane nodes: kube-apiserver, kube-controller-manager, kube-scheduler (in
 //     hyperkube style these are one image, listed once);
-//   - worker nodes: coredns (the CoreDNS add-on is an ordinary Deployment, scheduled onto
-//     nodes that take workloads). A cluster without any worker node schedules CoreDNS
-//     onto its tainted nodes (the add-on tolerates the control-plane taint), so there
-//     every node gets coredns.
+//   - every node: coredns. The CoreDNS add-on is a Deployment that tolerates the
+//     control-plane taint (as kubeadm's does; generator/addons), so the scheduler may place
+//     it on any node, control-plane and etcd nodes included; a node without the image
+//     would try to pull it, which fails where there is no registry.
 //
 // kube-proxy runs as a host service from a binary in this design, so its image is on no
 // node; Pin still pins it, because the model renders (and warns about) every image tag
@@ -47,22 +47,15 @@ var need = []struct {
 	component string
 	on        func(c *model.Cluster, n *model.Node) bool
 }{
-	{model.ImagePause, func(*model.Cluster, *model.Node) bool { return true }},
+	{model.ImagePause, always},
 	{model.ImageEtcd, func(_ *model.Cluster, n *model.Node) bool { return n.Etcd() }},
 	{model.ImageAPIServer, func(_ *model.Cluster, n *model.Node) bool { return n.ControlPlane() }},
 	{model.ImageControllerManager, func(_ *model.Cluster, n *model.Node) bool { return n.ControlPlane() }},
 	{model.ImageScheduler, func(_ *model.Cluster, n *model.Node) bool { return n.ControlPlane() }},
-	{model.ImageCoreDNS, func(c *model.Cluster, n *model.Node) bool { return n.Worker() || !hasWorker(c) }},
+	{model.ImageCoreDNS, always},
 }
 
-func hasWorker(c *model.Cluster) bool {
-	for _, n := range c.Nodes {
-		if n.Worker() {
-			return true
-		}
-	}
-	return false
-}
+func always(*model.Cluster, *model.Node) bool { return true }
 
 // Components returns the image components node n needs (model.Image* names), in the
 // table's order: pause, etcd, kube-apiserver, kube-controller-manager, kube-scheduler,

@@ -26,7 +26,7 @@ func TestForNode(t *testing.T) {
 	c := resolve(t, testSpec("mirror.example.com/k8s", ""), nil)
 	reg := "mirror.example.com/k8s/"
 	tags := func(node string) []string { return ForNode(c, c.Node(node)) }
-	cp := []string{reg + "pause:3.10.1", reg + "etcd:3.6.8-0", reg + "kube-apiserver:v1.36.3", reg + "kube-controller-manager:v1.36.3", reg + "kube-scheduler:v1.36.3"}
+	cp := []string{reg + "pause:3.10.1", reg + "etcd:3.6.8-0", reg + "kube-apiserver:v1.36.3", reg + "kube-controller-manager:v1.36.3", reg + "kube-scheduler:v1.36.3", reg + "coredns/coredns:v1.14.1"}
 	if got := tags("cp-1"); !reflect.DeepEqual(got, cp) {
 		t.Errorf("cp-1: %q\nwant %q", got, cp)
 	}
@@ -46,17 +46,18 @@ func TestForNode(t *testing.T) {
 
 	// Hyperkube style: one image for the three control-plane components, listed once.
 	hk := resolve(t, testSpec("mirror.example.com/k8s", "    style: hyperkube\n    hyperkube: registry.example.com/hk:v1.36.3\n"), nil)
-	want := []string{reg + "pause:3.10.1", reg + "etcd:3.6.8-0", "registry.example.com/hk:v1.36.3"}
+	want := []string{reg + "pause:3.10.1", reg + "etcd:3.6.8-0", "registry.example.com/hk:v1.36.3", reg + "coredns/coredns:v1.14.1"}
 	if got := ForNode(hk, hk.Node("cp-2")); !reflect.DeepEqual(got, want) {
 		t.Errorf("hyperkube cp-2: %q\nwant %q", got, want)
 	}
 
-	// Without workers, CoreDNS lands on tainted nodes: every node carries it.
-	single := resolve(t, strings.Replace(testSpec("r.example.com", ""),
-		"  - {name: worker-1, address: 10.0.0.21, roles: [worker]}\n  - {name: worker-2, address: 10.0.0.22, roles: [worker]}\n", "  - {name: cp-4, address: 10.0.0.13, roles: [control-plane]}\n", 1), nil)
-	want = []string{"r.example.com/pause:3.10.1", "r.example.com/kube-apiserver:v1.36.3", "r.example.com/kube-controller-manager:v1.36.3", "r.example.com/kube-scheduler:v1.36.3", "r.example.com/coredns/coredns:v1.14.1"}
-	if got := ForNode(single, single.Node("cp-4")); !reflect.DeepEqual(got, want) {
-		t.Errorf("control-plane node of a cluster without workers: %q", got)
+	// An etcd-only node.
+	etcd := resolve(t, strings.Replace(testSpec("r.example.com", ""),
+		"  - {name: worker-1, address: 10.0.0.21, roles: [worker]}\n  - {name: worker-2, address: 10.0.0.22, roles: [worker]}\n",
+		"  - {name: etcd-4, address: 10.0.0.13, roles: [etcd]}\n  - {name: etcd-5, address: 10.0.0.14, roles: [etcd]}\n", 1), nil)
+	want = []string{"r.example.com/pause:3.10.1", "r.example.com/etcd:3.6.8-0", "r.example.com/coredns/coredns:v1.14.1"}
+	if got := ForNode(etcd, etcd.Node("etcd-5")); !reflect.DeepEqual(got, want) {
+		t.Errorf("etcd-only node: %q\nwant %q", got, want)
 	}
 }
 
@@ -70,6 +71,7 @@ r.example.com/etcd:3.6.8-0
 r.example.com/kube-apiserver:v1.36.3
 r.example.com/kube-controller-manager:v1.36.3
 r.example.com/kube-scheduler:v1.36.3
+r.example.com/coredns/coredns:v1.14.1
 `
 	if !strings.HasPrefix(got, want) {
 		t.Errorf("list starts\n%s\nwant\n%s", got, want)
@@ -362,7 +364,7 @@ func TestEmbedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if unit != Unit || len(files) != 6 {
+	if unit != Unit || len(files) != 7 {
 		t.Fatalf("unit %q, %d files", unit, len(files))
 	}
 	var unitText string
@@ -386,8 +388,8 @@ func TestEmbedFiles(t *testing.T) {
 			t.Errorf("unit lacks %q:\n%s", want, unitText)
 		}
 	}
-	if strings.Count(unitText, "ExecStart=") != 5 {
-		t.Errorf("want 5 imports on cp-1:\n%s", unitText)
+	if strings.Count(unitText, "ExecStart=") != 6 {
+		t.Errorf("want 6 imports on cp-1:\n%s", unitText)
 	}
 	if s, err := exec.LookPath("systemd-analyze"); err == nil {
 		dir := t.TempDir()

@@ -9,10 +9,10 @@ import (
 // bar is a one-line progress bar for one image's layers, redrawn in place with \r.
 // A nil *bar draws nothing.
 type bar struct {
-	w            io.Writer
-	tag          string
-	total, done_ int64
-	shown        int // last drawn permille
+	w          io.Writer
+	tag        string
+	total, got int64
+	shown      int // last drawn permille
 }
 
 const barWidth = 30
@@ -36,7 +36,7 @@ func (b *bar) Write(p []byte) (int, error) {
 	if b == nil {
 		return len(p), nil
 	}
-	b.done_ += int64(len(p))
+	b.got += int64(len(p))
 	b.draw(false)
 	return len(p), nil
 }
@@ -57,14 +57,14 @@ func (b *bar) done(err error) {
 func (b *bar) draw(force bool) {
 	permille := 1000
 	if b.total > 0 {
-		permille = int(min(b.done_, b.total) * 1000 / b.total)
+		permille = int(min(b.got, b.total) * 1000 / b.total)
 	}
 	if !force && permille == b.shown {
 		return
 	}
 	b.shown = permille
 	fill := permille * barWidth / 1000
-	fmt.Fprintf(b.w, "\r%s [%s%s] %s / %s", b.tag, strings.Repeat("=", fill), strings.Repeat(" ", barWidth-fill), size(b.done_), size(b.total))
+	fmt.Fprintf(b.w, "\r%s [%s%s] %s / %s", b.tag, strings.Repeat("=", fill), strings.Repeat(" ", barWidth-fill), size(b.got), size(b.total))
 }
 
 // size formats a byte count in binary units with one decimal.

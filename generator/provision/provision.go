@@ -26,6 +26,7 @@ import (
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
 // Names of the files Views returns, relative to the node directory.
@@ -37,6 +38,10 @@ const (
 
 // omittedPrefix starts the comment that lists the secrets a view leaves out.
 const omittedPrefix = "# omitted secrets (deliver rootfs/ by rsync): "
+
+// omittedImagesPrefix starts the comment that lists the image archives a view leaves out:
+// hundreds of megabytes do not belong in user-data or an Ignition config.
+const omittedImagesPrefix = "# omitted image archives (deliver rootfs/ by rsync or bake them into the machine image): "
 
 // target is the Butane variant and version used for one node OS, and the Ignition spec
 // version that pair translates to.
@@ -89,13 +94,16 @@ func Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.File, error) 
 		return nil, fmt.Errorf("provisioning node %q: unknown OS %q (want %q, %q or %q)",
 			n.Name, os, model.OSGeneric, model.OSFlatcar, model.OSFCOS)
 	}
-	files, omitted, err := included(n, embedSecrets)
+	files, omitted, archives, err := included(n, embedSecrets)
 	if err != nil {
 		return nil, fmt.Errorf("provisioning node %q: %w", n.Name, err)
 	}
 	header := ""
 	if len(omitted) > 0 {
 		header = omittedPrefix + strings.Join(omitted, " ") + "\n"
+	}
+	if len(archives) > 0 {
+		header += omittedImagesPrefix + strings.Join(archives, " ") + "\n"
 	}
 
 	bu, err := butaneConfig(tgt, files, n.Units, header)
@@ -123,23 +131,28 @@ func Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.File, error) 
 	}, nil
 }
 
-// included checks the node and returns the files the views carry, sorted by path, and the
-// sorted paths of the secrets it left out.
-func included(n *bundle.Node, embedSecrets bool) (files []bundle.File, omitted []string, err error) {
+// included checks the node and returns the files the views carry, sorted by path, the
+// sorted paths of the secrets it left out, and those of the image archives (under
+// paths.ImagesDir), which no view carries.
+func included(n *bundle.Node, embedSecrets bool) (files []bundle.File, omitted, archives []string, err error) {
 	all := slices.Clone(n.Rootfs)
 	bundle.Sort(all)
 	for i, f := range all {
 		if err := checkPath(f.Path); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if i > 0 && all[i-1].Path == f.Path {
-			return nil, nil, fmt.Errorf("file %q: listed twice", f.Path)
+			return nil, nil, nil, fmt.Errorf("file %q: listed twice", f.Path)
 		}
 		if f.Mode&^fs.ModePerm != 0 {
-			return nil, nil, fmt.Errorf("file %q: mode %v has bits other than permissions", f.Path, f.Mode)
+			return nil, nil, nil, fmt.Errorf("file %q: mode %v has bits other than permissions", f.Path, f.Mode)
 		}
 		if f.Secret && !embedSecrets {
 			omitted = append(omitted, f.Path)
+			continue
+		}
+		if strings.HasPrefix(f.Path, paths.ImagesDir+"/") {
+			archives = append(archives, f.Path)
 			continue
 		}
 		files = append(files, f)
@@ -147,14 +160,14 @@ func included(n *bundle.Node, embedSecrets bool) (files []bundle.File, omitted [
 	seen := map[string]bool{}
 	for _, u := range n.Units {
 		if u == "" || strings.ContainsFunc(u, notPathRune) || strings.Contains(u, "/") {
-			return nil, nil, fmt.Errorf("unit %q: not a unit name", u)
+			return nil, nil, nil, fmt.Errorf("unit %q: not a unit name", u)
 		}
 		if seen[u] {
-			return nil, nil, fmt.Errorf("unit %q: listed twice", u)
+			return nil, nil, nil, fmt.Errorf("unit %q: listed twice", u)
 		}
 		seen[u] = true
 	}
-	return files, omitted, nil
+	return files, omitted, archives, nil
 }
 
 // checkPath accepts clean absolute paths without whitespace or control characters (which
