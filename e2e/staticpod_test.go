@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -551,3 +552,33 @@ func (h *Harness) Boot(nodes ...string) map[string]Pods {
 // insecureTLS is for the self-signed serving certificates the controller manager and
 // scheduler generate at start (nothing rendered can verify them), and for probes.
 func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} }
+
+// TestCommandMapping runs without root: how a container command picks the binary.
+func TestCommandMapping(t *testing.T) {
+	h := &Harness{Bin: "/bin-dir"}
+	for _, c := range []struct {
+		argv     []string
+		bin      string
+		args     []string
+		wantFail bool
+	}{
+		{argv: []string{"kube-apiserver", "--a=1"}, bin: "/bin-dir/kube-apiserver", args: []string{"--a=1"}},
+		{argv: []string{"/usr/local/bin/etcd", "--name=x"}, bin: "/bin-dir/etcd", args: []string{"--name=x"}},
+		{argv: []string{"/hyperkube", "kube-scheduler", "--b=2"}, bin: "/bin-dir/kube-scheduler", args: []string{"--b=2"}},
+		{argv: []string{"/hyperkube"}, wantFail: true},
+		{argv: []string{"/hyperkube", "scheduler"}, wantFail: true}, // short names are gone since 1.17
+		{argv: []string{"kubelet"}, wantFail: true},
+		{argv: nil, wantFail: true},
+	} {
+		bin, args, err := h.binary(c.argv)
+		if c.wantFail {
+			if err == nil {
+				t.Errorf("%q: mapped to %s, want an error", c.argv, bin)
+			}
+			continue
+		}
+		if err != nil || bin != c.bin || strings.Join(args, " ") != strings.Join(c.args, " ") {
+			t.Errorf("%q: got %s %q (%v), want %s %q", c.argv, bin, args, err, c.bin, c.args)
+		}
+	}
+}

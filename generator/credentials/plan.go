@@ -7,14 +7,13 @@ import (
 	"encoding/csv"
 	"fmt"
 	"net"
-	"runtime"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/parallel"
 	"github.com/scratchgen/scratchgen/generator/paths"
 	"github.com/scratchgen/scratchgen/generator/pki"
 )
@@ -158,7 +157,7 @@ func (p *planner) issueAll() error {
 		p.out.Certificates[l.ID] = recs[i]
 	}
 	results := make([]*issued, len(leaves))
-	err = parallel(len(leaves), func(i int) error {
+	err = parallel.Do(len(leaves), func(i int) error {
 		var err error
 		if results[i], err = p.issueLeaf(issuers[leaves[i].CA], leaves[i], recs[i]); err != nil {
 			return fmt.Errorf("issuing %s: %w", leaves[i].ID, err)
@@ -209,7 +208,7 @@ func (p *planner) place() (*Result, error) {
 	}
 	tokens := p.tokens()
 	nodeFiles := make([][]bundle.File, len(p.c.Nodes))
-	err := parallel(len(p.c.Nodes), func(i int) error {
+	err := parallel.Do(len(p.c.Nodes), func(i int) error {
 		var err error
 		nodeFiles[i], err = p.nodeFiles(p.c.Nodes[i], tokens)
 		return err
@@ -260,33 +259,6 @@ func (p *planner) nodeFiles(n *model.Node, tokens map[string]string) ([]bundle.F
 		add(fs...)
 	}
 	return dedupFiles(files), nil
-}
-
-// parallel runs f(0..n-1) on GOMAXPROCS workers and returns the first error by index.
-func parallel(n int, f func(i int) error) error {
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				errs[i] = f(i)
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (p *planner) controlPlane(n *model.Node, tokens map[string]string) ([]bundle.File, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/nodeconfig"
+	"github.com/scratchgen/scratchgen/generator/parallel"
 	"github.com/scratchgen/scratchgen/generator/provision"
 	"github.com/scratchgen/scratchgen/generator/spec"
 	"github.com/scratchgen/scratchgen/generator/staticpods"
@@ -97,13 +98,18 @@ func Render(in Inputs) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan := &bundle.Plan{Cluster: c.Name}
-	for _, n := range c.Nodes {
+	plan := &bundle.Plan{Cluster: c.Name, Nodes: make([]bundle.Node, len(c.Nodes))}
+	err = parallel.Do(len(c.Nodes), func(i int) error {
+		n := c.Nodes[i]
 		node, err := planNode(c, n, creds.Nodes[n.Name], in)
 		if err != nil {
-			return nil, fmt.Errorf("planning node %s: %w", n.Name, err)
+			return fmt.Errorf("planning node %s: %w", n.Name, err)
 		}
-		plan.Nodes = append(plan.Nodes, node)
+		plan.Nodes[i] = node
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	adds, err := addons.Files(c)
 	if err != nil {

@@ -103,7 +103,7 @@ spec:
 	for i := 1; i <= 3; i++ {
 		fmt.Fprintf(&b, "  - {name: cp-%d, address: 10.0.0.%d, roles: [control-plane, etcd]}\n", i, 10+i)
 	}
-	for i := 0; i < 997; i++ {
+	for i := 0; i < benchWorkers; i++ {
 		fmt.Fprintf(&b, "  - {name: worker-%d, address: 10.1.%d.%d, roles: [worker]}\n", i, i/250, i%250+1)
 	}
 	return []byte(b.String())
@@ -141,3 +141,6 @@ func BenchmarkRender1000Noop(b *testing.B) {
 		}
 	}
 }
+
+// benchWorkers is the number of workers beside the 3 control planes in the benchmarks.
+var benchWorkers = 997

@@ -2,6 +2,7 @@ package writer
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,29 +20,43 @@ import (
 	"github.com/scratchgen/scratchgen/generator/bundle"
 )
 
-const (
-	helperEnv  = "SCRATCHGEN_WRITER_HELPER" // "<dir>|<version>|<exchange or fallback>"
-	crashFiles = 2000
-)
+// helperEnv carries a helperSpec to TestHelperWriter in a child process.
+const helperEnv = "SCRATCHGEN_WRITER_HELPER"
 
-// TestHelperWriter is not a test: TestCrash runs the test binary with it as a child
-// process that writes one version of a bundle and gets killed.
+// helperSpec is the write a child process performs before it is killed.
+type helperSpec struct {
+	Dir      string
+	Files    int  // testBundle size
+	Version  int  // testBundle version to write
+	Fallback bool // pretend RENAME_EXCHANGE is unsupported
+	KillAt   int  // > 0: SIGKILL itself just before this filesystem operation
+}
+
+// TestHelperWriter is not a test: the crash tests run the test binary with it as a child
+// process that writes one version of a bundle and is killed.
 func TestHelperWriter(t *testing.T) {
-	spec := os.Getenv(helperEnv)
-	if spec == "" {
-		t.Skip("helper process for TestCrash")
+	env := os.Getenv(helperEnv)
+	if env == "" {
+		t.Skip("helper process for the crash tests")
 	}
-	parts := strings.Split(spec, "|")
-	version, _ := strconv.Atoi(parts[1])
-	files := testBundle(crashFiles, version)
-	// Syncs only matter for power loss, which a kill cannot simulate; they are slow here.
-	opts := []Option{NoSync()}
-	if parts[2] == "fallback" {
-		opts = append(opts, withFS(noExchangeFS{osFS{}}))
+	var spec helperSpec
+	if err := json.Unmarshal([]byte(env), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
 	}
+	files := testBundle(spec.Files, spec.Version)
+	var base fileSystem = osFS{}
+	if spec.Fallback {
+		base = noExchangeFS{base}
+	}
+	if spec.KillAt > 0 {
+		base = &faultFS{fileSystem: base, killAt: spec.KillAt}
+	}
+	// Syncs only matter for power loss, which a kill does not simulate; they are slow here.
+	opts := []Option{NoSync(), withFS(base)}
 	fmt.Println("ready")
 	start := time.Now()
-	if _, err := Write(parts[0], files, opts...); err != nil {
+	if _, err := Write(spec.Dir, files, opts...); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
@@ -49,107 +64,189 @@ func TestHelperWriter(t *testing.T) {
 	os.Exit(0)
 }
 
-// TestCrash kills a writing process with SIGKILL at moments spread over the whole write
-// and checks that, after recovery, the bundle is exactly the previous or the new version.
-func TestCrash(t *testing.T) {
+// TestCrashAtRandomMoments kills a writing process with SIGKILL at moments spread over
+// the whole write of a 2000-file bundle, and checks that after recovery the bundle is
+// exactly the previous version or exactly the new one.
+func TestCrashAtRandomMoments(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	for _, mode := range []string{"exchange", "fallback"} {
-		t.Run(mode, func(t *testing.T) { crashTest(t, mode, 40) })
+	for _, fallback := range []bool{false, true} {
+		t.Run(modeName(fallback), func(t *testing.T) { crashAtRandom(t, fallback, 2000, 40) })
 	}
 }
 
-func crashTest(t *testing.T, mode string, kills int) {
+func crashAtRandom(t *testing.T, fallback bool, files, kills int) {
 	dir := filepath.Join(fastTempDir(t), "demo")
-	versions := [2][]bundle.File{testBundle(crashFiles, 0), testBundle(crashFiles, 1)}
-	if _, err := Write(dir, versions[0]); err != nil {
+	versions := [2][]bundle.File{testBundle(files, 0), testBundle(files, 1)}
+	if _, err := Write(dir, versions[0], NoSync()); err != nil {
 		t.Fatal(err)
 	}
+	spec := helperSpec{Dir: dir, Files: files, Fallback: fallback}
 	cur := 0
-	// Measure an uninterrupted write, from the child's "ready" to its end.
-	var took time.Duration
+	// Measure uninterrupted writes, from the child's "ready" to its end.
+	var took []time.Duration
 	for range 3 {
-		d, finished := runHelper(t, dir, 1-cur, mode, -1)
+		spec.Version = 1 - cur
+		d, finished := runHelper(t, spec, -1)
 		if !finished {
 			t.Fatal("helper did not finish")
 		}
 		cur = 1 - cur
-		took = max(took, d)
+		took = append(took, d)
 	}
-	if err := treeMatches(dir, versions[cur]); err != nil {
-		t.Fatal(err)
-	}
+	slices.Sort(took)
+	span := took[1] * 11 / 10 // a little past the median write
 
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 0))
 	counts := map[string]int{}
 	for i := range kills {
-		// Stratified: kill i lands in the i-th of kills slices of the slowest measured write.
-		delay := time.Duration((float64(i) + rng.Float64()) / float64(kills) * float64(took))
+		// Stratified: kill i lands in the i-th of kills equal slices of span.
+		delay := time.Duration((float64(i) + rng.Float64()) / float64(kills) * float64(span))
 		next := 1 - cur
-		_, finished := runHelper(t, dir, next, mode, delay)
-		state := classify(dir, versions[cur], versions[next])
+		spec.Version = next
+		_, finished := runHelper(t, spec, delay)
+		where := classify(t, dir, versions[cur], versions[next])
 		if finished {
-			state = "after the swap: write had finished"
+			where = "after the swap: write had finished"
 		}
-		if state == "" {
-			t.Fatalf("kill %d after %v (seed %d): bundle is neither version: old: %v; new: %v",
-				i, delay, seed, treeMatches(dir, versions[cur]), treeMatches(dir, versions[next]))
-		}
-		counts[state]++
-		if err := Recover(dir); err != nil {
-			t.Fatalf("kill %d after %v: Recover: %v", i, delay, err)
-		}
-		switch {
-		case treeMatches(dir, versions[cur]) == nil:
-			if strings.HasPrefix(state, "after") {
-				t.Fatalf("kill %d: recovery went back from the new bundle to the old one", i)
-			}
-		case treeMatches(dir, versions[next]) == nil:
-			cur = next
-		default:
-			t.Fatalf("kill %d after %v (seed %d): after recovery neither version: old: %v; new: %v",
-				i, delay, seed, treeMatches(dir, versions[cur]), treeMatches(dir, versions[next]))
-		}
-		if s := siblings(t, dir); len(s) != 0 {
-			t.Fatalf("kill %d: recovery left %v", i, s)
-		}
+		counts[where]++
+		cur = recoverAndCheck(t, dir, versions, cur, where, fmt.Sprintf("kill %d after %v (seed %d)", i, delay, seed))
 	}
-	t.Logf("%d kills over %v writes of %d files (seed %d):", kills, took, crashFiles, seed)
+	t.Logf("%d kills spread over %v (writes took %v) of %d files:", kills, span, took, files)
 	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		t.Logf("  %3d  %s", counts[k], k)
 	}
 }
 
-// classify says where a kill landed, from what it left on disk; "" if the live bundle is
-// neither version.
-func classify(dir string, old, new []bundle.File) string {
+// TestCrashAtEveryOperation kills a writing process just before each of its filesystem
+// operations in turn, so every boundary is hit once, including the fallback's window
+// between its two renames.
+func TestCrashAtEveryOperation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	for _, fallback := range []bool{false, true} {
+		t.Run(modeName(fallback), func(t *testing.T) {
+			dir := filepath.Join(fastTempDir(t), "demo")
+			versions := [2][]bundle.File{testBundle(24, 0), testBundle(24, 1)}
+			var base fileSystem = osFS{}
+			if fallback {
+				base = noExchangeFS{base}
+			}
+			// Count the operations of the write, and find the swap.
+			if _, err := Write(dir, versions[0], NoSync()); err != nil {
+				t.Fatal(err)
+			}
+			rec := &faultFS{fileSystem: base}
+			if _, err := Write(dir, versions[1], NoSync(), withFS(rec)); err != nil {
+				t.Fatal(err)
+			}
+			swapOp := "Exchange "
+			if fallback {
+				swapOp = "Rename " + filepath.Join(stagingDir(dir), stagingTree) + " "
+			}
+			swap := slices.IndexFunc(rec.ops, func(op string) bool { return strings.HasPrefix(op, swapOp) }) + 1
+			if swap == 0 {
+				t.Fatalf("no swap among %d operations", len(rec.ops))
+			}
+			counts := map[string]int{}
+			for n := 1; n <= len(rec.ops); n++ {
+				if _, err := Write(dir, versions[0], NoSync()); err != nil {
+					t.Fatal(err)
+				}
+				_, finished := runHelper(t, helperSpec{Dir: dir, Files: 24, Version: 1, Fallback: fallback, KillAt: n}, -2)
+				if finished {
+					t.Fatalf("helper was not killed before operation %d", n)
+				}
+				where := classify(t, dir, versions[0], versions[1])
+				counts[where]++
+				got := recoverAndCheck(t, dir, versions, 0, where, fmt.Sprintf("killed before operation %d (%s)", n, rec.ops[n-1]))
+				if want := btoi(n > swap); got != want {
+					t.Fatalf("killed before operation %d (%s, swap is %d): recovered version %d, want %d", n, rec.ops[n-1], swap, got, want)
+				}
+			}
+			t.Logf("%d kill points, one before each operation (swap is #%d):", len(rec.ops), swap)
+			for _, k := range slices.Sorted(maps.Keys(counts)) {
+				t.Logf("  %3d  %s", counts[k], k)
+			}
+		})
+	}
+}
+
+func modeName(fallback bool) string {
+	if fallback {
+		return "fallback"
+	}
+	return "exchange"
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// classify says where a kill landed, from what it left on disk. The live bundle must be
+// exactly the old or the new version, or (fallback only) missing.
+func classify(t *testing.T, dir string, old, new []bundle.File) string {
+	t.Helper()
 	_, err := os.Lstat(stagingDir(dir))
 	staging := err == nil
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		return "during the swap: directory missing (fallback window), restored by Recover"
+		return "during the swap: directory missing (fallback window)"
 	}
+	isOld, isNew := treeMatches(dir, old), treeMatches(dir, new)
 	switch {
-	case treeMatches(dir, old) == nil && !staging:
+	case isOld == nil && !staging:
 		return "before the swap: comparing"
-	case treeMatches(dir, old) == nil:
+	case isOld == nil:
 		return "before the swap: staging"
-	case treeMatches(dir, new) == nil && staging:
+	case isNew == nil && staging:
 		return "after the swap: removing the old tree"
-	case treeMatches(dir, new) == nil:
+	case isNew == nil:
 		return "after the swap: done"
 	}
+	t.Fatalf("live bundle is neither version: old: %v; new: %v", isOld, isNew)
 	return ""
 }
 
-// runHelper runs TestHelperWriter writing version into dir. With delay >= 0 it kills the
-// child that long after the child is ready to write. It reports the child's write time and
-// whether the child finished on its own.
-func runHelper(t *testing.T, dir string, version int, mode string, delay time.Duration) (time.Duration, bool) {
+// recoverAndCheck runs Recover and returns which version dir then holds exactly.
+func recoverAndCheck(t *testing.T, dir string, versions [2][]bundle.File, cur int, where, what string) int {
 	t.Helper()
+	if err := Recover(dir); err != nil {
+		t.Fatalf("%s: Recover: %v", what, err)
+	}
+	got := -1
+	for _, v := range []int{cur, 1 - cur} {
+		if treeMatches(dir, versions[v]) == nil {
+			got = v
+			break
+		}
+	}
+	switch {
+	case got < 0:
+		t.Fatalf("%s: after recovery neither version: old: %v; new: %v",
+			what, treeMatches(dir, versions[cur]), treeMatches(dir, versions[1-cur]))
+	case strings.HasPrefix(where, "after") && got == cur:
+		t.Fatalf("%s: recovery went back from the new bundle to the old one", what)
+	}
+	if s := siblings(t, dir); len(s) != 0 {
+		t.Fatalf("%s: recovery left %v", what, s)
+	}
+	return got
+}
+
+// runHelper runs TestHelperWriter in a child process. With delay >= 0 it kills the child
+// that long after the child is ready to write; with -1 it waits; with -2 the child is
+// expected to kill itself. It reports the child's write time and whether it finished.
+func runHelper(t *testing.T, spec helperSpec, delay time.Duration) (time.Duration, bool) {
+	t.Helper()
+	env, _ := json.Marshal(spec)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%d|%s", helperEnv, dir, version, mode))
+	cmd.Env = append(os.Environ(), helperEnv+"="+string(env))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -176,8 +273,11 @@ func runHelper(t *testing.T, dir string, version int, mode string, delay time.Du
 		}
 	}
 	err = cmd.Wait()
-	if delay < 0 && err != nil {
+	if delay == -1 && err != nil {
 		t.Fatalf("helper: %v: %s", err, stderr.String())
+	}
+	if stderr.Len() > 0 && !strings.Contains(stderr.String(), "killed") {
+		t.Logf("helper stderr: %s", stderr.String())
 	}
 	return took, err == nil
 }

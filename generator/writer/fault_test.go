@@ -72,7 +72,7 @@ func injectEveryFault(t *testing.T, base fileSystem, prev, next []bundle.File) i
 	}
 	swap := slices.Index(clean.ops, swapOp) + 1
 	if swap == 0 {
-		t.Fatalf("no %q among %q", swapOp, clean.ops)
+		t.Fatalf("no %q among %d operations", swapOp, len(clean.ops))
 	}
 
 	kinds := map[string]int{}

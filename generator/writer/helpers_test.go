@@ -197,9 +197,11 @@ func siblings(t testing.TB, dir string) []string {
 var errInjected = errors.New("injected fault")
 
 // faultFS records every operation and fails the failAt-th one (1-based; 0 = none).
+// With killAt set it instead SIGKILLs its own process just before the killAt-th.
 type faultFS struct {
 	fileSystem
 	failAt int
+	killAt int
 	mu     sync.Mutex // the writer compares files in parallel
 	ops    []string
 }
@@ -208,6 +210,10 @@ func (f *faultFS) op(op, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ops = append(f.ops, op+" "+name)
+	if len(f.ops) == f.killAt {
+		syscall.Kill(syscall.Getpid(), syscall.SIGKILL)
+		select {}
+	}
 	if len(f.ops) == f.failAt {
 		return &os.PathError{Op: op, Path: name, Err: errInjected}
 	}

@@ -33,10 +33,11 @@ func prepare(files []bundle.File) ([]bundle.File, error) {
 	out := make([]bundle.File, len(files), len(files)+1)
 	copy(out, files)
 	bundle.Sort(out)
+	hashes := make([][sha256.Size]byte, len(out))
+	parallel(len(out), func(i int) error { hashes[i] = sha256.Sum256(out[i].Data); return nil })
 	sums := make([]byte, 0, len(out)*(64+2+48))
-	for _, f := range out {
-		h := sha256.Sum256(f.Data)
-		sums = hex.AppendEncode(sums, h[:])
+	for i, f := range out {
+		sums = hex.AppendEncode(sums, hashes[i][:])
 		sums = append(sums, "  "...)
 		sums = append(sums, f.Path...)
 		sums = append(sums, '\n')
@@ -77,11 +78,13 @@ func validate(files []bundle.File) error {
 		}
 		seen[p] = true
 	}
+	dirs := map[string]bool{}
 	for p := range seen {
-		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+		for d := path.Dir(p); d != "." && !dirs[d]; d = path.Dir(d) {
 			if seen[d] {
 				return fmt.Errorf("invalid bundle file %q: %q is also a file", p, d)
 			}
+			dirs[d] = true
 		}
 	}
 	return nil
@@ -124,30 +127,43 @@ func scan(fsys fileSystem, dir string, want []bundle.File) (*plan, error) {
 }
 
 // compare reports, for each wanted file that exists in dir, whether it already has the
-// wanted bytes and mode. Reading is the whole cost of a no-op write, so files are compared
-// in parallel; the error reported is the first in path order.
+// wanted bytes and mode. Reading is the whole cost of a no-op write, so it runs in parallel.
 func compare(fsys fileSystem, dir string, want []bundle.File, exists map[string]bool) ([]bool, error) {
 	same := make([]bool, len(want))
-	errs := make([]error, len(want))
+	err := parallel(len(want), func(i int) error {
+		f := want[i]
+		if !exists[f.Path] {
+			return nil
+		}
+		var err error
+		if same[i], err = fsys.Same(filepath.Join(dir, filepath.FromSlash(f.Path)), f.Data, f.Mode); err != nil {
+			return fmt.Errorf("comparing %s: %w", f.Path, err)
+		}
+		return nil
+	})
+	return same, err
+}
+
+// parallel calls fn(i) for every i in [0, n) from a few goroutines and returns the error of
+// the lowest i that failed, so errors do not depend on scheduling.
+func parallel(n int, fn func(i int) error) error {
+	errs := make([]error, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range max(4, runtime.GOMAXPROCS(0)) {
+	for range min(n, max(4, runtime.GOMAXPROCS(0))) {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(want); i = int(next.Add(1) - 1) {
-				f := want[i]
-				if exists[f.Path] {
-					same[i], errs[i] = fsys.Same(filepath.Join(dir, filepath.FromSlash(f.Path)), f.Data, f.Mode)
-				}
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				errs[i] = fn(i)
 			}
 		})
 	}
 	wg.Wait()
-	for i, err := range errs {
+	for _, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("comparing %s: %w", want[i].Path, err)
+			return err
 		}
 	}
-	return same, nil
+	return nil
 }
 
 // liveBundle is what is on disk at dir.
@@ -192,7 +208,7 @@ func readLive(fsys fileSystem, dir string) (*liveBundle, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", sumsPath, err)
 	}
-	if err := live.walk(fsys, dir, "."); err != nil {
+	if err := live.walk(fsys, dir); err != nil {
 		return nil, err
 	}
 	if !live.files[SumsName] {
@@ -225,33 +241,49 @@ func readLive(fsys fileSystem, dir string) (*liveBundle, error) {
 	return live, nil
 }
 
-func (l *liveBundle) walk(fsys fileSystem, root, rel string) error {
-	abs := filepath.Join(root, filepath.FromSlash(rel))
-	entries, err := fsys.ReadDir(abs)
-	if err != nil {
-		return fmt.Errorf("reading directory %s: %w", abs, err)
-	}
-	for _, e := range entries {
-		name := path.Join(rel, e.Name())
-		switch typ := e.Type(); {
-		case typ.IsRegular():
-			l.files[name] = true
-		case typ.IsDir():
-			fi, err := fsys.Lstat(filepath.Join(abs, e.Name()))
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", name, err)
+// walk lists the tree level by level, reading each level's directories in parallel.
+func (l *liveBundle) walk(fsys fileSystem, root string) error {
+	for level := []string{"."}; len(level) > 0; {
+		entries := make([][]fs.DirEntry, len(level))
+		bad := make([]bool, len(level))
+		err := parallel(len(level), func(i int) error {
+			abs := filepath.Join(root, filepath.FromSlash(level[i]))
+			if level[i] != "." { // readLive checked the root
+				fi, err := fsys.Lstat(abs)
+				if err != nil {
+					return fmt.Errorf("reading %s: %w", abs, err)
+				}
+				bad[i] = fi.Mode() != fs.ModeDir|bundle.ModeDir
 			}
-			if fi.Mode() != fs.ModeDir|bundle.ModeDir {
-				l.badDirs = append(l.badDirs, name)
+			var err error
+			if entries[i], err = fsys.ReadDir(abs); err != nil {
+				return fmt.Errorf("reading directory %s: %w", abs, err)
 			}
-			if err := l.walk(fsys, root, name); err != nil {
-				return err
-			}
-		case typ&fs.ModeSymlink != 0:
-			return fmt.Errorf("%s holds a symlink at %s; scratchgen never follows symlinks, remove it", root, name)
-		default:
-			return fmt.Errorf("%s holds %s, which is not a regular file (%v); remove it", root, name, typ)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
+		var next []string
+		for i, rel := range level {
+			if bad[i] {
+				l.badDirs = append(l.badDirs, rel)
+			}
+			for _, e := range entries[i] {
+				name := path.Join(rel, e.Name())
+				switch typ := e.Type(); {
+				case typ.IsRegular():
+					l.files[name] = true
+				case typ.IsDir():
+					next = append(next, name)
+				case typ&fs.ModeSymlink != 0:
+					return fmt.Errorf("%s holds a symlink at %s; scratchgen never follows symlinks, remove it", root, name)
+				default:
+					return fmt.Errorf("%s holds %s, which is not a regular file (%v); remove it", root, name, typ)
+				}
+			}
+		}
+		level = next
 	}
 	return nil
 }

@@ -209,7 +209,7 @@ func (b *builder) ensureSet(ctx context.Context, s set) (string, error) {
 		return "", err
 	}
 	// Temp dirs of builds that were killed; we hold the lock, so they are stale.
-	stale, _ := filepath.Glob(filepath.Join(b.cache, "bin", ".tmp-"+s.name()+"-*"))
+	stale, _ := filepath.Glob(filepath.Join(b.cache, "bin", ".tmp-"+s.name()+"+*"))
 	for _, d := range stale {
 		os.RemoveAll(d)
 	}
@@ -225,7 +225,7 @@ func (b *builder) ensureSet(ctx context.Context, s set) (string, error) {
 		return "", err
 	}
 
-	tmp, err := os.MkdirTemp(filepath.Join(b.cache, "bin"), ".tmp-"+s.name()+"-")
+	tmp, err := os.MkdirTemp(filepath.Join(b.cache, "bin"), ".tmp-"+s.name()+"+")
 	if err != nil {
 		return "", err
 	}

@@ -1,0 +1,375 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/credentials"
+	"github.com/scratchgen/scratchgen/generator/lock"
+	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/render"
+	"github.com/scratchgen/scratchgen/generator/review"
+	"github.com/scratchgen/scratchgen/generator/writer"
+)
+
+// runDiff compares what render would write with the bundle on disk (see package review).
+func runDiff(r *runner, args []string) error {
+	f := r.addSpecFlags(true)
+	r.flags.Lookup("secret").Usage = "the root secret (default: <spec stem>.secret beside the spec)"
+	out := r.flags.StringP("bundles", "o", "bundles", "output directory of render; the bundle is <bundles>/<cluster>")
+	format := r.flags.String("output", "text", "text, or json for tools")
+	if done, err := r.parse("diff", args); done || err != nil {
+		return err
+	}
+	if err := r.noArgs("diff"); err != nil {
+		return err
+	}
+	if *format != "text" && *format != "json" {
+		return &ExitError{Code: 1, Msg: fmt.Sprintf("diff: --output %q is not text or json (the bundle directory is -o/--bundles)", *format)}
+	}
+	f.defaults()
+	data, err := readFile(f.spec, "spec", "create one with `scratchgen init > cluster.yaml`")
+	if err != nil {
+		return err
+	}
+	lk, err := loadLock(f.lock)
+	if err != nil {
+		return err
+	}
+	if _, _, _, err := render.Resolve(data, lk); err != nil {
+		return reportSpecErrors(r, f.spec, err, "")
+	}
+	secret, err := r.loadSecret(f.secret, false)
+	if err != nil {
+		return err
+	}
+	res, err := render.Render(render.Inputs{Spec: data, Lock: lk, Secret: secret, Now: r.env.Now()})
+	if err != nil {
+		return reportSpecErrors(r, f.spec, err, "")
+	}
+	printWarnings(r, f.spec, res.Warnings)
+	lockData, err := res.Lock.Marshal()
+	if err != nil {
+		return err
+	}
+	oldLockData, err := os.ReadFile(f.lock)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reading lock %s: %w", f.lock, err)
+	}
+	dir := filepath.Join(*out, res.Plan.Cluster)
+	newFiles := withSums(res.Plan.Files())
+	oldFiles, dirs, err := readBundle(dir, newFiles)
+	if err != nil {
+		return err
+	}
+	var nodes []string
+	for _, n := range res.Plan.Nodes {
+		nodes = append(nodes, n.Name)
+	}
+	rep := review.Compare(oldFiles, newFiles, review.Options{
+		Cluster: res.Plan.Cluster, Nodes: nodes,
+		OldLock: lk, NewLock: res.Lock, LockChanged: string(oldLockData) != string(lockData),
+	})
+	rep.Bundle, rep.Spec = dir, f.spec
+	for _, d := range dirs {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("directory %s has the wrong mode; render resets it to 0755", d))
+		rep.Changed = true
+	}
+	if *format == "json" {
+		err = rep.WriteJSON(r.io.Out)
+	} else {
+		err = rep.WriteText(r.io.Out)
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Changed {
+		return exitChanges
+	}
+	return nil
+}
+
+// withSums adds the SHA256SUMS the writer keeps beside the files (sha256sum format).
+func withSums(files []bundle.File) []bundle.File {
+	var b strings.Builder
+	for _, f := range files {
+		h := sha256.Sum256(f.Data)
+		b.WriteString(hex.EncodeToString(h[:]) + "  " + f.Path + "\n")
+	}
+	out := append(slices.Clone(files), bundle.File{Path: writer.SumsName, Mode: bundle.ModePublic, Data: []byte(b.String())})
+	bundle.Sort(out)
+	return out
+}
+
+// readBundle returns the bundle on disk as a complete file list, reading only the files
+// writer.Check reports as changed or removed (the others equal the rendered ones), and
+// the directories whose mode would change. It refuses what render would refuse.
+func readBundle(dir string, want []bundle.File) ([]bundle.File, []string, error) {
+	var files []bundle.File
+	for _, f := range want {
+		if f.Path != writer.SumsName {
+			files = append(files, f)
+		}
+	}
+	ch, err := writer.Check(dir, files)
+	if err != nil {
+		return nil, nil, err
+	}
+	added := map[string]bool{}
+	for _, p := range ch.Added {
+		added[p] = true
+	}
+	changed := map[string]bool{}
+	for _, p := range ch.Changed {
+		changed[p] = true
+	}
+	var old []bundle.File
+	var dirs []string
+	read := func(p string) error {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		st, err := os.Lstat(full)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", full, err)
+		}
+		if st.IsDir() {
+			dirs = append(dirs, full)
+			return nil
+		}
+		data, err := os.ReadFile(full)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", full, err)
+		}
+		old = append(old, bundle.File{Path: p, Mode: st.Mode().Perm(), Data: data})
+		return nil
+	}
+	for _, f := range want {
+		switch {
+		case added[f.Path]:
+		case changed[f.Path]:
+			if err := read(f.Path); err != nil {
+				return nil, nil, err
+			}
+			delete(changed, f.Path)
+		default:
+			old = append(old, f)
+		}
+	}
+	// What remains in changed are directories.
+	for _, p := range ch.Changed {
+		if changed[p] {
+			if err := read(p); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	for _, p := range ch.Removed {
+		if err := read(p); err != nil {
+			return nil, nil, err
+		}
+	}
+	bundle.Sort(old)
+	return old, dirs, nil
+}
+
+// runCerts dispatches `certs status` and `certs renew`.
+func runCerts(r *runner, args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if done, err := r.parse("certs", args); done || err != nil {
+			return err
+		}
+		return &ExitError{Code: 1, Msg: "certs needs a subcommand: status or renew; run `scratchgen certs --help`"}
+	}
+	switch args[0] {
+	case "status":
+		return runCertsStatus(r, args[1:])
+	case "renew":
+		return runCertsRenew(r, args[1:])
+	}
+	return &ExitError{Code: 1, Msg: fmt.Sprintf("certs: unknown subcommand %q (want status or renew); run `scratchgen certs --help`", args[0])}
+}
+
+// placeholderSecret stands in for a missing root secret where only certificate names
+// and dates matter: those do not depend on the secret.
+var placeholderSecret = []byte(strings.Repeat("\x00", 32))
+
+// certPlan issues the cluster's certificates in memory from the spec, the lock and the
+// secret (or the placeholder), without writing anything.
+func (r *runner) certPlan(f *specFlags, secret []byte) (*model.Cluster, *lock.Lock, *credentials.Result, error) {
+	data, err := readFile(f.spec, "spec", "create one with `scratchgen init > cluster.yaml`")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lk, err := loadLock(f.lock)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, resolved, _, err := render.Resolve(data, lk)
+	if err != nil {
+		return nil, nil, nil, reportSpecErrors(r, f.spec, err, "")
+	}
+	res, err := credentials.Plan(c, resolved, credentials.Options{Secret: secret, Now: r.env.Now()})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, lk, res, nil
+}
+
+func nodeNames(c *model.Cluster) []string {
+	var out []string
+	for _, n := range c.Nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// runCertsStatus prints every certificate with its expiry.
+func runCertsStatus(r *runner, args []string) error {
+	f := r.addSpecFlags(true)
+	r.flags.Lookup("secret").Usage = "the root secret (default: <spec stem>.secret beside the spec; optional: names and dates do not depend on it)"
+	warn := r.flags.String("warn-within", "", "exit 2 when a certificate expires within this window (e.g. 30d, 2w, 720h)")
+	if done, err := r.parse("certs", args); done || err != nil {
+		return err
+	}
+	if err := r.noArgs("certs status"); err != nil {
+		return err
+	}
+	var within time.Duration
+	if *warn != "" {
+		d, err := review.ParseWithin(*warn)
+		if err != nil {
+			return &ExitError{Code: 1, Msg: "certs status: --warn-within " + err.Error()}
+		}
+		within = d
+	}
+	f.defaults()
+	secret := placeholderSecret
+	if _, err := os.Stat(f.secret); err == nil {
+		if secret, err = r.loadSecret(f.secret, false); err != nil {
+			return err
+		}
+	}
+	c, lk, res, err := r.certPlan(f, secret)
+	if err != nil {
+		return err
+	}
+	now := r.env.Now()
+	rows := review.Status(res, nodeNames(c), lk)
+	if err := review.WriteStatus(r.io.Out, rows, nodeNames(c), now); err != nil {
+		return err
+	}
+	if *warn == "" {
+		return nil
+	}
+	exp := review.Expiring(rows, now, within)
+	if len(exp) == 0 {
+		fmt.Fprintf(r.io.Out, "no certificate expires within %s\n", *warn)
+		return nil
+	}
+	var names []string
+	for _, e := range exp {
+		names = append(names, e.Name)
+	}
+	fmt.Fprintf(r.io.Out, "%d certificate(s) expire within %s: %s\nrenew them with `scratchgen certs renew --expiring-within %s -f %s`, then render\n",
+		len(exp), *warn, strings.Join(names, ", "), *warn, f.spec)
+	return exitChanges
+}
+
+// runCertsRenew bumps certificate generations in the lock.
+func runCertsRenew(r *runner, args []string) error {
+	f := r.addSpecFlags(false)
+	all := r.flags.Bool("all", false, "renew every certificate (the service-account key pair \"sa\" only when named)")
+	expiring := r.flags.String("expiring-within", "", "renew the certificates that expire within this window (e.g. 30d)")
+	if done, err := r.parse("certs", args); done || err != nil {
+		return err
+	}
+	names := r.flags.Args()
+	modes := 0
+	for _, set := range []bool{len(names) > 0, *all, *expiring != ""} {
+		if set {
+			modes++
+		}
+	}
+	if modes != 1 {
+		return &ExitError{Code: 1, Msg: "certs renew: name the certificates, or pass --all or --expiring-within (exactly one); run `scratchgen certs status` for the names"}
+	}
+	f.defaults()
+	if _, err := os.Stat(f.lock); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("lock %s does not exist: nothing was issued yet, render first", f.lock)
+	}
+	c, lk, res, err := r.certPlan(f, placeholderSecret)
+	if err != nil {
+		return err
+	}
+	now := r.env.Now()
+	rows := review.Status(res, nodeNames(c), lk)
+	valid := map[string]bool{credentials.SA: true}
+	var validNames []string
+	for _, row := range rows {
+		valid[row.Name] = true
+		validNames = append(validNames, row.Name)
+	}
+	validNames = append(validNames, credentials.SA)
+	var pick []string
+	switch {
+	case *all:
+		for _, row := range rows {
+			pick = append(pick, row.Name)
+		}
+	case *expiring != "":
+		d, err := review.ParseWithin(*expiring)
+		if err != nil {
+			return &ExitError{Code: 1, Msg: "certs renew: --expiring-within " + err.Error()}
+		}
+		for _, row := range review.Expiring(rows, now, d) {
+			pick = append(pick, row.Name)
+		}
+		if len(pick) == 0 {
+			fmt.Fprintf(r.io.Out, "no certificate expires within %s; the lock is unchanged\n", *expiring)
+			return nil
+		}
+	default:
+		var unknown []string
+		for _, n := range names {
+			if !valid[n] {
+				unknown = append(unknown, n)
+			}
+			if !slices.Contains(pick, n) {
+				pick = append(pick, n)
+			}
+		}
+		if len(unknown) > 0 {
+			return &ExitError{Code: 1, Msg: fmt.Sprintf("certs renew: unknown certificate(s) %s; valid names: %s", strings.Join(unknown, ", "), strings.Join(validNames, ", "))}
+		}
+	}
+	newLock, done, err := review.Renew(lk, pick, now)
+	if err != nil {
+		return fmt.Errorf("certs renew: %w", err)
+	}
+	data, err := newLock.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(f.lock, data, 0o644); err != nil {
+		return fmt.Errorf("writing lock: %w", err)
+	}
+	fmt.Fprintf(r.io.Out, "renewed %d certificate(s) in %s:\n", len(done), f.lock)
+	for _, d := range done {
+		fmt.Fprintf(r.io.Out, "  %s: generation %d → %d, notBefore %s\n", d.Name, d.Old.Generation, d.New.Generation, d.New.NotBefore.Format(time.RFC3339))
+	}
+	for _, d := range done {
+		if review.IsCA(d.Name) {
+			fmt.Fprintf(r.io.Out, "note: %s\n", review.CARenewalNote(d.Name))
+		}
+	}
+	fmt.Fprintf(r.io.Out, "review with `scratchgen diff -f %s`, then `scratchgen render -f %s` re-issues them\n", f.spec, f.spec)
+	return nil
+}

@@ -1,0 +1,469 @@
+package review
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/vincent-petithory/dataurl"
+	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// Fingerprint is how content that must not be shown is identified: "sha256:" and the
+// first 16 hex digits of its SHA-256.
+func Fingerprint(data []byte) string {
+	h := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(h[:8])
+}
+
+// Field is one named value of a decoded file (a certificate's serial, a kubeconfig's
+// server). Secret fields hold a fingerprint that is compared, never shown.
+type Field struct {
+	Name   string
+	Value  string
+	Secret bool
+}
+
+// certFields decodes a PEM bundle of certificates into fields, or returns ok false if
+// data is not (only) PEM certificates.
+func certFields(data []byte) (fields []Field, summary string, ok bool) {
+	certs, ok := parseCerts(data)
+	if !ok {
+		return nil, "", false
+	}
+	for i, c := range certs {
+		prefix := ""
+		if len(certs) > 1 {
+			prefix = fmt.Sprintf("certificate[%d] ", i)
+		}
+		fields = append(fields, describeCert(prefix, c)...)
+	}
+	return fields, certSummary(certs[0]), true
+}
+
+// parseCerts parses data as one or more PEM CERTIFICATE blocks and nothing else.
+func parseCerts(data []byte) ([]*x509.Certificate, bool) {
+	var certs []*x509.Certificate
+	rest := data
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, false
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, false
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 || len(bytes.TrimSpace(rest)) > 0 {
+		return nil, false
+	}
+	return certs, true
+}
+
+// describeCert lists a certificate's reviewable fields, in a fixed order.
+func describeCert(prefix string, c *x509.Certificate) []Field {
+	f := func(name, value string) Field { return Field{Name: prefix + name, Value: value} }
+	var ips []string
+	for _, ip := range c.IPAddresses {
+		ips = append(ips, ip.String())
+	}
+	out := []Field{
+		f("subject", c.Subject.String()),
+		f("issuer", c.Issuer.String()),
+		f("serial", c.SerialNumber.Text(16)),
+		f("notBefore", c.NotBefore.UTC().Format(time.RFC3339)),
+		f("notAfter", c.NotAfter.UTC().Format(time.RFC3339)),
+		f("dnsNames", strings.Join(c.DNSNames, ", ")),
+		f("ipAddresses", strings.Join(ips, ", ")),
+		f("keyUsage", keyUsages(c.KeyUsage)),
+		f("extKeyUsage", extKeyUsages(c.ExtKeyUsage)),
+		f("isCA", fmt.Sprint(c.IsCA)),
+		f("publicKey", publicKeyInfo(c.PublicKey, c.RawSubjectPublicKeyInfo)),
+		f("authorityKeyId", hex.EncodeToString(c.AuthorityKeyId)),
+		f("signature", Fingerprint(c.Signature)),
+	}
+	return out
+}
+
+// certSummary is a one-line description of a certificate for file headers.
+func certSummary(c *x509.Certificate) string {
+	return "certificate " + c.Subject.String()
+}
+
+var keyUsageNames = []struct {
+	u    x509.KeyUsage
+	name string
+}{
+	{x509.KeyUsageDigitalSignature, "digitalSignature"},
+	{x509.KeyUsageContentCommitment, "contentCommitment"},
+	{x509.KeyUsageKeyEncipherment, "keyEncipherment"},
+	{x509.KeyUsageDataEncipherment, "dataEncipherment"},
+	{x509.KeyUsageKeyAgreement, "keyAgreement"},
+	{x509.KeyUsageCertSign, "keyCertSign"},
+	{x509.KeyUsageCRLSign, "cRLSign"},
+	{x509.KeyUsageEncipherOnly, "encipherOnly"},
+	{x509.KeyUsageDecipherOnly, "decipherOnly"},
+}
+
+func keyUsages(u x509.KeyUsage) string {
+	var out []string
+	for _, k := range keyUsageNames {
+		if u&k.u != 0 {
+			out = append(out, k.name)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+var extKeyUsageNames = map[x509.ExtKeyUsage]string{
+	x509.ExtKeyUsageAny:             "any",
+	x509.ExtKeyUsageServerAuth:      "serverAuth",
+	x509.ExtKeyUsageClientAuth:      "clientAuth",
+	x509.ExtKeyUsageCodeSigning:     "codeSigning",
+	x509.ExtKeyUsageEmailProtection: "emailProtection",
+	x509.ExtKeyUsageTimeStamping:    "timeStamping",
+	x509.ExtKeyUsageOCSPSigning:     "OCSPSigning",
+}
+
+func extKeyUsages(us []x509.ExtKeyUsage) string {
+	var out []string
+	for _, u := range us {
+		if n, ok := extKeyUsageNames[u]; ok {
+			out = append(out, n)
+		} else {
+			out = append(out, fmt.Sprint(int(u)))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// publicKeyInfo names the key type and fingerprints the DER SubjectPublicKeyInfo.
+func publicKeyInfo(pub any, spki []byte) string {
+	typ := "unknown"
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		typ = "ECDSA " + k.Curve.Params().Name
+	case *rsa.PublicKey:
+		typ = fmt.Sprintf("RSA %d", k.N.BitLen())
+	case ed25519.PublicKey:
+		typ = "Ed25519"
+	}
+	return typ + " " + Fingerprint(spki)
+}
+
+// publicKeyFields decodes a PEM PUBLIC KEY file (sa.pub).
+func publicKeyFields(data []byte) ([]Field, bool) {
+	b, rest := pem.Decode(data)
+	if b == nil || b.Type != "PUBLIC KEY" || len(bytes.TrimSpace(rest)) > 0 {
+		return nil, false
+	}
+	pub, err := x509.ParsePKIXPublicKey(b.Bytes)
+	if err != nil {
+		return nil, false
+	}
+	return []Field{{Name: "publicKey", Value: publicKeyInfo(pub, b.Bytes)}}, true
+}
+
+// hasPrivateKey reports whether data holds a PEM private key anywhere.
+func hasPrivateKey(data []byte) bool {
+	return bytes.Contains(data, []byte("PRIVATE KEY-----"))
+}
+
+// kubeconfigFields decodes the reviewable parts of a kubeconfig: clusters (server, CA),
+// users (client certificate decoded) and contexts. Keys and tokens become secret fields:
+// compared by fingerprint, reported only as changed.
+func kubeconfigFields(data []byte) ([]Field, bool) {
+	var cfg clientcmdv1.Config
+	if err := yaml.Unmarshal(data, &cfg); err != nil || cfg.Kind != "Config" {
+		return nil, false
+	}
+	var out []Field
+	for _, c := range cfg.Clusters {
+		p := "cluster " + c.Name + " "
+		out = append(out, Field{Name: p + "server", Value: c.Cluster.Server})
+		if ca := c.Cluster.CertificateAuthorityData; len(ca) > 0 {
+			v := Fingerprint(ca)
+			if certs, ok := parseCerts(ca); ok {
+				v = certs[0].Subject.String() + " " + Fingerprint(certs[0].Raw)
+			}
+			out = append(out, Field{Name: p + "certificate-authority", Value: v})
+		}
+		if c.Cluster.CertificateAuthority != "" {
+			out = append(out, Field{Name: p + "certificate-authority-file", Value: c.Cluster.CertificateAuthority})
+		}
+	}
+	for _, u := range cfg.AuthInfos {
+		p := "user " + u.Name + " "
+		a := u.AuthInfo
+		if len(a.ClientCertificateData) > 0 {
+			if certs, ok := parseCerts(a.ClientCertificateData); ok {
+				for _, f := range describeCert("", certs[0]) {
+					out = append(out, Field{Name: p + "client-certificate " + f.Name, Value: f.Value})
+				}
+			} else {
+				out = append(out, Field{Name: p + "client-certificate", Value: Fingerprint(a.ClientCertificateData)})
+			}
+		}
+		if a.ClientCertificate != "" {
+			out = append(out, Field{Name: p + "client-certificate-file", Value: a.ClientCertificate})
+		}
+		if len(a.ClientKeyData) > 0 {
+			out = append(out, Field{Name: p + "client-key", Value: Fingerprint(a.ClientKeyData), Secret: true})
+		}
+		if a.ClientKey != "" {
+			out = append(out, Field{Name: p + "client-key-file", Value: a.ClientKey})
+		}
+		if a.Token != "" {
+			out = append(out, Field{Name: p + "token", Value: Fingerprint([]byte(a.Token)), Secret: true})
+		}
+		if a.Username != "" {
+			out = append(out, Field{Name: p + "username", Value: a.Username})
+		}
+		if a.Password != "" {
+			out = append(out, Field{Name: p + "password", Value: Fingerprint([]byte(a.Password)), Secret: true})
+		}
+	}
+	for _, c := range cfg.Contexts {
+		out = append(out, Field{Name: "context " + c.Name, Value: "cluster " + c.Context.Cluster + ", user " + c.Context.AuthInfo})
+	}
+	out = append(out, Field{Name: "current-context", Value: cfg.CurrentContext})
+	return out, true
+}
+
+// carried is what a provisioning view writes to a node: files by path and units.
+type carried struct {
+	kind  string // "Ignition config", "Butane config", "cloud-init user-data"
+	files map[string]carriedFile
+	units []string
+}
+
+type carriedFile struct {
+	mode string
+	data []byte
+}
+
+// Names of the provisioning views inside a node directory.
+const (
+	ignitionView = "ignition.json"
+	butaneView   = "node.bu"
+	userDataView = "user-data"
+)
+
+func isView(name string) bool {
+	return name == ignitionView || name == butaneView || name == userDataView
+}
+
+// decodeView decodes a provisioning view into the files it carries.
+func decodeView(name string, data []byte) (*carried, error) {
+	switch name {
+	case ignitionView:
+		return decodeIgnition(data)
+	case butaneView:
+		return decodeButane(data)
+	case userDataView:
+		return decodeUserData(data)
+	}
+	return nil, fmt.Errorf("%s is not a provisioning view", name)
+}
+
+type ignResource struct {
+	Source      *string `json:"source"`
+	Inline      *string `json:"inline"`
+	Compression string  `json:"compression"`
+}
+
+type ignFile struct {
+	Path     string      `json:"path"`
+	Mode     *int        `json:"mode"`
+	Contents ignResource `json:"contents"`
+}
+
+type ignUnit struct {
+	Name    string `json:"name"`
+	Enabled *bool  `json:"enabled"`
+}
+
+type ignConfig struct {
+	Storage struct {
+		Files []ignFile `json:"files"`
+	} `json:"storage"`
+	Systemd struct {
+		Units []ignUnit `json:"units"`
+	} `json:"systemd"`
+}
+
+func decodeIgnition(data []byte) (*carried, error) {
+	var cfg ignConfig
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("reading Ignition config: %w", err)
+	}
+	return fromIgnition("Ignition config", cfg)
+}
+
+func decodeButane(data []byte) (*carried, error) {
+	var cfg ignConfig
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("reading Butane config: %w", err)
+	}
+	return fromIgnition("Butane config", cfg)
+}
+
+func fromIgnition(kind string, cfg ignConfig) (*carried, error) {
+	out := &carried{kind: kind, files: map[string]carriedFile{}}
+	for _, f := range cfg.Storage.Files {
+		content, err := resource(f.Contents)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s in the %s: %w", f.Path, kind, err)
+		}
+		mode := ""
+		if f.Mode != nil {
+			mode = fmt.Sprintf("%04o", *f.Mode)
+		}
+		out.files[f.Path] = carriedFile{mode: mode, data: content}
+	}
+	for _, u := range cfg.Systemd.Units {
+		if u.Enabled != nil && *u.Enabled {
+			out.units = append(out.units, u.Name)
+		}
+	}
+	return out, nil
+}
+
+// resource decodes an Ignition/Butane file source: inline text or a data URL, gzip or not.
+func resource(r ignResource) ([]byte, error) {
+	var data []byte
+	switch {
+	case r.Inline != nil:
+		data = []byte(*r.Inline)
+	case r.Source != nil:
+		u, err := dataurl.DecodeString(*r.Source)
+		if err != nil {
+			return nil, fmt.Errorf("not a data URL: %w", err)
+		}
+		data = u.Data
+	default:
+		return nil, nil
+	}
+	switch r.Compression {
+	case "":
+		return data, nil
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("gunzip: %w", err)
+		}
+		out, err := io.ReadAll(zr)
+		if err != nil {
+			return nil, fmt.Errorf("gunzip: %w", err)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("unknown compression %q", r.Compression)
+}
+
+type cloudConfig struct {
+	WriteFiles []struct {
+		Path        string `json:"path"`
+		Permissions string `json:"permissions"`
+		Encoding    string `json:"encoding"`
+		Content     string `json:"content"`
+	} `json:"write_files"`
+	RunCmd [][]string `json:"runcmd"`
+}
+
+func decodeUserData(data []byte) (*carried, error) {
+	var cfg cloudConfig
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("reading cloud-init user-data: %w", err)
+	}
+	out := &carried{kind: "cloud-init user-data", files: map[string]carriedFile{}}
+	for _, f := range cfg.WriteFiles {
+		var content []byte
+		switch f.Encoding {
+		case "b64", "base64":
+			var err error
+			if content, err = base64.StdEncoding.DecodeString(f.Content); err != nil {
+				return nil, fmt.Errorf("reading %s in the user-data: %w", f.Path, err)
+			}
+		case "", "text/plain":
+			content = []byte(f.Content)
+		default:
+			return nil, fmt.Errorf("reading %s in the user-data: unsupported encoding %q", f.Path, f.Encoding)
+		}
+		out.files[f.Path] = carriedFile{mode: f.Permissions, data: content}
+	}
+	for _, c := range cfg.RunCmd {
+		if len(c) == 4 && c[0] == "systemctl" && c[1] == "enable" && c[2] == "--now" {
+			out.units = append(out.units, c[3])
+		}
+	}
+	return out, nil
+}
+
+// compareCarried lists the carried files and units that differ between two views, as
+// (change, path) pairs sorted by path; units follow as "unit NAME".
+func compareCarried(a, b *carried) []Carried {
+	if a == nil {
+		a = &carried{}
+	}
+	if b == nil {
+		b = &carried{}
+	}
+	paths := map[string]bool{}
+	for p := range a.files {
+		paths[p] = true
+	}
+	for p := range b.files {
+		paths[p] = true
+	}
+	var sorted []string
+	for p := range paths {
+		sorted = append(sorted, p)
+	}
+	sort.Strings(sorted)
+	var out []Carried
+	for _, p := range sorted {
+		of, inA := a.files[p]
+		nf, inB := b.files[p]
+		switch {
+		case !inA:
+			out = append(out, Carried{Change: Added, Path: p})
+		case !inB:
+			out = append(out, Carried{Change: Removed, Path: p})
+		case !bytes.Equal(of.data, nf.data):
+			out = append(out, Carried{Change: Changed, Path: p})
+		case of.mode != nf.mode:
+			out = append(out, Carried{Change: Changed, Path: p, Note: "mode " + of.mode + " → " + nf.mode})
+		}
+	}
+	if strings.Join(a.units, "\n") != strings.Join(b.units, "\n") {
+		out = append(out, Carried{Change: Changed, Path: "units", Note: strings.Join(a.units, " ") + " → " + strings.Join(b.units, " ")})
+	}
+	return out
+}
+
+// isBinary reports whether data is not reviewable as text.
+func isBinary(data []byte) bool {
+	return !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0
+}

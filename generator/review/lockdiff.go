@@ -1,0 +1,109 @@
+package review
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/scratchgen/scratchgen/generator/credentials"
+	"github.com/scratchgen/scratchgen/generator/lock"
+)
+
+// LockDiff is what would change in the lock file.
+type LockDiff struct {
+	// Created is set when there is no lock yet; Entries is then empty.
+	Created bool `json:"created,omitempty"`
+	// Entries are the entries that differ, sorted by key ("certificates.ca",
+	// "podCIDRs.worker-3", "images.registry.k8s.io/pause:3.10.1").
+	Entries []LockEntry `json:"entries,omitempty"`
+}
+
+// LockEntry is one lock entry that differs.
+type LockEntry struct {
+	Key    string `json:"key"`
+	Change Change `json:"change"`
+	Old    string `json:"old,omitempty"`
+	New    string `json:"new,omitempty"`
+}
+
+// CompareLocks lists what differs between the lock on disk (nil: none yet) and the lock
+// a render would write. The lock holds no secrets, so values are shown.
+func CompareLocks(old, new *lock.Lock) *LockDiff {
+	if old == nil {
+		return &LockDiff{Created: true}
+	}
+	if new == nil {
+		new = &lock.Lock{}
+	}
+	d := &LockDiff{}
+	add := func(key string, o, n string, inOld, inNew bool) {
+		switch {
+		case !inOld && inNew:
+			d.Entries = append(d.Entries, LockEntry{Key: key, Change: Added, New: n})
+		case inOld && !inNew:
+			d.Entries = append(d.Entries, LockEntry{Key: key, Change: Removed, Old: o})
+		case o != n:
+			d.Entries = append(d.Entries, LockEntry{Key: key, Change: Changed, Old: o, New: n})
+		}
+	}
+	add("cluster", old.Cluster, new.Cluster, true, true)
+	for _, k := range keys(old.PodCIDRs, new.PodCIDRs) {
+		o, inOld := old.PodCIDRs[k]
+		n, inNew := new.PodCIDRs[k]
+		add("podCIDRs."+k, o, n, inOld, inNew)
+	}
+	for _, k := range keys(old.Certificates, new.Certificates) {
+		o, inOld := old.Certificates[k]
+		n, inNew := new.Certificates[k]
+		add("certificates."+k, certRecord(o), certRecord(n), inOld, inNew)
+	}
+	for _, k := range keys(old.Images, new.Images) {
+		o, inOld := old.Images[k]
+		n, inNew := new.Images[k]
+		add("images."+k, imageRecord(o), imageRecord(n), inOld, inNew)
+	}
+	if len(d.Entries) == 0 {
+		// Same content, different bytes: formatting or the header comment.
+		d.Entries = append(d.Entries, LockEntry{Key: "(formatting)", Change: Changed})
+	}
+	return d
+}
+
+func certRecord(c lock.Certificate) string {
+	return fmt.Sprintf("generation %d, notBefore %s", c.Generation, c.NotBefore.UTC().Format(time.RFC3339))
+}
+
+func imageRecord(i lock.Image) string {
+	var ps []string
+	for _, p := range keys(i.Platforms, nil) {
+		ps = append(ps, p+"="+i.Platforms[p])
+	}
+	if len(ps) == 0 {
+		return i.Digest
+	}
+	return i.Digest + " (" + strings.Join(ps, ", ") + ")"
+}
+
+func keys[V any](a, b map[string]V) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range []map[string]V{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// caIDs are the certificate authorities, whose renewal re-signs every leaf under them.
+var caIDs = []string{credentials.CA, credentials.EtcdCA, credentials.FrontProxyCA}
+
+// CARenewalNote explains what renewing a CA does to its leaves.
+func CARenewalNote(id string) string {
+	return fmt.Sprintf("%s is renewed: it gets a new key, so every certificate it signs is re-signed (same keys and serials, new signature and authority key id) and every kubeconfig embedding them changes", id)
+}
