@@ -10,8 +10,9 @@
 //     and is the mark of ownership: a non-empty directory without it, or with files it does
 //     not list, is refused.
 //   - <parent>/.<name>.scratchgen-staging: exists only while a write runs or after one was
-//     interrupted. It holds a marker file (so it is provably ours), tree/ (the bundle being
-//     built) and, in the fallback path only, old/ (the previous bundle).
+//     interrupted. It holds a marker file (so it is provably ours; it never enters the live
+//     tree and is deleted last), tree/ (the bundle being built) and, in the fallback path
+//     only, old/ (the previous bundle).
 //
 // # How a write happens
 //
@@ -20,9 +21,10 @@
 // bundle: equal size, then equal bytes, and equal mode. If nothing differs it stops: nothing
 // is written. Otherwise it builds the complete new bundle in staging/tree, hard-linking every
 // unchanged file to the live one (so it keeps its inode and mtime) and writing the others
-// fresh with their exact mode, calls syncfs(2), and swaps staging/tree with the live
-// directory in one renameat2(RENAME_EXCHANGE). The previous bundle, now in staging/tree, is
-// deleted. A process killed at any point leaves the previous bundle or the new one.
+// fresh with their exact mode, and swaps staging/tree with the live directory in one
+// renameat2(RENAME_EXCHANGE). The previous bundle, now in staging/tree, is deleted. A
+// process killed at any point leaves the previous bundle or the new one. For power loss,
+// one syncfs(2) before the swap and one after replace an fsync per file and directory.
 //
 // Where the filesystem lacks RENAME_EXCHANGE, the live bundle is renamed to staging/old and
 // staging/tree renamed into place: between those two renames the directory is briefly

@@ -148,7 +148,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.short)
 	}
-	fmt.Fprint(w, "\nRun `scratchgen COMMAND --help` for a command's flags.\nExit codes: 0 ok, 1 error, 2 changes (render --check).\n")
+	fmt.Fprint(w, "\nRun `scratchgen COMMAND --help` for a command's flags.\nExit codes: 0 ok, 1 error, 2 changes (render --check, diff) or expiring certificates (certs status --warn-within).\n")
 }
 
 func help(w io.Writer, name string) error {
