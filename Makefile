@@ -42,8 +42,9 @@ clean:
 
 ## e2e: boot a rendered cluster on real etcd and Kubernetes binaries (as root; the first run builds them into e2e/.cache)
 E2E_VERSION ?= v1.36.3
+E2E_TIMEOUT ?= 20m
 e2e:
-	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -count=1 -v -timeout 20m ./e2e
+	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) ./e2e
 
 ## e2e-all: the boot test for the tested patch of every supported minor, one go test run each
 e2e-all:

@@ -57,7 +57,9 @@ func New(t *testing.T, nodes ...string) *Harness {
 	h := &Harness{T: t}
 	h.Version, h.Profile = selectVersion(t)
 	h.State = stateDir(t)
-	h.Bin = buildBinaries(t, h.Version, "v"+h.Profile.Etcd)
+	// The profile's etcd release; an image-style tag such as "3.6.8-0" names module v3.6.8.
+	etcd, _, _ := strings.Cut(strings.TrimPrefix(h.Profile.Etcd, "v"), "-")
+	h.Bin = buildBinaries(t, h.Version, "v"+etcd)
 	h.Net = NewNetwork(t, nodes...)
 	// Registered last, so it runs first: stop processes before the network goes away.
 	t.Cleanup(h.stopAll)
@@ -126,7 +128,8 @@ func buildBinaries(t *testing.T, kube, etcd string) string {
 		Log:        logWriter{t},
 	})
 	if err != nil {
-		t.Fatalf("building binaries (Kubernetes %s, etcd %s): %v", kube, etcd, err)
+		t.Fatalf("building binaries (Kubernetes %s, etcd %s): %v\n(a cold build takes minutes: raise make's E2E_TIMEOUT, "+
+			"or build first with go run ./e2e/tools/buildbins -k8s %s -etcd %s)", kube, etcd, err, kube, etcd)
 	}
 	t.Logf("binaries in %s (%s)", dir, time.Since(start).Round(time.Millisecond))
 	return dir

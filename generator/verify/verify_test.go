@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/x509"
 	"encoding/base64"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/scratchgen/scratchgen/generator/pki"
+	"github.com/scratchgen/scratchgen/generator/render"
 	"github.com/scratchgen/scratchgen/generator/verify"
 	"github.com/scratchgen/scratchgen/generator/writer"
 )
@@ -78,6 +81,57 @@ func TestEmbeddedSecrets(t *testing.T) {
 	chmod(t, filepath.Join(dir, "nodes", "worker-1", "ignition.json"), 0o644)
 	resum(t, dir)
 	expect(t, verifyAt(t, dir, verify.Options{}), "nodes/worker-1/ignition.json", "has mode 0644, want 0600: it carries private keys or tokens")
+}
+
+// TestEmbeddedImages: a bundle with image archives in rootfs (left out of the views,
+// listed in their header, imported by a unit) passes; removing an archive fails.
+func TestEmbeddedImages(t *testing.T) {
+	data := specData(t, "example")
+	lk := pinnedLock(t, data)
+	archives := map[string][]byte{}
+	for tag, pin := range lk.Images {
+		archives[tag] = fakeArchive(t, pin.Digest)
+	}
+	out, err := render.Render(render.Inputs{Spec: data, Lock: lk, Secret: testSecret, Now: testNow, WithImages: true, ImageArchives: archives})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), out.Plan.Cluster)
+	if _, err := writer.Write(dir, out.Plan.Files(), writer.NoSync()); err != nil {
+		t.Fatal(err)
+	}
+	if ps := verifyAt(t, dir, verify.Options{RequirePinned: true}); len(ps) > 0 {
+		t.Fatalf("a clean bundle with embedded images has problems:\n%s", lines(ps))
+	}
+	matches, _ := filepath.Glob(rootfs(dir, "worker-1", "/var/lib/scratchgen/images/*pause*.tar"))
+	if len(matches) != 1 {
+		t.Fatalf("no pause archive on worker-1: %v", matches)
+	}
+	if err := os.Remove(matches[0]); err != nil {
+		t.Fatal(err)
+	}
+	resum(t, dir)
+	p := "/var/lib/scratchgen/images/" + filepath.Base(matches[0])
+	ps := verifyAt(t, dir, verify.Options{})
+	expect(t, ps, "nodes/worker-1/rootfs/etc/systemd/system/scratchgen-images.service", "passes "+p+", which is not in the node's rootfs")
+	expect(t, ps, "nodes/worker-1/user-data", "lists "+p+" as an omitted image archive, but rootfs has no such file")
+}
+
+// fakeArchive is the smallest tar images.EmbedFiles accepts for a pinned digest: an
+// index.json naming it.
+func fakeArchive(t *testing.T, digest string) []byte {
+	t.Helper()
+	idx := []byte(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","size":1,"digest":"` + digest + `"}]}`)
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(&tar.Header{Name: "index.json", Mode: 0o644, Size: int64(len(idx)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(idx)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // corruption is one deliberate corruption of a good bundle and the problem that must

@@ -15,6 +15,7 @@ import (
 	yaml3 "gopkg.in/yaml.v3"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/paths"
 	"github.com/scratchgen/scratchgen/generator/provision"
 )
 
@@ -23,9 +24,12 @@ var viewNames = []string{provision.ButaneFile, provision.IgnitionFile, provision
 
 func isView(name string) bool { return slices.Contains(viewNames, name) }
 
-// omittedMarker starts the comment in node.bu and user-data that lists the secrets the
-// views leave out (provision.Views).
-const omittedMarker = "# omitted secrets"
+// Comments at the head of node.bu and user-data that list what the views leave out
+// (provision.Views): secrets, and image archives (under paths.ImagesDir).
+const (
+	omittedSecretsMarker  = "# omitted secrets"
+	omittedArchivesMarker = "# omitted image archives"
+)
 
 // view is a provisioning config decoded into the files it writes and the units it
 // enables.
@@ -37,6 +41,8 @@ type view struct {
 	// whether there was such a comment.
 	omitted   []string
 	hasHeader bool
+	// archives lists the image archives the header says are left out.
+	archives []string
 	// problems found while decoding, reported against rel.
 	problems []string
 }
@@ -109,7 +115,8 @@ func (b *checker) checkViews() {
 // decodeView decodes one provisioning view.
 func decodeView(name string, f *file) (*view, error) {
 	v := &view{rel: f.rel, files: map[string]viewFile{}}
-	v.omitted, v.hasHeader = omittedHeader(f.data)
+	v.omitted, v.hasHeader = omittedHeader(f.data, omittedSecretsMarker)
+	v.archives, _ = omittedHeader(f.data, omittedArchivesMarker)
 	var err error
 	switch name {
 	case provision.IgnitionFile:
@@ -122,14 +129,13 @@ func decodeView(name string, f *file) (*view, error) {
 	return v, err
 }
 
-// omittedHeader reads the "# omitted secrets …: <paths>" comment from the head of a
-// YAML view.
-func omittedHeader(data []byte) ([]string, bool) {
+// omittedHeader reads a "# omitted …: <paths>" comment from the head of a YAML view.
+func omittedHeader(data []byte, marker string) ([]string, bool) {
 	for _, line := range strings.Split(string(data), "\n") {
 		if !strings.HasPrefix(line, "#") {
 			break
 		}
-		if strings.HasPrefix(line, omittedMarker) {
+		if strings.HasPrefix(line, marker) {
 			_, list, _ := strings.Cut(line, ": ")
 			return strings.Fields(list), true
 		}
@@ -151,8 +157,20 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 	if ud != nil && bu != nil && (ud.hasHeader != bu.hasHeader || !slices.Equal(ud.omitted, bu.omitted)) {
 		b.problemf(bu.rel, "lists other omitted secrets than %s", ud.rel)
 	}
+	if ud != nil && bu != nil && !slices.Equal(ud.archives, bu.archives) {
+		b.problemf(bu.rel, "lists other omitted image archives than %s", ud.rel)
+	}
 	omit := map[string]bool{}
 	if from != nil {
+		for _, p := range from.archives {
+			omit[p] = true
+			switch {
+			case n.file(p) == nil:
+				b.problemf(from.rel, "lists %s as an omitted image archive, but rootfs has no such file", p)
+			case !under(p, paths.ImagesDir):
+				b.problemf(from.rel, "omits %s as an image archive, but archives live in %s: the node would not get it", p, paths.ImagesDir)
+			}
+		}
 		for _, p := range omitted {
 			omit[p] = true
 			f := n.file(p)
@@ -176,7 +194,7 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 			vf, ok := v.files[p]
 			if omit[p] {
 				if ok {
-					b.problemf(v.rel, "writes %s, which its header lists as an omitted secret", p)
+					b.problemf(v.rel, "writes %s, which its header lists as omitted", p)
 				}
 				continue
 			}

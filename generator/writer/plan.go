@@ -5,14 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/scratchgen/scratchgen/generator/parallel"
 	"io/fs"
 	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
 )
@@ -34,7 +33,7 @@ func prepare(files []bundle.File) ([]bundle.File, error) {
 	copy(out, files)
 	bundle.Sort(out)
 	hashes := make([][sha256.Size]byte, len(out))
-	parallel(len(out), func(i int) error { hashes[i] = sha256.Sum256(out[i].Data); return nil })
+	parallel.DoN(len(out), ioWorkers(), func(i int) error { hashes[i] = sha256.Sum256(out[i].Data); return nil })
 	sums := make([]byte, 0, len(out)*(64+2+48))
 	for i, f := range out {
 		sums = hex.AppendEncode(sums, hashes[i][:])
@@ -130,7 +129,7 @@ func scan(fsys fileSystem, dir string, want []bundle.File) (*plan, error) {
 // wanted bytes and mode. Reading is the whole cost of a no-op write, so it runs in parallel.
 func compare(fsys fileSystem, dir string, want []bundle.File, exists map[string]bool) ([]bool, error) {
 	same := make([]bool, len(want))
-	err := parallel(len(want), func(i int) error {
+	err := parallel.DoN(len(want), ioWorkers(), func(i int) error {
 		f := want[i]
 		if !exists[f.Path] {
 			return nil
@@ -144,27 +143,9 @@ func compare(fsys fileSystem, dir string, want []bundle.File, exists map[string]
 	return same, err
 }
 
-// parallel calls fn(i) for every i in [0, n) from a few goroutines and returns the error of
-// the lowest i that failed, so errors do not depend on scheduling.
-func parallel(n int, fn func(i int) error) error {
-	errs := make([]error, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(n, max(4, runtime.GOMAXPROCS(0))) {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				errs[i] = fn(i)
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// ioWorkers is how many goroutines compare files: the work waits on system calls, so more
+// than the cores pay off.
+func ioWorkers() int { return max(4, runtime.GOMAXPROCS(0)) }
 
 // liveBundle is what is on disk at dir.
 type liveBundle struct {
@@ -246,7 +227,7 @@ func (l *liveBundle) walk(fsys fileSystem, root string) error {
 	for level := []string{"."}; len(level) > 0; {
 		entries := make([][]fs.DirEntry, len(level))
 		bad := make([]bool, len(level))
-		err := parallel(len(level), func(i int) error {
+		err := parallel.DoN(len(level), ioWorkers(), func(i int) error {
 			abs := filepath.Join(root, filepath.FromSlash(level[i]))
 			if level[i] != "." { // readLive checked the root
 				fi, err := fsys.Lstat(abs)

@@ -32,6 +32,7 @@
 package writer
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -208,22 +209,46 @@ func (c *config) stage(dir, tree string, p *plan) error {
 		return fmt.Errorf("creating staging tree: %w", err)
 	}
 	made := map[string]bool{".": true}
+	stored := map[contentKey]string{} // large contents already in tree → their path there
 	for _, f := range p.files {
 		if err := c.mkdirs(tree, path.Dir(f.Path), made); err != nil {
 			return err
 		}
 		dst := filepath.Join(tree, filepath.FromSlash(f.Path))
-		if p.same[f.Path] {
+		large := len(f.Data) >= LinkThreshold
+		var key contentKey
+		if large {
+			key = contentKey{sha256.Sum256(f.Data), f.Mode}
+		}
+		switch src, dup := stored[key]; {
+		case p.same[f.Path]:
 			if err := c.fs.Link(filepath.Join(dir, filepath.FromSlash(f.Path)), dst); err != nil {
 				return fmt.Errorf("linking unchanged %s: %w", f.Path, err)
 			}
-			continue
+		case large && dup:
+			if err := c.fs.Link(src, dst); err != nil {
+				return fmt.Errorf("linking %s to its identical twin: %w", f.Path, err)
+			}
+		default:
+			if err := c.fs.WriteFile(dst, f.Data, f.Mode); err != nil {
+				return fmt.Errorf("writing %s: %w", f.Path, err)
+			}
 		}
-		if err := c.fs.WriteFile(dst, f.Data, f.Mode); err != nil {
-			return fmt.Errorf("writing %s: %w", f.Path, err)
+		if _, seen := stored[key]; large && !seen {
+			stored[key] = dst
 		}
 	}
 	return nil
+}
+
+// LinkThreshold is the size from which identical files in one bundle (the same image
+// archive on several nodes) are stored once, as hard links to each other.
+const LinkThreshold = 64 << 10
+
+// contentKey identifies identical large files.
+type contentKey struct {
+	sum  [sha256.Size]byte
+	mode fs.FileMode
 }
 
 func (c *config) mkdirs(tree, rel string, made map[string]bool) error {

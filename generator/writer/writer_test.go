@@ -587,3 +587,19 @@ func TestConcurrentWritersSerialize(t *testing.T) {
 		t.Errorf("left %v", s)
 	}
 }
+
+// TestRealExchange makes sure the tests exercise the atomic path: on a filesystem without
+// RENAME_EXCHANGE every write would quietly take the fallback.
+func TestRealExchange(t *testing.T) {
+	for _, root := range []string{t.TempDir(), fastTempDir(t)} {
+		a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+		os.Mkdir(a, 0o755)
+		os.WriteFile(b, []byte("b"), 0o644)
+		if err := (osFS{}).Exchange(a, b); err != nil {
+			t.Fatalf("RENAME_EXCHANGE on %s: %v", root, err)
+		}
+		if fi, err := os.Lstat(b); err != nil || !fi.IsDir() {
+			t.Errorf("after exchange %s is not the directory", b)
+		}
+	}
+}
