@@ -65,6 +65,17 @@ func (f *specFlags) defaults() {
 	}
 }
 
+// load applies the defaults and reads the spec and the lock (nil when there is none yet).
+func (f *specFlags) load() ([]byte, *lock.Lock, error) {
+	f.defaults()
+	data, err := readFile(f.spec, "spec", "create one with `scratchgen init > cluster.yaml`")
+	if err != nil {
+		return nil, nil, err
+	}
+	lk, err := loadLock(f.lock)
+	return data, lk, err
+}
+
 // loadLock reads the lock, or returns nil when it does not exist yet.
 func loadLock(path string) (*lock.Lock, error) {
 	data, err := os.ReadFile(path)
@@ -107,11 +118,7 @@ func runValidate(r *runner, args []string) error {
 		return err
 	}
 	f.defaults()
-	data, err := readFile(f.spec, "spec", "create one with `scratchgen init > cluster.yaml`")
-	if err != nil {
-		return err
-	}
-	lk, err := loadLock(f.lock)
+	data, lk, err := f.load()
 	if err != nil {
 		return err
 	}
@@ -138,11 +145,7 @@ func runRender(r *runner, args []string) error {
 		return err
 	}
 	f.defaults()
-	data, err := readFile(f.spec, "spec", "create one with `scratchgen init > cluster.yaml`")
-	if err != nil {
-		return err
-	}
-	lk, err := loadLock(f.lock)
+	data, lk, err := f.load()
 	if err != nil {
 		return err
 	}

@@ -67,11 +67,7 @@ func (r *runner) parseSub(sub string, args []string) (bool, error) {
 // loadModel reads and resolves the spec against the lock, printing warnings.
 func (r *runner) loadModel(f *specFlags) (*model.Cluster, *lock.Lock, error) {
 	f.defaults()
-	data, err := readFile(f.spec, "spec", "create one with `scratchgen init > cluster.yaml`")
-	if err != nil {
-		return nil, nil, err
-	}
-	lk, err := loadLock(f.lock)
+	data, lk, err := f.load()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -37,11 +37,7 @@ func runDiff(r *runner, args []string) error {
 		return &ExitError{Code: 1, Msg: fmt.Sprintf("diff: --output %q is not text or json (the bundle directory is -o/--bundles)", *format)}
 	}
 	f.defaults()
-	data, err := readFile(f.spec, "spec", "create one with `scratchgen init > cluster.yaml`")
-	if err != nil {
-		return err
-	}
-	lk, err := loadLock(f.lock)
+	data, lk, err := f.load()
 	if err != nil {
 		return err
 	}
@@ -204,11 +200,7 @@ var placeholderSecret = []byte(strings.Repeat("\x00", 32))
 // certPlan issues the cluster's certificates in memory from the spec, the lock and the
 // secret (or the placeholder), without writing anything.
 func (r *runner) certPlan(f *specFlags, secret []byte) (*model.Cluster, *lock.Lock, *credentials.Result, error) {
-	data, err := readFile(f.spec, "spec", "create one with `scratchgen init > cluster.yaml`")
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	lk, err := loadLock(f.lock)
+	data, lk, err := f.load()
 	if err != nil {
 		return nil, nil, nil, err
 	}
