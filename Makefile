@@ -49,3 +49,8 @@ e2e:
 ## e2e-all: the boot test for the tested patch of every supported minor, one go test run each
 e2e-all:
 	@set -e; for v in $(K8S_VERSIONS); do echo "=== make e2e E2E_VERSION=$$v"; $(MAKE) --no-print-directory e2e E2E_VERSION=$$v; done
+
+## e2e-ha: the multi-host boot test: three control-plane+etcd nodes behind the test's load balancer, then one node fails
+.PHONY: e2e-ha
+e2e-ha:
+	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) -run '^TestHA$$' ./e2e

@@ -347,8 +347,8 @@ func decodeUserData(t *testing.T, raw []byte) (fileSet, [][]string) {
 	set := fileSet{}
 	var last string
 	for _, w := range cfg.WriteFiles {
-		if w.Owner != "root:root" || w.Encoding != "b64" || w.Defer == nil || *w.Defer {
-			t.Errorf("%s: owner %q encoding %q defer %v, want root:root, b64, false", w.Path, w.Owner, w.Encoding, w.Defer)
+		if w.Owner != "root:root" || (w.Encoding != "b64" && w.Encoding != "gz+b64") || w.Defer == nil || *w.Defer {
+			t.Errorf("%s: owner %q encoding %q defer %v, want root:root, b64 or gz+b64, false", w.Path, w.Owner, w.Encoding, w.Defer)
 		}
 		if w.Path <= last {
 			t.Errorf("write_files not sorted by path: %s after %s", w.Path, last)
@@ -361,6 +361,15 @@ func decodeUserData(t *testing.T, raw []byte) (fileSet, [][]string) {
 		data, err := base64.StdEncoding.DecodeString(w.Content)
 		if err != nil {
 			t.Fatalf("%s: %v", w.Path, err)
+		}
+		if w.Encoding == "gz+b64" {
+			zr, err := gzip.NewReader(bytes.NewReader(data))
+			if err != nil {
+				t.Fatalf("%s: %v", w.Path, err)
+			}
+			if data, err = io.ReadAll(zr); err != nil {
+				t.Fatalf("%s: %v", w.Path, err)
+			}
 		}
 		set[w.Path] = entry{fs.FileMode(mode), string(data)}
 	}

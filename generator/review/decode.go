@@ -406,6 +406,14 @@ func decodeUserData(data []byte) (*carried, error) {
 			if content, err = base64.StdEncoding.DecodeString(f.Content); err != nil {
 				return nil, fmt.Errorf("reading %s in the user-data: %w", f.Path, err)
 			}
+		case "gz+b64", "gzip+base64", "gz+base64", "gzip+b64":
+			z, err := base64.StdEncoding.DecodeString(f.Content)
+			if err == nil {
+				content, err = gunzip(z)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("reading %s in the user-data: %w", f.Path, err)
+			}
 		case "", "text/plain":
 			content = []byte(f.Content)
 		default:
@@ -466,4 +474,13 @@ func compareCarried(a, b *carried) []Carried {
 // isBinary reports whether data is not reviewable as text.
 func isBinary(data []byte) bool {
 	return !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0
+}
+
+// gunzip decompresses a gzip stream.
+func gunzip(z []byte) ([]byte, error) {
+	r, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
 }
