@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/scratchgen/scratchgen/generator/versions"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,7 +25,7 @@ const repoModule = "github.com/scratchgen/scratchgen"
 
 func main() {
 	k8s := flag.String("k8s", "v1.36.3", "Kubernetes version (v1.Y.Z)")
-	etcd := flag.String("etcd", "v3.6.8", "etcd version (v3.Y.Z)")
+	etcd := flag.String("etcd", "", "etcd version (v3.Y.Z); default: the etcd scratchgen pins for the Kubernetes minor")
 	cache := flag.String("cache", "", "cache directory (default <repo>/e2e/.cache)")
 	components := flag.String("components", strings.Join(append(append([]string{}, k8sbin.KubernetesComponents...), "etcd"), ","),
 		"comma-separated components: "+strings.Join(append(append([]string{}, k8sbin.KubernetesComponents...), k8sbin.EtcdComponents...), ","))
@@ -46,7 +47,7 @@ func main() {
 	start := time.Now()
 	dir, err := k8sbin.Build(ctx, k8sbin.Options{
 		Kubernetes: *k8s,
-		Etcd:       *etcd,
+		Etcd:       etcdFor(*k8s, *etcd),
 		CacheDir:   *cache,
 		Components: strings.Split(*components, ","),
 		Log:        os.Stderr,
@@ -76,4 +77,21 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// etcdFor returns the etcd version to build: the flag, or the one scratchgen's version
+// table pins for the Kubernetes minor.
+func etcdFor(k8s, flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	v, err := versions.Parse(k8s)
+	if err != nil {
+		return ""
+	}
+	p, err := versions.Lookup(v)
+	if err != nil {
+		return ""
+	}
+	return "v" + p.Etcd
 }
