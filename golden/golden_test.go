@@ -5,6 +5,7 @@ package golden
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/scratchgen/scratchgen/cmd/scratchgen/cli"
+	"github.com/scratchgen/scratchgen/generator/lock"
+	"github.com/scratchgen/scratchgen/generator/render"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected files from the current output")
@@ -85,6 +88,7 @@ func bundleCase(t *testing.T, dir string) {
 	render := func(args ...string) (string, string, int) {
 		return run(append([]string{"render", "-f", specPath, "-o", out}, args...)...)
 	}
+	pinFixture(t, filepath.Join(work, "cluster.lock"), filepath.Join(dir, "previous.yaml"), filepath.Join(dir, "cluster.yaml"))
 	// A case may start from an earlier spec, to show exactly what a change re-renders.
 	if prev, err := os.ReadFile(filepath.Join(dir, "previous.yaml")); err == nil {
 		mustWrite(t, specPath, prev, 0o644)
@@ -111,6 +115,7 @@ func bundleCase(t *testing.T, dir string) {
 	}
 	got := filepath.Join(out, bundles[0].Name())
 	compareTree(t, filepath.Join(dir, "expected"), got)
+	assertPinned(t, got)
 	compareText(t, filepath.Join(dir, "expected.lock"), string(mustRead(t, filepath.Join(work, "cluster.lock"))))
 
 	// Re-rendering changes nothing and writes nothing.
@@ -279,4 +284,52 @@ func mustWrite(t *testing.T, p string, data []byte, mode fs.FileMode) {
 	if err := os.WriteFile(p, data, mode); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pinFixture writes a lock that pins every image of the given specs, as `scratchgen images
+// pin` would. The digests are sha256 of "golden:" + the tag, not real registry digests: the
+// golden bundles show references exactly as users get them after pinning, while the real
+// pin path runs against an in-process registry in cmd/scratchgen/cli/images_test.go.
+func pinFixture(t *testing.T, lockPath string, specs ...string) {
+	t.Helper()
+	var lk *lock.Lock
+	for _, spec := range specs {
+		data, err := os.ReadFile(spec)
+		if err != nil {
+			continue
+		}
+		c, _, _, err := render.Resolve(data, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if lk == nil {
+			lk = lock.New(c.Name)
+			lk.Images = map[string]lock.Image{}
+		}
+		for _, tag := range c.Images.Tags {
+			lk.Images[tag] = lock.Image{Digest: fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("golden:"+tag)))}
+		}
+	}
+	data, err := lk.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, lockPath, data, 0o644)
+}
+
+// assertPinned: every image reference in a rendered bundle carries a digest.
+func assertPinned(t *testing.T, bundle string) {
+	t.Helper()
+	filepath.WalkDir(bundle, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.Contains(p, "/rootfs/") && !strings.Contains(p, "/addons/") {
+			return err
+		}
+		for _, line := range strings.Split(string(mustRead(t, p)), "\n") {
+			l := strings.TrimSpace(line)
+			if (strings.HasPrefix(l, "image:") || strings.HasPrefix(l, "sandbox_image")) && !strings.Contains(l, "@sha256:") {
+				t.Errorf("%s: image not pinned by digest: %s", p, l)
+			}
+		}
+		return nil
+	})
 }

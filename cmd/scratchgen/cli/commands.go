@@ -246,7 +246,7 @@ func (r *runner) loadSecret(path string, create bool) ([]byte, error) {
 			os.Remove(path)
 			return nil, fmt.Errorf("writing root secret %s: %w", path, err)
 		}
-		fmt.Fprintf(r.io.Err, "created root secret %s (0600): back it up and never commit it; losing it means a new PKI on the next render without the lock's keys\n", path)
+		fmt.Fprintf(r.io.Err, "created root secret %s (0600): back it up and never commit it; every key and token is derived from it, so losing it means a new PKI\n", path)
 		return secret, nil
 	}
 	if err != nil {
