@@ -58,3 +58,9 @@ e2e-ha:
 ## e2e-bins: build (or reuse) the real binaries of E2E_VERSION and its etcd into E2E_CACHE
 e2e-bins:
 	$(GO) run ./e2e/tools/buildbins -k8s $(E2E_VERSION) -cache $(E2E_CACHE)
+
+## e2e-node: containerd and kubelets run whole bundles: static pods in containers from the bundle's images, nodes Ready, pods routed (as root; Debian packages containerd runc containernetworking-plugins iptables conntrack)
+E2E_NODE_TIMEOUT ?= 30m
+.PHONY: e2e-node
+e2e-node:
+	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_NODE=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -count=1 -v -timeout $(E2E_NODE_TIMEOUT) -run '^TestNode' ./e2e

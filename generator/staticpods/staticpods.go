@@ -151,13 +151,17 @@ func apiServerPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) {
 	port := APIServerPort(c)
 	adv := n.Address.String()
 	a := args{
-		"advertise-address":                  adv,
-		"allow-privileged":                   "true",
-		"client-ca-file":                     paths.CACert,
-		"etcd-cafile":                        paths.EtcdCACert,
-		"etcd-certfile":                      paths.APIServerEtcdClientCert,
-		"etcd-keyfile":                       paths.APIServerEtcdClientKey,
-		"etcd-servers":                       etcdServers(c),
+		"advertise-address": adv,
+		"allow-privileged":  "true",
+		"client-ca-file":    paths.CACert,
+		"etcd-cafile":       paths.EtcdCACert,
+		"etcd-certfile":     paths.APIServerEtcdClientCert,
+		"etcd-keyfile":      paths.APIServerEtcdClientKey,
+		"etcd-servers":      etcdServers(c),
+		// scratchgen issues every kubelet's serving certificate from the cluster CA (kubeadm's
+		// are self-signed, so kubeadm cannot set this): the API server verifies the kubelets
+		// it talks to for logs, exec and port-forward instead of trusting any certificate.
+		"kubelet-certificate-authority":      paths.CACert,
 		"kubelet-client-certificate":         paths.APIServerKubeletClientCert,
 		"kubelet-client-key":                 paths.APIServerKubeletClientKey,
 		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",

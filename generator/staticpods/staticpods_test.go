@@ -599,6 +599,8 @@ func checkAPIServer(t *testing.T, ctx string, o options, topo topology, sn specN
 	}
 	wantFlag(t, ctx, flags, "service-account-issuer", "https://kubernetes.default.svc."+domain)
 	noFlag(t, ctx, flags, "enable-bootstrap-token-auth", "insecure-port", "bind-address", "authorization-config")
+	// Kubelet serving certificates come from the cluster CA, so the API server verifies them.
+	wantFlag(t, ctx, flags, "kubelet-certificate-authority", "/etc/kubernetes/pki/ca.crt")
 
 	if o.credentials == "" || o.credentials == model.CredentialsPerNode {
 		wantFlag(t, ctx, flags, "authorization-mode", "Node,RBAC")
