@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -225,7 +227,7 @@ func (c *cache) resolveManifests(tag string, pin lock.Image) (*cachedPin, error)
 	if err != nil {
 		return nil, fmt.Errorf("reading index %s: %w", top, err)
 	}
-	for _, plat := range sortedKeys(pin.Platforms) {
+	for _, plat := range slices.Sorted(maps.Keys(pin.Platforms)) {
 		h, err := v1.NewHash(pin.Platforms[plat])
 		if err != nil {
 			return nil, fmt.Errorf("the lock's %s digest %q: %w", plat, pin.Platforms[plat], err)

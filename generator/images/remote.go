@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -233,7 +234,7 @@ func (o *options) pull(ctx context.Context, c *cache, tag string, pin lock.Image
 		if err != nil {
 			return res, fmt.Errorf("reading index %s: %w", top, err)
 		}
-		for _, p := range sortedKeys(pin.Platforms) {
+		for _, p := range slices.Sorted(maps.Keys(pin.Platforms)) {
 			h, err := v1.NewHash(pin.Platforms[p])
 			if err != nil {
 				return res, fmt.Errorf("the lock's %s digest %q: %w", p, pin.Platforms[p], err)
@@ -353,20 +354,11 @@ func (c *cache) validate(tag string, pin lock.Image) error {
 	if err != nil {
 		return fmt.Errorf("image %s: %w", tag, err)
 	}
-	for _, p := range sortedKeys(pin.Platforms) {
+	for _, p := range slices.Sorted(maps.Keys(pin.Platforms)) {
 		h, _ := v1.NewHash(pin.Platforms[p])
 		if err := check(idx.Image(h)); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

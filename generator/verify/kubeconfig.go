@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"net"
 	"net/url"
-	"sort"
 	"strings"
 
 	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
@@ -386,15 +385,5 @@ func (b *checker) parseTokens(rel string, data []byte) map[string]tokenLine {
 		users[user] = line
 		out[tok] = tokenLine{user: user, line: line}
 	}
-	return out
-}
-
-// sortedKeys returns a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }

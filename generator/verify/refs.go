@@ -2,8 +2,10 @@ package verify
 
 import (
 	"bytes"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -87,7 +89,7 @@ func (b *checker) checkPodReferences(n *node, sp *staticPod) {
 		// The longest mount path wins, as in the container's mount table.
 		sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].container) > len(mounts[j].container) })
 		flags := flagsOf(append(append([]string(nil), c.Command...), c.Args...))
-		for _, name := range sortedKeys(flags) {
+		for _, name := range slices.Sorted(maps.Keys(flags)) {
 			v := flags[name]
 			if !strings.HasPrefix(v, "/") {
 				continue
@@ -118,9 +120,9 @@ func (b *checker) checkPodReferences(n *node, sp *staticPod) {
 // checkUnitReferences checks that every bundle path a unit command names exists, and
 // that the node runs its kubelet and kube-proxy under its own name.
 func (b *checker) checkUnitReferences(n *node) {
-	for _, name := range sortedKeys(n.units) {
+	for _, name := range slices.Sorted(maps.Keys(n.units)) {
 		u := n.units[name]
-		for _, key := range sortedKeys(u.exec) {
+		for _, key := range slices.Sorted(maps.Keys(u.exec)) {
 			for _, cmd := range u.exec[key] {
 				for i, a := range cmd {
 					v, what := a, "runs "+a
@@ -250,7 +252,7 @@ func (b *checker) checkImages() {
 			}
 		}
 	}
-	for _, rel := range sortedKeys(b.files) {
+	for _, rel := range slices.Sorted(maps.Keys(b.files)) {
 		if !strings.HasPrefix(rel, "admin/addons/") {
 			continue
 		}
@@ -285,7 +287,7 @@ func images(obj any) []string {
 	walk = func(v any, inContainers bool) {
 		switch t := v.(type) {
 		case map[string]any:
-			for _, k := range sortedKeys(t) {
+			for _, k := range slices.Sorted(maps.Keys(t)) {
 				if s, ok := t[k].(string); ok && k == "image" && inContainers {
 					out = append(out, s)
 					continue

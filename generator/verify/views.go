@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 
@@ -189,7 +190,7 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 			continue
 		}
 		secret := false
-		for _, p := range sortedKeys(n.rootfs) {
+		for _, p := range slices.Sorted(maps.Keys(n.rootfs)) {
 			f := n.rootfs[p]
 			vf, ok := v.files[p]
 			if omit[p] {
@@ -214,7 +215,7 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 				secret = true
 			}
 		}
-		for _, p := range sortedKeys(v.files) {
+		for _, p := range slices.Sorted(maps.Keys(v.files)) {
 			if n.rootfs[p] == nil {
 				b.problemf(v.rel, "writes %s, which is not in rootfs", p)
 			}
@@ -239,7 +240,7 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 					b.problemf(v.rel, "enables %s, which rootfs neither defines nor extends with a drop-in", u)
 				}
 			}
-			for _, u := range sortedKeys(n.units) {
+			for _, u := range slices.Sorted(maps.Keys(n.units)) {
 				if n.units[u].base != "" && !slices.Contains(v.units, u) {
 					b.problemf(v.rel, "does not enable %s, which rootfs defines", u)
 				}
