@@ -160,6 +160,11 @@ func runRender(r *runner, args []string) error {
 			return err
 		}
 	}
+	// Refuse an output directory scratchgen did not write before creating the secret or
+	// the lock (comparing against no files only walks the tree and checks ownership).
+	if _, err := writer.Check(filepath.Join(*out, c.Name), nil); err != nil {
+		return err
+	}
 	secret, err := r.loadSecret(f.secret, !*check)
 	if err != nil {
 		return err
