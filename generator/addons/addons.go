@@ -11,8 +11,8 @@ import (
 	"fmt"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/kyaml"
 	"github.com/scratchgen/scratchgen/generator/model"
-	"github.com/scratchgen/scratchgen/generator/nodeconfig/kyaml"
 )
 
 // Paths relative to the bundle's admin/ directory.

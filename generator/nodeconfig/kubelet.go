@@ -7,8 +7,8 @@ import (
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/kyaml"
 	"github.com/scratchgen/scratchgen/generator/model"
-	"github.com/scratchgen/scratchgen/generator/nodeconfig/kyaml"
 	"github.com/scratchgen/scratchgen/generator/paths"
 )
 

@@ -6,8 +6,8 @@ import (
 	proxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/kyaml"
 	"github.com/scratchgen/scratchgen/generator/model"
-	"github.com/scratchgen/scratchgen/generator/nodeconfig/kyaml"
 	"github.com/scratchgen/scratchgen/generator/paths"
 )
 

@@ -2,24 +2,20 @@ package review
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
+	"github.com/scratchgen/scratchgen/generator/provision"
 	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/vincent-petithory/dataurl"
 	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -265,166 +261,30 @@ type carriedFile struct {
 
 // Names of the provisioning views inside a node directory.
 const (
-	ignitionView = "ignition.json"
-	butaneView   = "node.bu"
-	userDataView = "user-data"
+	ignitionView = provision.IgnitionFile
+	butaneView   = provision.ButaneFile
+	userDataView = provision.UserDataFile
 )
 
 func isView(name string) bool {
 	return name == ignitionView || name == butaneView || name == userDataView
 }
 
-// decodeView decodes a provisioning view into the files it carries.
+// decodeView decodes a provisioning view into the files it carries (provision.Decode).
+// A view with problems (an unknown encoding, a file written twice …) is an error here:
+// diff cannot say what such a view carries; verify reports each problem.
 func decodeView(name string, data []byte) (*carried, error) {
-	switch name {
-	case ignitionView:
-		return decodeIgnition(data)
-	case butaneView:
-		return decodeButane(data)
-	case userDataView:
-		return decodeUserData(data)
+	d, err := provision.Decode(name, data)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	return nil, fmt.Errorf("%s is not a provisioning view", name)
-}
-
-type ignResource struct {
-	Source      *string `json:"source"`
-	Inline      *string `json:"inline"`
-	Compression string  `json:"compression"`
-}
-
-type ignFile struct {
-	Path     string      `json:"path"`
-	Mode     *int        `json:"mode"`
-	Contents ignResource `json:"contents"`
-}
-
-type ignUnit struct {
-	Name    string `json:"name"`
-	Enabled *bool  `json:"enabled"`
-}
-
-type ignConfig struct {
-	Storage struct {
-		Files []ignFile `json:"files"`
-	} `json:"storage"`
-	Systemd struct {
-		Units []ignUnit `json:"units"`
-	} `json:"systemd"`
-}
-
-func decodeIgnition(data []byte) (*carried, error) {
-	var cfg ignConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, fmt.Errorf("reading Ignition config: %w", err)
+	if len(d.Problems) > 0 {
+		return nil, fmt.Errorf("reading %s: %s", name, d.Problems[0])
 	}
-	return fromIgnition("Ignition config", cfg)
-}
-
-func decodeButane(data []byte) (*carried, error) {
-	var cfg ignConfig
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		return nil, fmt.Errorf("reading Butane config: %w", err)
-	}
-	return fromIgnition("Butane config", cfg)
-}
-
-func fromIgnition(kind string, cfg ignConfig) (*carried, error) {
-	out := &carried{kind: kind, files: map[string]carriedFile{}}
-	for _, f := range cfg.Storage.Files {
-		content, err := resource(f.Contents)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s in the %s: %w", f.Path, kind, err)
-		}
-		mode := ""
-		if f.Mode != nil {
-			mode = fmt.Sprintf("%04o", *f.Mode)
-		}
-		out.files[f.Path] = carriedFile{mode: mode, data: content}
-	}
-	for _, u := range cfg.Systemd.Units {
-		if u.Enabled != nil && *u.Enabled {
-			out.units = append(out.units, u.Name)
-		}
-	}
-	return out, nil
-}
-
-// resource decodes an Ignition/Butane file source: inline text or a data URL, gzip or not.
-func resource(r ignResource) ([]byte, error) {
-	var data []byte
-	switch {
-	case r.Inline != nil:
-		data = []byte(*r.Inline)
-	case r.Source != nil:
-		u, err := dataurl.DecodeString(*r.Source)
-		if err != nil {
-			return nil, fmt.Errorf("not a data URL: %w", err)
-		}
-		data = u.Data
-	default:
-		return nil, nil
-	}
-	switch r.Compression {
-	case "":
-		return data, nil
-	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("gunzip: %w", err)
-		}
-		out, err := io.ReadAll(zr)
-		if err != nil {
-			return nil, fmt.Errorf("gunzip: %w", err)
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("unknown compression %q", r.Compression)
-}
-
-type cloudConfig struct {
-	WriteFiles []struct {
-		Path        string `json:"path"`
-		Permissions string `json:"permissions"`
-		Encoding    string `json:"encoding"`
-		Content     string `json:"content"`
-	} `json:"write_files"`
-	RunCmd [][]string `json:"runcmd"`
-}
-
-func decodeUserData(data []byte) (*carried, error) {
-	var cfg cloudConfig
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		return nil, fmt.Errorf("reading cloud-init user-data: %w", err)
-	}
-	out := &carried{kind: "cloud-init user-data", files: map[string]carriedFile{}}
-	for _, f := range cfg.WriteFiles {
-		var content []byte
-		switch f.Encoding {
-		case "b64", "base64":
-			var err error
-			if content, err = base64.StdEncoding.DecodeString(f.Content); err != nil {
-				return nil, fmt.Errorf("reading %s in the user-data: %w", f.Path, err)
-			}
-		case "gz+b64", "gzip+base64", "gz+base64", "gzip+b64":
-			z, err := base64.StdEncoding.DecodeString(f.Content)
-			if err == nil {
-				content, err = gunzip(z)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("reading %s in the user-data: %w", f.Path, err)
-			}
-		case "", "text/plain":
-			content = []byte(f.Content)
-		default:
-			return nil, fmt.Errorf("reading %s in the user-data: unsupported encoding %q", f.Path, f.Encoding)
-		}
-		out.files[f.Path] = carriedFile{mode: f.Permissions, data: content}
-	}
-	for _, c := range cfg.RunCmd {
-		if len(c) == 4 && c[0] == "systemctl" && c[1] == "enable" && c[2] == "--now" {
-			out.units = append(out.units, c[3])
-		}
+	kinds := map[string]string{ignitionView: "Ignition config", butaneView: "Butane config", userDataView: "cloud-init user-data"}
+	out := &carried{kind: kinds[name], files: map[string]carriedFile{}, units: d.Units}
+	for p, f := range d.Files {
+		out.files[p] = carriedFile{mode: fmt.Sprintf("%04o", f.Mode), data: f.Data}
 	}
 	return out, nil
 }
@@ -474,13 +334,4 @@ func compareCarried(a, b *carried) []Carried {
 // isBinary reports whether data is not reviewable as text.
 func isBinary(data []byte) bool {
 	return !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0
-}
-
-// gunzip decompresses a gzip stream.
-func gunzip(z []byte) ([]byte, error) {
-	r, err := gzip.NewReader(bytes.NewReader(z))
-	if err != nil {
-		return nil, err
-	}
-	return io.ReadAll(r)
 }

@@ -11,10 +11,8 @@
 package staticpods
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -25,9 +23,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"sigs.k8s.io/yaml"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/kyaml"
 	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/paths"
 )
@@ -77,7 +75,7 @@ func Node(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rendering %s for node %q: %w", m.path, n.Name, err)
 		}
-		data, err := marshal(pod)
+		data, err := kyaml.Marshal(pod)
 		if err != nil {
 			return nil, fmt.Errorf("serializing %s for node %q: %w", m.path, n.Name, err)
 		}
@@ -514,29 +512,4 @@ func httpProbe(host, path string, scheme corev1.URIScheme, initialDelay, timeout
 
 func cpuRequest(cpu string) corev1.ResourceRequirements {
 	return corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}
-}
-
-// marshal serializes a pod as YAML without the creationTimestamp: null and status: {}
-// that every Go Pod value carries: it goes through a generic map (whose keys the YAML
-// encoder sorts), drops those two, and encodes the rest.
-func marshal(pod *corev1.Pod) ([]byte, error) {
-	j, err := json.Marshal(pod)
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(j))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return nil, err
-	}
-	if md, ok := obj["metadata"].(map[string]any); ok {
-		if v, ok := md["creationTimestamp"]; ok && v == nil {
-			delete(md, "creationTimestamp")
-		}
-	}
-	if st, ok := obj["status"].(map[string]any); ok && len(st) == 0 {
-		delete(obj, "status")
-	}
-	return yaml.Marshal(obj)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io/fs"
 	"path"
 	"sort"
@@ -171,13 +170,4 @@ func (b *checker) checkGitignore() {
 	for _, rel := range missing {
 		b.problemf(".gitignore", "does not list /%s, which holds a private key or token", rel)
 	}
-}
-
-// parseOctal parses a cloud-init permissions string such as "0644".
-func parseOctal(s string) (fs.FileMode, error) {
-	var m uint32
-	if _, err := fmt.Sscanf(s, "%o", &m); err != nil {
-		return 0, fmt.Errorf("permissions %q are not octal", s)
-	}
-	return fs.FileMode(m), nil
 }

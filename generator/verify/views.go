@@ -2,18 +2,10 @@ package verify
 
 import (
 	"bytes"
-	"compress/gzip"
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"slices"
 	"strings"
-
-	"github.com/vincent-petithory/dataurl"
-	yaml3 "gopkg.in/yaml.v3"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/paths"
@@ -24,13 +16,6 @@ import (
 var viewNames = []string{provision.ButaneFile, provision.IgnitionFile, provision.UserDataFile}
 
 func isView(name string) bool { return slices.Contains(viewNames, name) }
-
-// Comments at the head of node.bu and user-data that list what the views leave out
-// (provision.Views): secrets, and image archives (under paths.ImagesDir).
-const (
-	omittedSecretsMarker  = "# omitted secrets"
-	omittedArchivesMarker = "# omitted image archives"
-)
 
 // view is a provisioning config decoded into the files it writes and the units it
 // enables.
@@ -48,21 +33,9 @@ type view struct {
 	problems []string
 }
 
-func (v *view) problemf(format string, args ...any) {
-	v.problems = append(v.problems, fmt.Sprintf(format, args...))
-}
-
 type viewFile struct {
 	mode fs.FileMode
 	data []byte
-}
-
-// add records a file the view writes, reporting a path written twice.
-func (v *view) add(p string, mode fs.FileMode, data []byte) {
-	if _, dup := v.files[p]; dup {
-		v.problemf("writes %s twice", p)
-	}
-	v.files[p] = viewFile{mode: mode, data: data}
 }
 
 // checkViews decodes each node's Ignition, Butane and cloud-init configs and compares
@@ -113,35 +86,18 @@ func (b *checker) checkViews() {
 	}
 }
 
-// decodeView decodes one provisioning view.
+// decodeView decodes one provisioning view (provision.Decode) for checking.
 func decodeView(name string, f *file) (*view, error) {
-	v := &view{rel: f.rel, files: map[string]viewFile{}}
-	v.omitted, v.hasHeader = omittedHeader(f.data, omittedSecretsMarker)
-	v.archives, _ = omittedHeader(f.data, omittedArchivesMarker)
-	var err error
-	switch name {
-	case provision.IgnitionFile:
-		err = decodeIgnition(v, f.data)
-	case provision.ButaneFile:
-		err = decodeButane(v, f.data)
-	case provision.UserDataFile:
-		err = decodeUserData(v, f.data)
+	d, err := provision.Decode(name, f.data)
+	if err != nil {
+		return nil, err
 	}
-	return v, err
-}
-
-// omittedHeader reads a "# omitted …: <paths>" comment from the head of a YAML view.
-func omittedHeader(data []byte, marker string) ([]string, bool) {
-	for _, line := range strings.Split(string(data), "\n") {
-		if !strings.HasPrefix(line, "#") {
-			break
-		}
-		if strings.HasPrefix(line, marker) {
-			_, list, _ := strings.Cut(line, ": ")
-			return strings.Fields(list), true
-		}
+	v := &view{rel: f.rel, files: map[string]viewFile{}, units: d.Units, omitted: d.Omitted,
+		hasHeader: d.HasOmittedHeader, archives: d.Archives, problems: d.Problems}
+	for p, df := range d.Files {
+		v.files[p] = viewFile{mode: df.Mode, data: df.Data}
 	}
-	return nil, false
+	return v, nil
 }
 
 func (b *checker) compareViews(n *node, views map[string]*view) {
@@ -256,241 +212,4 @@ func listOrNone(s []string) string {
 		return "no units"
 	}
 	return strings.Join(s, " ")
-}
-
-// ignitionConfig is the part of an Ignition config (spec 3.x) verify reads.
-type ignitionConfig struct {
-	Ignition struct {
-		Version string `json:"version"`
-	} `json:"ignition"`
-	Storage struct {
-		Files []struct {
-			Path     string           `json:"path"`
-			Mode     *int             `json:"mode"`
-			Contents ignitionSource   `json:"contents"`
-			Append   []ignitionSource `json:"append"`
-		} `json:"files"`
-	} `json:"storage"`
-	Systemd struct {
-		Units []struct {
-			Name     string  `json:"name"`
-			Enabled  *bool   `json:"enabled"`
-			Contents *string `json:"contents"`
-		} `json:"units"`
-	} `json:"systemd"`
-}
-
-type ignitionSource struct {
-	Source      *string `json:"source"`
-	Compression *string `json:"compression"`
-}
-
-func decodeIgnition(v *view, data []byte) error {
-	var cfg ignitionConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return err
-	}
-	if !strings.HasPrefix(cfg.Ignition.Version, "3.") {
-		return fmt.Errorf("ignition.version %q is not a 3.x spec", cfg.Ignition.Version)
-	}
-	for _, f := range cfg.Storage.Files {
-		if len(f.Append) > 0 {
-			v.problemf("appends to %s: views write whole files", f.Path)
-		}
-		content, err := decodeSource(f.Contents.Source, f.Contents.Compression, "")
-		if err != nil {
-			v.problemf("%s: %v", f.Path, err)
-			continue
-		}
-		mode := 0o644 // Ignition's default
-		if f.Mode != nil {
-			mode = *f.Mode
-		}
-		v.add(f.Path, fs.FileMode(mode), content)
-	}
-	for _, u := range cfg.Systemd.Units {
-		if u.Contents != nil {
-			v.problemf("defines unit %s itself: views only enable the units rootfs defines", u.Name)
-		}
-		if u.Enabled != nil && *u.Enabled {
-			v.units = append(v.units, u.Name)
-		}
-	}
-	return nil
-}
-
-// decodeSource decodes an Ignition or Butane contents source: a data URL, optionally
-// gzip-compressed. Other URLs would fetch content the bundle does not hold.
-func decodeSource(source, compression *string, inline string) ([]byte, error) {
-	if source == nil {
-		return []byte(inline), nil
-	}
-	if !strings.HasPrefix(*source, "data:") {
-		return nil, fmt.Errorf("fetches its content from %q; views carry every file inline", *source)
-	}
-	du, err := dataurl.DecodeString(*source)
-	if err != nil {
-		return nil, fmt.Errorf("bad data URL: %v", err)
-	}
-	out := du.Data
-	if compression != nil && *compression != "" {
-		if *compression != "gzip" {
-			return nil, fmt.Errorf("unknown compression %q", *compression)
-		}
-		if out, err = gunzip(out); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-func gunzip(data []byte) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("bad gzip data: %v", err)
-	}
-	out, err := io.ReadAll(zr)
-	if err != nil {
-		return nil, fmt.Errorf("bad gzip data: %v", err)
-	}
-	return out, nil
-}
-
-// butaneConfig is the part of a Butane config verify reads.
-type butaneConfig struct {
-	Variant string `json:"variant" yaml:"variant"`
-	Version string `json:"version" yaml:"version"`
-	Storage struct {
-		Files []struct {
-			Path     string `json:"path" yaml:"path"`
-			Mode     *int   `json:"mode" yaml:"mode"`
-			Contents struct {
-				Inline      *string `json:"inline" yaml:"inline"`
-				Source      *string `json:"source" yaml:"source"`
-				Local       *string `json:"local" yaml:"local"`
-				Compression *string `json:"compression" yaml:"compression"`
-			} `json:"contents" yaml:"contents"`
-		} `json:"files" yaml:"files"`
-	} `json:"storage" yaml:"storage"`
-	Systemd struct {
-		Units []struct {
-			Name     string  `json:"name" yaml:"name"`
-			Enabled  *bool   `json:"enabled" yaml:"enabled"`
-			Contents *string `json:"contents" yaml:"contents"`
-		} `json:"units" yaml:"units"`
-	} `json:"systemd" yaml:"systemd"`
-}
-
-func decodeButane(v *view, data []byte) error {
-	var cfg butaneConfig
-	if err := yaml3.Unmarshal(data, &cfg); err != nil {
-		return err
-	}
-	if cfg.Variant == "" || cfg.Version == "" {
-		return fmt.Errorf("no variant and version")
-	}
-	for _, f := range cfg.Storage.Files {
-		c := f.Contents
-		if c.Local != nil {
-			v.problemf("%s: reads local file %s where butane runs; views carry every file inline", f.Path, *c.Local)
-			continue
-		}
-		inline := ""
-		if c.Inline != nil {
-			inline = *c.Inline
-		}
-		content, err := decodeSource(c.Source, c.Compression, inline)
-		if err != nil {
-			v.problemf("%s: %v", f.Path, err)
-			continue
-		}
-		mode := 0o644
-		if f.Mode != nil {
-			mode = *f.Mode
-		}
-		v.add(f.Path, fs.FileMode(mode), content)
-	}
-	for _, u := range cfg.Systemd.Units {
-		if u.Contents != nil {
-			v.problemf("defines unit %s itself: views only enable the units rootfs defines", u.Name)
-		}
-		if u.Enabled != nil && *u.Enabled {
-			v.units = append(v.units, u.Name)
-		}
-	}
-	return nil
-}
-
-// cloudConfig is the part of a #cloud-config verify reads.
-type cloudConfig struct {
-	WriteFiles []struct {
-		Path        string `json:"path" yaml:"path"`
-		Permissions string `json:"permissions" yaml:"permissions"`
-		Encoding    string `json:"encoding" yaml:"encoding"`
-		Content     string `json:"content" yaml:"content"`
-		Append      bool   `json:"append" yaml:"append"`
-	} `json:"write_files" yaml:"write_files"`
-	RunCmd []any `json:"runcmd" yaml:"runcmd"`
-}
-
-func decodeUserData(v *view, data []byte) error {
-	if !bytes.HasPrefix(data, []byte("#cloud-config\n")) {
-		return fmt.Errorf("does not start with #cloud-config")
-	}
-	var cfg cloudConfig
-	if err := yaml3.Unmarshal(data, &cfg); err != nil {
-		return err
-	}
-	for _, f := range cfg.WriteFiles {
-		if f.Append {
-			v.problemf("appends to %s: views write whole files", f.Path)
-		}
-		mode := fs.FileMode(0o644) // cloud-init's default
-		if f.Permissions != "" {
-			m, err := parseOctal(f.Permissions)
-			if err != nil {
-				v.problemf("%s: %v", f.Path, err)
-				continue
-			}
-			mode = m
-		}
-		content := []byte(f.Content)
-		var err error
-		switch f.Encoding {
-		case "", "text/plain":
-		case "b64", "base64":
-			content, err = base64.StdEncoding.DecodeString(f.Content)
-		case "gz+b64", "gzip+base64", "gz+base64", "gzip+b64":
-			if content, err = base64.StdEncoding.DecodeString(f.Content); err == nil {
-				content, err = gunzip(content)
-			}
-		default:
-			err = fmt.Errorf("unknown encoding %q", f.Encoding)
-		}
-		if err != nil {
-			v.problemf("%s: %v", f.Path, err)
-			continue
-		}
-		v.add(f.Path, mode, content)
-	}
-	// runcmd: "systemctl enable --now <unit>", as a list or a shell string.
-	for _, c := range cfg.RunCmd {
-		var args []string
-		switch t := c.(type) {
-		case string:
-			args = strings.Fields(t)
-		case []any:
-			for _, a := range t {
-				args = append(args, fmt.Sprint(a))
-			}
-		}
-		if len(args) >= 3 && args[0] == "systemctl" && args[1] == "enable" {
-			for _, a := range args[2:] {
-				if !strings.HasPrefix(a, "-") {
-					v.units = append(v.units, a)
-				}
-			}
-		}
-	}
-	return nil
 }

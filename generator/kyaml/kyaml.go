@@ -8,9 +8,6 @@
 // pointer, map, slice or interface. A non-nil pointer is always kept, even to a zero value
 // (ptr.To(false) stays "false", &SecurityContext{} stays "{}"), because for pointers absent
 // and zero differ. Keys come out sorted, so output is deterministic.
-//
-// It lives under nodeconfig only because of directory ownership; it has no dependency on
-// it and could move to generator/kyaml unchanged.
 package kyaml
 
 import (

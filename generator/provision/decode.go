@@ -1,0 +1,329 @@
+package provision
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+
+	"github.com/vincent-petithory/dataurl"
+	"gopkg.in/yaml.v3"
+)
+
+// Decoded is a provisioning view read back into the files it writes and the units it
+// enables: the inverse of Views, for the tools that check and compare views (verify,
+// diff). It accepts any config of the formats, not only what Views writes, and records
+// what a view should not do (append, define units itself, fetch content) as Problems.
+type Decoded struct {
+	// Files maps each path the view writes to its mode and content.
+	Files map[string]DecodedFile
+	// Units lists the units the view enables, in order.
+	Units []string
+	// Omitted lists the secrets the header comment of node.bu or user-data says are left
+	// out; HasOmittedHeader tells whether there was such a comment.
+	Omitted          []string
+	HasOmittedHeader bool
+	// Archives lists the image archives the header says are left out.
+	Archives []string
+	// Problems found while decoding, one message each.
+	Problems []string
+}
+
+// DecodedFile is one file a view writes.
+type DecodedFile struct {
+	Mode fs.FileMode
+	Data []byte
+}
+
+// Decode reads the view named name (ButaneFile, IgnitionFile or UserDataFile). An error
+// means the view cannot be read at all; anything wrong with single entries is a Problem.
+func Decode(name string, data []byte) (*Decoded, error) {
+	v := &Decoded{Files: map[string]DecodedFile{}}
+	v.Omitted, v.HasOmittedHeader = omittedHeader(data, strings.TrimSuffix(omittedPrefix, ": "))
+	v.Archives, _ = omittedHeader(data, strings.TrimSuffix(omittedImagesPrefix, ": "))
+	switch name {
+	case IgnitionFile:
+		return v, readIgnition(v, data)
+	case ButaneFile:
+		return v, readButane(v, data)
+	case UserDataFile:
+		return v, readUserData(v, data)
+	}
+	return nil, fmt.Errorf("%s is not a provisioning view", name)
+}
+
+func (v *Decoded) problemf(format string, args ...any) {
+	v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
+}
+
+// add records a file the view writes, reporting a path written twice.
+func (v *Decoded) add(p string, mode fs.FileMode, data []byte) {
+	if _, dup := v.Files[p]; dup {
+		v.problemf("writes %s twice", p)
+	}
+	v.Files[p] = DecodedFile{Mode: mode, Data: data}
+}
+
+// omittedHeader reads a "# omitted …: <paths>" comment from the head of a YAML view.
+func omittedHeader(data []byte, marker string) ([]string, bool) {
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			break
+		}
+		if strings.HasPrefix(line, marker) {
+			_, list, _ := strings.Cut(line, ": ")
+			return strings.Fields(list), true
+		}
+	}
+	return nil, false
+}
+
+// parseOctal parses a cloud-init permissions string such as "0644".
+func parseOctal(s string) (fs.FileMode, error) {
+	var m uint32
+	if _, err := fmt.Sscanf(s, "%o", &m); err != nil {
+		return 0, fmt.Errorf("permissions %q are not octal", s)
+	}
+	return fs.FileMode(m), nil
+}
+
+// decodedIgnition is the part of an Ignition config (spec 3.x) Decode reads.
+type decodedIgnition struct {
+	Ignition struct {
+		Version string `json:"version"`
+	} `json:"ignition"`
+	Storage struct {
+		Files []struct {
+			Path     string           `json:"path"`
+			Mode     *int             `json:"mode"`
+			Contents ignitionSource   `json:"contents"`
+			Append   []ignitionSource `json:"append"`
+		} `json:"files"`
+	} `json:"storage"`
+	Systemd struct {
+		Units []struct {
+			Name     string  `json:"name"`
+			Enabled  *bool   `json:"enabled"`
+			Contents *string `json:"contents"`
+		} `json:"units"`
+	} `json:"systemd"`
+}
+
+type ignitionSource struct {
+	Source      *string `json:"source"`
+	Compression *string `json:"compression"`
+}
+
+func readIgnition(v *Decoded, data []byte) error {
+	var cfg decodedIgnition
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(cfg.Ignition.Version, "3.") {
+		return fmt.Errorf("ignition.version %q is not a 3.x spec", cfg.Ignition.Version)
+	}
+	for _, f := range cfg.Storage.Files {
+		if len(f.Append) > 0 {
+			v.problemf("appends to %s: views write whole files", f.Path)
+		}
+		content, err := decodeSource(f.Contents.Source, f.Contents.Compression, "")
+		if err != nil {
+			v.problemf("%s: %v", f.Path, err)
+			continue
+		}
+		mode := 0o644 // Ignition's default
+		if f.Mode != nil {
+			mode = *f.Mode
+		}
+		v.add(f.Path, fs.FileMode(mode), content)
+	}
+	for _, u := range cfg.Systemd.Units {
+		if u.Contents != nil {
+			v.problemf("defines unit %s itself: views only enable the units rootfs defines", u.Name)
+		}
+		if u.Enabled != nil && *u.Enabled {
+			v.Units = append(v.Units, u.Name)
+		}
+	}
+	return nil
+}
+
+// decodeSource decodes an Ignition or Butane contents source: a data URL, optionally
+// gzip-compressed. Other URLs would fetch content the bundle does not hold.
+func decodeSource(source, compression *string, inline string) ([]byte, error) {
+	if source == nil {
+		return []byte(inline), nil
+	}
+	if !strings.HasPrefix(*source, "data:") {
+		return nil, fmt.Errorf("fetches its content from %q; views carry every file inline", *source)
+	}
+	du, err := dataurl.DecodeString(*source)
+	if err != nil {
+		return nil, fmt.Errorf("bad data URL: %v", err)
+	}
+	out := du.Data
+	if compression != nil && *compression != "" {
+		if *compression != "gzip" {
+			return nil, fmt.Errorf("unknown compression %q", *compression)
+		}
+		if out, err = gunzip(out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func gunzip(data []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("bad gzip data: %v", err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("bad gzip data: %v", err)
+	}
+	return out, nil
+}
+
+// decodedButane is the part of a Butane config Decode reads.
+type decodedButane struct {
+	Variant string `json:"variant" yaml:"variant"`
+	Version string `json:"version" yaml:"version"`
+	Storage struct {
+		Files []struct {
+			Path     string `json:"path" yaml:"path"`
+			Mode     *int   `json:"mode" yaml:"mode"`
+			Contents struct {
+				Inline      *string `json:"inline" yaml:"inline"`
+				Source      *string `json:"source" yaml:"source"`
+				Local       *string `json:"local" yaml:"local"`
+				Compression *string `json:"compression" yaml:"compression"`
+			} `json:"contents" yaml:"contents"`
+		} `json:"files" yaml:"files"`
+	} `json:"storage" yaml:"storage"`
+	Systemd struct {
+		Units []struct {
+			Name     string  `json:"name" yaml:"name"`
+			Enabled  *bool   `json:"enabled" yaml:"enabled"`
+			Contents *string `json:"contents" yaml:"contents"`
+		} `json:"units" yaml:"units"`
+	} `json:"systemd" yaml:"systemd"`
+}
+
+func readButane(v *Decoded, data []byte) error {
+	var cfg decodedButane
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return err
+	}
+	if cfg.Variant == "" || cfg.Version == "" {
+		return fmt.Errorf("no variant and version")
+	}
+	for _, f := range cfg.Storage.Files {
+		c := f.Contents
+		if c.Local != nil {
+			v.problemf("%s: reads local file %s where butane runs; views carry every file inline", f.Path, *c.Local)
+			continue
+		}
+		inline := ""
+		if c.Inline != nil {
+			inline = *c.Inline
+		}
+		content, err := decodeSource(c.Source, c.Compression, inline)
+		if err != nil {
+			v.problemf("%s: %v", f.Path, err)
+			continue
+		}
+		mode := 0o644
+		if f.Mode != nil {
+			mode = *f.Mode
+		}
+		v.add(f.Path, fs.FileMode(mode), content)
+	}
+	for _, u := range cfg.Systemd.Units {
+		if u.Contents != nil {
+			v.problemf("defines unit %s itself: views only enable the units rootfs defines", u.Name)
+		}
+		if u.Enabled != nil && *u.Enabled {
+			v.Units = append(v.Units, u.Name)
+		}
+	}
+	return nil
+}
+
+// decodedCloudConfig is the part of a #cloud-config Decode reads.
+type decodedCloudConfig struct {
+	WriteFiles []struct {
+		Path        string `json:"path" yaml:"path"`
+		Permissions string `json:"permissions" yaml:"permissions"`
+		Encoding    string `json:"encoding" yaml:"encoding"`
+		Content     string `json:"content" yaml:"content"`
+		Append      bool   `json:"append" yaml:"append"`
+	} `json:"write_files" yaml:"write_files"`
+	RunCmd []any `json:"runcmd" yaml:"runcmd"`
+}
+
+func readUserData(v *Decoded, data []byte) error {
+	if !bytes.HasPrefix(data, []byte("#cloud-config\n")) {
+		return fmt.Errorf("does not start with #cloud-config")
+	}
+	var cfg decodedCloudConfig
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return err
+	}
+	for _, f := range cfg.WriteFiles {
+		if f.Append {
+			v.problemf("appends to %s: views write whole files", f.Path)
+		}
+		mode := fs.FileMode(0o644) // cloud-init's default
+		if f.Permissions != "" {
+			m, err := parseOctal(f.Permissions)
+			if err != nil {
+				v.problemf("%s: %v", f.Path, err)
+				continue
+			}
+			mode = m
+		}
+		content := []byte(f.Content)
+		var err error
+		switch f.Encoding {
+		case "", "text/plain":
+		case "b64", "base64":
+			content, err = base64.StdEncoding.DecodeString(f.Content)
+		case "gz+b64", "gzip+base64", "gz+base64", "gzip+b64":
+			if content, err = base64.StdEncoding.DecodeString(f.Content); err == nil {
+				content, err = gunzip(content)
+			}
+		default:
+			err = fmt.Errorf("unknown encoding %q", f.Encoding)
+		}
+		if err != nil {
+			v.problemf("%s: %v", f.Path, err)
+			continue
+		}
+		v.add(f.Path, mode, content)
+	}
+	// runcmd: "systemctl enable --now <unit>", as a list or a shell string.
+	for _, c := range cfg.RunCmd {
+		var args []string
+		switch t := c.(type) {
+		case string:
+			args = strings.Fields(t)
+		case []any:
+			for _, a := range t {
+				args = append(args, fmt.Sprint(a))
+			}
+		}
+		if len(args) >= 3 && args[0] == "systemctl" && args[1] == "enable" {
+			for _, a := range args[2:] {
+				if !strings.HasPrefix(a, "-") {
+					v.Units = append(v.Units, a)
+				}
+			}
+		}
+	}
+	return nil
+}
