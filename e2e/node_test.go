@@ -151,10 +151,11 @@ func TestNodeBoot(t *testing.T) {
 	}
 	reg := nbStartRegistry(t)
 	spec := nbSpec(h, reg.Host)
-	c, _, _, err := render.Resolve([]byte(spec), nil)
+	resolved, err := render.Resolve([]byte(spec), nil)
 	if err != nil {
 		t.Fatalf("resolving the test's spec: %v\n%s", err, spec)
 	}
+	c := resolved.Cluster
 	ims, err := nbClusterImages(c, bins, pause, coredns)
 	if err != nil {
 		t.Fatal(err)

@@ -298,10 +298,11 @@ func pinFixture(t *testing.T, lockPath string, specs ...string) {
 		if err != nil {
 			continue
 		}
-		c, _, _, err := render.Resolve(data, nil)
+		res, err := render.Resolve(data, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", spec, err)
 		}
+		c := res.Cluster
 		if lk == nil {
 			lk = lock.New(c.Name)
 			lk.Images = map[string]lock.Image{}

@@ -30,6 +30,9 @@ type File struct {
 	// Secret marks content that must never appear in reviewable output
 	// (private keys, tokens, kubeconfigs that embed either).
 	Secret bool
+	// Owner names the plan step (or component) that rendered the file, for error
+	// messages and checks; it is not written anywhere.
+	Owner string
 }
 
 // Node is everything rendered for one machine.

@@ -9,7 +9,7 @@ import (
 
 // kubeconfig renders a kubeconfig for the identity id (its certificate and key are
 // embedded) talking to server; token, when set, is added as a bearer token.
-func (p *planner) kubeconfig(server, id, user, token string) ([]byte, error) {
+func (p *planner) kubeconfig(server string, id ID, user, token string) ([]byte, error) {
 	is, ok := p.issued[id]
 	if !ok {
 		return nil, fmt.Errorf("kubeconfig for %s: identity %s was not issued", user, id)

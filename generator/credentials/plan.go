@@ -14,7 +14,6 @@ import (
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/parallel"
-	"github.com/scratchgen/scratchgen/generator/paths"
 	"github.com/scratchgen/scratchgen/generator/pki"
 )
 
@@ -41,7 +40,7 @@ type Result struct {
 	// longer rendered are dropped).
 	Lock *lock.Lock
 	// Certs maps identity ID to its issued certificate, for callers that report on them.
-	Certs map[string]*x509.Certificate
+	Certs map[ID]*x509.Certificate
 }
 
 // issued is one certificate with its key.
@@ -58,7 +57,9 @@ type planner struct {
 	opts   Options
 	in     *lock.Lock
 	out    *lock.Lock
-	issued map[string]*issued
+	dates  map[ID]Dates
+	certs  map[ID]Cert
+	issued map[ID]*issued
 }
 
 // Plan issues every certificate and key the cluster needs and places them.
@@ -69,62 +70,32 @@ func Plan(c *model.Cluster, lk *lock.Lock, opts Options) (*Result, error) {
 	if lk == nil {
 		lk = lock.New(c.Name)
 	}
-	p := &planner{c: c, opts: opts, in: lk, out: lk.Clone(), issued: map[string]*issued{}}
+	p := &planner{c: c, opts: opts, in: lk, out: lk.Clone(), issued: map[ID]*issued{},
+		dates: Schedule(c, lk, opts.Now), certs: templates(c)}
 	p.out.Certificates = map[string]lock.Certificate{}
+	for id, d := range p.dates {
+		p.out.Certificates[string(id)] = lock.Certificate{Generation: d.Generation, NotBefore: d.NotBefore}
+	}
 	if err := p.issueAll(); err != nil {
 		return nil, err
 	}
 	return p.place()
 }
 
-// record returns the lock record of id, creating it for a first issue.
-func (p *planner) record(id string) lock.Certificate {
-	r, ok := p.in.Certificates[id]
-	if !ok {
-		r = lock.Certificate{Generation: 1, NotBefore: p.opts.Now.Add(-Backdate).UTC().Truncate(time.Second)}
-	}
-	return r
-}
-
-func (p *planner) label(id string, gen int) string {
+func (p *planner) label(id ID, gen int) string {
 	return fmt.Sprintf("scratchgen/v1/%s/%s/%d", p.c.Name, id, gen)
 }
 
-// leaves lists every leaf identity the cluster needs, in a fixed order.
-func (p *planner) leaves() []Cert {
-	var out []Cert
-	for _, l := range clusterLeaves {
-		if l.ID == "kubelet" && p.c.Credentials != model.CredentialsPerRole {
-			continue
-		}
-		out = append(out, l)
-	}
-	for _, n := range p.c.Nodes {
-		if n.ControlPlane() {
-			out = append(out, apiServerCert(p.c, n))
-		}
-		if n.Etcd() {
-			out = append(out, etcdCerts(n)...)
-		}
-		out = append(out, kubeletServingCert(n))
-		if p.c.Credentials == model.CredentialsPerNode {
-			out = append(out, kubeletClientCert(n))
-		}
-	}
-	return out
-}
-
 func (p *planner) issueAll() error {
-	issuers := map[string]*pki.Issuer{}
+	issuers := map[ID]*pki.Issuer{}
 	for _, ca := range cas {
-		r := p.record(ca.ID)
-		p.out.Certificates[ca.ID] = r
-		key, err := pki.DeriveKey(p.opts.Secret, p.label(ca.ID, r.Generation))
+		d := p.dates[ca.ID]
+		key, err := pki.DeriveKey(p.opts.Secret, p.label(ca.ID, d.Generation))
 		if err != nil {
 			return fmt.Errorf("deriving the key of %s: %w", ca.ID, err)
 		}
-		cert, certPEM, err := pki.NewCA(key, pki.Request{CommonName: ca.CN, NotBefore: r.NotBefore,
-			NotAfter: r.NotBefore.Add(p.c.CAValidity), Serial: pki.DeriveSerial(p.c.Name+"/"+ca.ID, r.Generation)})
+		cert, certPEM, err := pki.NewCA(key, pki.Request{CommonName: ca.CN, NotBefore: d.NotBefore,
+			NotAfter: d.NotAfter, Serial: pki.DeriveSerial(p.c.Name+"/"+string(ca.ID), d.Generation)})
 		if err != nil {
 			return fmt.Errorf("issuing CA %s: %w", ca.ID, err)
 		}
@@ -138,9 +109,7 @@ func (p *planner) issueAll() error {
 		}
 	}
 	// The service-account key pair has no certificate but a generation, for renewal.
-	saRec := p.record(SA)
-	p.out.Certificates[SA] = saRec
-	saKey, err := pki.DeriveKey(p.opts.Secret, p.label(SA, saRec.Generation))
+	saKey, err := pki.DeriveKey(p.opts.Secret, p.label(SA, p.dates[SA].Generation))
 	if err != nil {
 		return fmt.Errorf("deriving the service-account key: %w", err)
 	}
@@ -150,16 +119,11 @@ func (p *planner) issueAll() error {
 	}
 	p.issued[SA] = &issued{spec: Cert{ID: SA}, key: saKey, keyPEM: saPEM}
 
-	leaves := p.leaves()
-	recs := make([]lock.Certificate, len(leaves))
-	for i, l := range leaves {
-		recs[i] = p.record(l.ID)
-		p.out.Certificates[l.ID] = recs[i]
-	}
+	leaves := leaves(p.c)
 	results := make([]*issued, len(leaves))
 	err = parallel.Do(len(leaves), func(i int) error {
 		var err error
-		if results[i], err = p.issueLeaf(issuers[leaves[i].CA], leaves[i], recs[i]); err != nil {
+		if results[i], err = p.issueLeaf(issuers[leaves[i].CA], leaves[i], p.dates[leaves[i].ID]); err != nil {
 			return fmt.Errorf("issuing %s: %w", leaves[i].ID, err)
 		}
 		return nil
@@ -173,17 +137,13 @@ func (p *planner) issueAll() error {
 	return nil
 }
 
-func (p *planner) issueLeaf(ca *pki.Issuer, l Cert, r lock.Certificate) (*issued, error) {
-	key, err := pki.DeriveKey(p.opts.Secret, p.label(l.ID, r.Generation))
+func (p *planner) issueLeaf(ca *pki.Issuer, l Cert, d Dates) (*issued, error) {
+	key, err := pki.DeriveKey(p.opts.Secret, p.label(l.ID, d.Generation))
 	if err != nil {
 		return nil, err
 	}
-	notAfter := r.NotBefore.Add(p.c.CertValidity)
-	if caEnd := ca.Certificate().NotAfter; notAfter.After(caEnd) {
-		notAfter = caEnd // never outlive the CA
-	}
 	req := pki.Request{CommonName: l.CN, Organization: l.O, DNSNames: l.DNS, Usages: l.Usages,
-		NotBefore: r.NotBefore, NotAfter: notAfter, Serial: pki.DeriveSerial(p.c.Name+"/"+l.ID, r.Generation)}
+		NotBefore: d.NotBefore, NotAfter: d.NotAfter, Serial: pki.DeriveSerial(p.c.Name+"/"+string(l.ID), d.Generation)}
 	for _, a := range l.IPs {
 		req.IPs = append(req.IPs, net.IP(a.AsSlice()))
 	}
@@ -198,9 +158,9 @@ func (p *planner) issueLeaf(ca *pki.Issuer, l Cert, r lock.Certificate) (*issued
 	return &issued{spec: l, cert: cert, certPEM: certPEM, key: key, keyPEM: keyPEM}, nil
 }
 
-// place decides which node gets which file.
+// place decides which node gets which file (see holdings).
 func (p *planner) place() (*Result, error) {
-	res := &Result{Nodes: map[string][]bundle.File{}, Lock: p.out, Certs: map[string]*x509.Certificate{}}
+	res := &Result{Nodes: map[string][]bundle.File{}, Lock: p.out, Certs: map[ID]*x509.Certificate{}}
 	for id, is := range p.issued {
 		if is.cert != nil {
 			res.Certs[id] = is.cert
@@ -210,7 +170,7 @@ func (p *planner) place() (*Result, error) {
 	nodeFiles := make([][]bundle.File, len(p.c.Nodes))
 	err := parallel.Do(len(p.c.Nodes), func(i int) error {
 		var err error
-		nodeFiles[i], err = p.nodeFiles(p.c.Nodes[i], tokens)
+		nodeFiles[i], err = p.files(holdings(p.c, p.c.Nodes[i], p.certs), tokens)
 		return err
 	})
 	if err != nil {
@@ -219,127 +179,74 @@ func (p *planner) place() (*Result, error) {
 	for i, n := range p.c.Nodes {
 		res.Nodes[n.Name] = nodeFiles[i]
 	}
-	admin, err := p.kubeconfig(p.c.Endpoint.URL(), "admin", AdminUser, tokens[AdminUser])
+	admin, err := p.files([]holding{adminHolding(p.c)}, tokens)
 	if err != nil {
 		return nil, err
 	}
-	res.Admin = []bundle.File{secretFile(paths.AdminKubeconfig, admin)}
+	res.Admin = admin
 	return res, nil
 }
 
-// nodeFiles places the credentials of one node.
-func (p *planner) nodeFiles(n *model.Node, tokens map[string]string) ([]bundle.File, error) {
-	ca := p.issued[CA]
+// files renders holdings as files, each path once, sorted by path.
+func (p *planner) files(hs []holding, tokens map[string]string) ([]bundle.File, error) {
+	seen := map[string]bool{}
 	var files []bundle.File
-	add := func(fs ...bundle.File) { files = append(files, fs...) }
-	add(public(paths.CACert, ca.certPEM))
-	kubeletID, kubeletUser := p.kubeletIdentity(n)
-	kc, err := p.kubeconfig(p.c.Endpoint.URL(), kubeletID, kubeletUser, tokens[kubeletUser])
-	if err != nil {
-		return nil, err
-	}
-	add(secretFile(paths.KubeletKubeconfig, kc))
-	add(p.pair(kubeletServingCert(n).ID)...)
-	proxyID, proxyUser := p.proxyIdentity()
-	if kc, err = p.kubeconfig(p.c.Endpoint.URL(), proxyID, proxyUser, tokens[proxyUser]); err != nil {
-		return nil, err
-	}
-	add(secretFile(paths.KubeProxyKubeconfig, kc))
-	if n.Etcd() {
-		add(public(paths.EtcdCACert, p.issued[EtcdCA].certPEM))
-		add(p.pair("etcd-server/" + n.Name)...)
-		add(p.pair("etcd-peer/" + n.Name)...)
-		add(p.pair("etcd-healthcheck-client")...)
-	}
-	if n.ControlPlane() {
-		fs, err := p.controlPlane(n, tokens)
-		if err != nil {
-			return nil, err
+	for _, h := range hs {
+		if seen[h.path] {
+			continue // the same file placed by two roles
 		}
-		add(fs...)
-	}
-	return dedupFiles(files), nil
-}
-
-func (p *planner) controlPlane(n *model.Node, tokens map[string]string) ([]bundle.File, error) {
-	local := p.c.LocalAPIServerURL(n)
-	files := []bundle.File{
-		secretFile(paths.CAKey, p.issued[CA].keyPEM), // the controller manager signs CSRs with it
-		public(paths.EtcdCACert, p.issued[EtcdCA].certPEM),
-		public(paths.FrontProxyCACert, p.issued[FrontProxyCA].certPEM),
-	}
-	files = append(files, p.pair("apiserver/"+n.Name)...)
-	for _, id := range []string{"apiserver-kubelet-client", "apiserver-etcd-client", "front-proxy-client"} {
-		files = append(files, p.pair(id)...)
-	}
-	sa := p.issued[SA]
-	saPub, err := pki.EncodePublicKey(sa.key.Public())
-	if err != nil {
-		return nil, err
-	}
-	files = append(files, secretFile(paths.SAKey, sa.keyPEM), public(paths.SAPub, saPub))
-	for _, kc := range []struct{ path, id, user, server string }{
-		{paths.AdminConf, "admin", AdminUser, p.c.Endpoint.URL()},
-		{paths.SuperAdminConf, "super-admin", SuperAdminUser, p.c.Endpoint.URL()},
-		{paths.ControllerManagerConf, "controller-manager", ControllerManagerUsr, local},
-		{paths.SchedulerConf, "scheduler", SchedulerUser, local},
-	} {
-		data, err := p.kubeconfig(kc.server, kc.id, kc.user, tokens[kc.user])
-		if err != nil {
-			return nil, err
+		seen[h.path] = true
+		switch h.kind {
+		case holdCert:
+			files = append(files, public(h.path, p.issued[h.id].certPEM))
+		case holdKey:
+			files = append(files, secretFile(h.path, p.issued[h.id].keyPEM))
+		case holdSAPub:
+			pub, err := pki.EncodePublicKey(p.issued[SA].key.Public())
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, public(h.path, pub))
+		case holdKubeconfig:
+			data, err := p.kubeconfig(h.server, h.id, h.user, tokens[h.user])
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, secretFile(h.path, data))
+		case holdKnownTokens:
+			csv, err := p.knownTokens(tokens)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, secretFile(h.path, csv))
 		}
-		files = append(files, secretFile(kc.path, data))
 	}
-	if p.c.StaticTokens {
-		csv, err := p.knownTokens(tokens)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, secretFile(paths.KnownTokens, csv))
-	}
+	bundle.Sort(files)
 	return files, nil
-}
-
-// kubeletIdentity returns the certificate identity and user a node's kubelet uses.
-func (p *planner) kubeletIdentity(n *model.Node) (id, user string) {
-	switch p.c.Credentials {
-	case model.CredentialsPerRole:
-		return "kubelet", SharedKubeletUser
-	case model.CredentialsShared:
-		return "admin", AdminUser
-	}
-	return "kubelet-client/" + n.Name, NodeUserPrefix + n.Name
-}
-
-func (p *planner) proxyIdentity() (id, user string) {
-	if p.c.Credentials == model.CredentialsShared {
-		return "admin", AdminUser
-	}
-	return "kube-proxy", KubeProxyUser
 }
 
 // tokenUser is one line of known_tokens.csv.
 type tokenUser struct {
 	user   string
 	groups []string
-	id     string // the identity whose generation rotates the token
+	id     ID // the identity whose generation rotates the token
 }
 
 func (p *planner) tokenUsers() []tokenUser {
 	if !p.c.StaticTokens {
 		return nil
 	}
-	users := []tokenUser{{user: AdminUser, groups: []string{AdminGroup}, id: "admin"}}
+	users := []tokenUser{{user: AdminUser, groups: []string{AdminGroup}, id: Admin}}
 	switch p.c.Credentials {
 	case model.CredentialsPerNode:
 		for _, n := range p.c.Nodes {
-			users = append(users, tokenUser{user: NodeUserPrefix + n.Name, groups: []string{NodesGroup}, id: "kubelet-client/" + n.Name})
+			users = append(users, tokenUser{user: NodeUserPrefix + n.Name, groups: []string{NodesGroup}, id: KubeletClientID(n.Name)})
 		}
 	case model.CredentialsPerRole:
-		users = append(users, tokenUser{user: SharedKubeletUser, groups: []string{NodesGroup}, id: "kubelet"})
+		users = append(users, tokenUser{user: SharedKubeletUser, groups: []string{NodesGroup}, id: SharedKubelet})
 	}
 	if p.c.Credentials != model.CredentialsShared {
-		users = append(users, tokenUser{user: KubeProxyUser, id: "kube-proxy"})
+		users = append(users, tokenUser{user: KubeProxyUser, id: KubeProxy})
 	}
 	return users
 }
@@ -348,8 +255,8 @@ func (p *planner) tokenUsers() []tokenUser {
 func (p *planner) tokens() map[string]string {
 	out := map[string]string{}
 	for _, u := range p.tokenUsers() {
-		gen := p.out.Certificates[u.id].Generation
-		out[u.user] = pki.DeriveToken(p.opts.Secret, p.label("token/"+u.id, gen))
+		gen := p.dates[u.id].Generation
+		out[u.user] = pki.DeriveToken(p.opts.Secret, p.label(tokenID(u.id), gen))
 	}
 	return out
 }
@@ -384,31 +291,10 @@ func joinComma(s []string) string {
 	return b.String()
 }
 
-// pair returns an identity's certificate and key files at their table paths.
-func (p *planner) pair(id string) []bundle.File {
-	is := p.issued[id]
-	return []bundle.File{public(is.spec.CertPath, is.certPEM), secretFile(is.spec.KeyPath, is.keyPEM)}
-}
-
 func public(path string, data []byte) bundle.File {
 	return bundle.File{Path: path, Mode: bundle.ModePublic, Data: data}
 }
 
 func secretFile(path string, data []byte) bundle.File {
 	return bundle.File{Path: path, Mode: bundle.ModeSecret, Data: data, Secret: true}
-}
-
-// dedupFiles drops repeated paths (a CA certificate placed by two roles); the content
-// is the same by construction.
-func dedupFiles(files []bundle.File) []bundle.File {
-	seen := map[string]bool{}
-	var out []bundle.File
-	for _, f := range files {
-		if !seen[f.Path] {
-			seen[f.Path] = true
-			out = append(out, f)
-		}
-	}
-	bundle.Sort(out)
-	return out
 }

@@ -109,8 +109,8 @@ func TestDeterministicAndSecretBound(t *testing.T) {
 
 func TestPlacementAndChains(t *testing.T) {
 	c, res := plan(t, "perNode", secretA, nil)
-	roots := map[string]*x509.CertPool{}
-	for _, ca := range []string{CA, EtcdCA, FrontProxyCA} {
+	roots := map[ID]*x509.CertPool{}
+	for _, ca := range CAs {
 		roots[ca] = x509.NewCertPool()
 		roots[ca].AddCert(res.Certs[ca])
 	}

@@ -13,12 +13,56 @@ import (
 	"github.com/scratchgen/scratchgen/generator/pki"
 )
 
-// CA names.
+// ID names a certificate identity (or the service-account key pair): the key of its
+// record in the lock and part of the label its key is derived under. Make per-node IDs
+// with the constructors below, never by concatenation.
+type ID string
+
+// The cluster-wide identities.
 const (
-	CA           = "ca"
-	EtcdCA       = "etcd-ca"
-	FrontProxyCA = "front-proxy-ca"
+	CA                     ID = "ca"
+	EtcdCA                 ID = "etcd-ca"
+	FrontProxyCA           ID = "front-proxy-ca"
+	APIServerKubeletClient ID = "apiserver-kubelet-client"
+	APIServerEtcdClient    ID = "apiserver-etcd-client"
+	FrontProxyClient       ID = "front-proxy-client"
+	EtcdHealthcheckClient  ID = "etcd-healthcheck-client"
+	ControllerManager      ID = "controller-manager"
+	Scheduler              ID = "scheduler"
+	Admin                  ID = "admin"
+	SuperAdmin             ID = "super-admin"
+	KubeProxy              ID = "kube-proxy"
+	// SharedKubelet is the one kubelet identity of the perRole layout.
+	SharedKubelet ID = "kubelet"
+	// SA is the service-account key pair: it has no certificate, but a generation.
+	SA ID = "sa"
 )
+
+// Per-node identities.
+
+// APIServerID is the serving certificate of the API server on control-plane node node.
+func APIServerID(node string) ID { return ID("apiserver/" + node) }
+
+// EtcdServerID is etcd member node's server certificate.
+func EtcdServerID(node string) ID { return ID("etcd-server/" + node) }
+
+// EtcdPeerID is etcd member node's peer certificate.
+func EtcdPeerID(node string) ID { return ID("etcd-peer/" + node) }
+
+// KubeletServingID is the kubelet's serving certificate on node.
+func KubeletServingID(node string) ID { return ID("kubelet-serving/" + node) }
+
+// KubeletClientID is node's own kubelet identity (perNode layout).
+func KubeletClientID(node string) ID { return ID("kubelet-client/" + node) }
+
+// tokenID is the label of the static token of identity id.
+func tokenID(id ID) ID { return "token/" + id }
+
+// CAs are the three certificate authorities.
+var CAs = []ID{CA, EtcdCA, FrontProxyCA}
+
+// IsCA reports whether id is one of the certificate authorities.
+func IsCA(id ID) bool { return id == CA || id == EtcdCA || id == FrontProxyCA }
 
 // Well-known identities (users and groups) the rendered cluster relies on.
 const (
@@ -39,8 +83,8 @@ const (
 // Cert describes one certificate identity: who signs it, its subject, usages, SANs and
 // where its files go on a node. ID is the lock key.
 type Cert struct {
-	ID     string
-	CA     string // "" for a CA itself
+	ID     ID
+	CA     ID // "" for a CA itself
 	CN     string
 	O      []string
 	Usages pki.Usage
@@ -59,25 +103,22 @@ var cas = []Cert{
 
 // clusterLeaves are issued once per cluster and copied to every node that needs them.
 var clusterLeaves = []Cert{
-	{ID: "apiserver-kubelet-client", CA: CA, CN: APIServerKubeletUser, O: []string{AdminGroup}, Usages: pki.ClientAuth,
+	{ID: APIServerKubeletClient, CA: CA, CN: APIServerKubeletUser, O: []string{AdminGroup}, Usages: pki.ClientAuth,
 		CertPath: paths.APIServerKubeletClientCert, KeyPath: paths.APIServerKubeletClientKey},
-	{ID: "apiserver-etcd-client", CA: EtcdCA, CN: "kube-apiserver-etcd-client", Usages: pki.ClientAuth,
+	{ID: APIServerEtcdClient, CA: EtcdCA, CN: "kube-apiserver-etcd-client", Usages: pki.ClientAuth,
 		CertPath: paths.APIServerEtcdClientCert, KeyPath: paths.APIServerEtcdClientKey},
-	{ID: "front-proxy-client", CA: FrontProxyCA, CN: "front-proxy-client", Usages: pki.ClientAuth,
+	{ID: FrontProxyClient, CA: FrontProxyCA, CN: "front-proxy-client", Usages: pki.ClientAuth,
 		CertPath: paths.FrontProxyClientCert, KeyPath: paths.FrontProxyClientKey},
-	{ID: "etcd-healthcheck-client", CA: EtcdCA, CN: "kube-etcd-healthcheck-client", Usages: pki.ClientAuth,
+	{ID: EtcdHealthcheckClient, CA: EtcdCA, CN: "kube-etcd-healthcheck-client", Usages: pki.ClientAuth,
 		CertPath: paths.EtcdHealthcheckClientCert, KeyPath: paths.EtcdHealthcheckClientKey},
-	{ID: "controller-manager", CA: CA, CN: ControllerManagerUsr, Usages: pki.ClientAuth},
-	{ID: "scheduler", CA: CA, CN: SchedulerUser, Usages: pki.ClientAuth},
-	{ID: "admin", CA: CA, CN: AdminUser, O: []string{AdminGroup}, Usages: pki.ClientAuth},
-	{ID: "super-admin", CA: CA, CN: SuperAdminUser, O: []string{MastersGroup}, Usages: pki.ClientAuth},
-	{ID: "kube-proxy", CA: CA, CN: KubeProxyUser, Usages: pki.ClientAuth},
+	{ID: ControllerManager, CA: CA, CN: ControllerManagerUsr, Usages: pki.ClientAuth},
+	{ID: Scheduler, CA: CA, CN: SchedulerUser, Usages: pki.ClientAuth},
+	{ID: Admin, CA: CA, CN: AdminUser, O: []string{AdminGroup}, Usages: pki.ClientAuth},
+	{ID: SuperAdmin, CA: CA, CN: SuperAdminUser, O: []string{MastersGroup}, Usages: pki.ClientAuth},
+	{ID: KubeProxy, CA: CA, CN: KubeProxyUser, Usages: pki.ClientAuth},
 	// kubelet is the shared kubelet identity of the perRole layout.
-	{ID: "kubelet", CA: CA, CN: SharedKubeletUser, O: []string{NodesGroup}, Usages: pki.ClientAuth},
+	{ID: SharedKubelet, CA: CA, CN: SharedKubeletUser, O: []string{NodesGroup}, Usages: pki.ClientAuth},
 }
-
-// SA identifies the service-account key pair in the lock-free key derivation.
-const SA = "sa"
 
 // apiServerCert is the serving certificate of the API server on control-plane node n.
 func apiServerCert(c *model.Cluster, n *model.Node) Cert {
@@ -93,7 +134,7 @@ func apiServerCert(c *model.Cluster, n *model.Node) Cert {
 	for _, o := range c.ControlPlanes() {
 		ips = append(ips, o.Address)
 	}
-	return Cert{ID: "apiserver/" + n.Name, CA: CA, CN: "kube-apiserver", Usages: pki.ServerAuth,
+	return Cert{ID: APIServerID(n.Name), CA: CA, CN: "kube-apiserver", Usages: pki.ServerAuth,
 		DNS: dedup(dns), IPs: dedupAddrs(ips), CertPath: paths.APIServerCert, KeyPath: paths.APIServerKey}
 }
 
@@ -102,23 +143,23 @@ func etcdCerts(n *model.Node) []Cert {
 	dns := []string{n.Name, "localhost"}
 	ips := []netip.Addr{n.Address, netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}
 	return []Cert{
-		{ID: "etcd-server/" + n.Name, CA: EtcdCA, CN: n.Name, Usages: pki.ServerAuth | pki.ClientAuth, DNS: dns, IPs: ips,
+		{ID: EtcdServerID(n.Name), CA: EtcdCA, CN: n.Name, Usages: pki.ServerAuth | pki.ClientAuth, DNS: dns, IPs: ips,
 			CertPath: paths.EtcdServerCert, KeyPath: paths.EtcdServerKey},
-		{ID: "etcd-peer/" + n.Name, CA: EtcdCA, CN: n.Name, Usages: pki.ServerAuth | pki.ClientAuth, DNS: dns, IPs: ips,
+		{ID: EtcdPeerID(n.Name), CA: EtcdCA, CN: n.Name, Usages: pki.ServerAuth | pki.ClientAuth, DNS: dns, IPs: ips,
 			CertPath: paths.EtcdPeerCert, KeyPath: paths.EtcdPeerKey},
 	}
 }
 
 // kubeletServingCert is the kubelet's HTTPS serving certificate on node n.
 func kubeletServingCert(n *model.Node) Cert {
-	return Cert{ID: "kubelet-serving/" + n.Name, CA: CA, CN: NodeUserPrefix + n.Name, O: []string{NodesGroup},
+	return Cert{ID: KubeletServingID(n.Name), CA: CA, CN: NodeUserPrefix + n.Name, O: []string{NodesGroup},
 		Usages: pki.ServerAuth, DNS: []string{n.Name}, IPs: []netip.Addr{n.Address},
 		CertPath: paths.KubeletServingCert, KeyPath: paths.KubeletServingKey}
 }
 
 // kubeletClientCert is node n's own kubelet identity (perNode layout).
 func kubeletClientCert(n *model.Node) Cert {
-	return Cert{ID: "kubelet-client/" + n.Name, CA: CA, CN: NodeUserPrefix + n.Name, O: []string{NodesGroup}, Usages: pki.ClientAuth}
+	return Cert{ID: KubeletClientID(n.Name), CA: CA, CN: NodeUserPrefix + n.Name, O: []string{NodesGroup}, Usages: pki.ClientAuth}
 }
 
 func dedup(in []string) []string {

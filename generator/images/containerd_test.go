@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/model"
 )
 
@@ -30,7 +31,7 @@ func TestSkopeoReadsArchives(t *testing.T) {
 	}
 	w := newWorld(t)
 	ctx := context.Background()
-	pins, err := Pin(ctx, Needed(w.c))
+	pins, err := Pin(ctx, Needed(component.Default(), w.c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,12 +133,12 @@ func TestContainerdImport(t *testing.T) {
 	imported := map[string]bool{}
 	for _, n := range []*model.Node{c.Node("cp-1"), c.Node("worker-1")} {
 		archives := map[string][]byte{}
-		for _, tag := range ForNode(c, n) {
+		for _, tag := range ForNode(component.Default(), c, n) {
 			if archives[tag], err = Archive(cacheDir, tag, pins[tag]); err != nil {
 				t.Fatal(err)
 			}
 		}
-		files, _, err := EmbedFiles(c, n, archives)
+		files, err := EmbedFiles(component.Default(), c, n, archives)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +162,7 @@ func TestContainerdImport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ctr images ls: %v\n%s", err, out)
 	}
-	for _, tag := range Needed(c) {
+	for _, tag := range Needed(component.Default(), c) {
 		byTag, byDigest, _ := containerdNames(tag, mustHash(t, pins[tag].Digest))
 		for _, want := range []string{byTag, byDigest} {
 			if !strings.Contains(string(out), want+"\n") {
@@ -170,7 +171,7 @@ func TestContainerdImport(t *testing.T) {
 		}
 	}
 	// The kubelet's question, through the CRI: is the rendered reference present?
-	for _, tag := range Needed(c) {
+	for _, tag := range Needed(component.Default(), c) {
 		ref := tag + "@" + pins[tag].Digest
 		found, err := criImagePresent(sock, ref)
 		if err != nil {

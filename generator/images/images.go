@@ -7,7 +7,8 @@
 //
 // # Which node needs which image
 //
-// ForNode is the one table of that decision:
+// The component table (package component) decides: a node needs the image of every
+// component it runs, in the table's order:
 //
 //   - every node: pause (containerd's sandbox image: every pod, static or not, needs it);
 //   - etcd members: etcd;
@@ -35,54 +36,34 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/model"
 )
 
 // Platforms are the platforms Pin records, in this order, where an image index lists them.
 var Platforms = []string{"linux/amd64", "linux/arm64"}
 
-// need is the table ForNode reads: a component and whether node n needs its image.
-// Order is the output order. It is never modified.
-var need = []struct {
-	component string
-	on        func(c *model.Cluster, n *model.Node) bool
-}{
-	{model.ImagePause, always},
-	{model.ImageEtcd, func(_ *model.Cluster, n *model.Node) bool { return n.Etcd() }},
-	{model.ImageAPIServer, func(_ *model.Cluster, n *model.Node) bool { return n.ControlPlane() }},
-	{model.ImageControllerManager, func(_ *model.Cluster, n *model.Node) bool { return n.ControlPlane() }},
-	{model.ImageScheduler, func(_ *model.Cluster, n *model.Node) bool { return n.ControlPlane() }},
-	{model.ImageCoreDNS, always},
-}
-
-func always(*model.Cluster, *model.Node) bool { return true }
-
-// Components returns the image components node n needs (model.Image* names), in the
+// Components returns the image keys (model.Image* names) node n needs, in the component
 // table's order: pause, etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-// coredns. Components sharing one image (hyperkube style) are all listed.
-func Components(c *model.Cluster, n *model.Node) []string {
-	var out []string
-	for _, e := range need {
-		if e.on(c, n) {
-			out = append(out, e.component)
-		}
-	}
-	return out
+// coredns for the built-in table. Components sharing one image (hyperkube style) are all
+// listed.
+func Components(t component.Table, c *model.Cluster, n *model.Node) []string {
+	return t.Images(c, n)
 }
 
 // ForNode returns the image references by tag (the lock's keys, c.Images.Tags) that
 // node n needs, in the order of Components and without duplicates: in hyperkube style
 // the one all-in-one image appears once.
-func ForNode(c *model.Cluster, n *model.Node) []string {
-	return refsFor(c, n, c.Images.Tags)
+func ForNode(t component.Table, c *model.Cluster, n *model.Node) []string {
+	return refsFor(t, c, n, c.Images.Tags)
 }
 
 // Needed returns every tag reference some node needs, sorted, without duplicates.
-func Needed(c *model.Cluster) []string {
+func Needed(t component.Table, c *model.Cluster) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, n := range c.Nodes {
-		for _, t := range ForNode(c, n) {
+		for _, t := range ForNode(t, c, n) {
 			if !seen[t] {
 				seen[t] = true
 				out = append(out, t)
@@ -108,10 +89,10 @@ func All(c *model.Cluster) []string {
 	return out
 }
 
-func refsFor(c *model.Cluster, n *model.Node, refs map[string]string) []string {
+func refsFor(t component.Table, c *model.Cluster, n *model.Node, refs map[string]string) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, comp := range Components(c, n) {
+	for _, comp := range Components(t, c, n) {
 		r := refs[comp]
 		if r != "" && !seen[r] {
 			seen[r] = true
@@ -132,7 +113,7 @@ type NodeImages struct {
 }
 
 // List returns, per node in spec order, the image references the bundle renders for it.
-func List(c *model.Cluster) []NodeImages {
+func List(t component.Table, c *model.Cluster) []NodeImages {
 	out := make([]NodeImages, 0, len(c.Nodes))
 	for _, n := range c.Nodes {
 		var roles []string
@@ -141,7 +122,7 @@ func List(c *model.Cluster) []NodeImages {
 				roles = append(roles, string(r))
 			}
 		}
-		out = append(out, NodeImages{Node: n.Name, Roles: roles, Refs: refsFor(c, n, c.Images.Refs)})
+		out = append(out, NodeImages{Node: n.Name, Roles: roles, Refs: refsFor(t, c, n, c.Images.Refs)})
 	}
 	return out
 }

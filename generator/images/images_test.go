@@ -18,14 +18,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
 func TestForNode(t *testing.T) {
 	c := resolve(t, testSpec("mirror.example.com/k8s", ""), nil)
 	reg := "mirror.example.com/k8s/"
-	tags := func(node string) []string { return ForNode(c, c.Node(node)) }
+	tags := func(node string) []string { return ForNode(component.Default(), c, c.Node(node)) }
 	cp := []string{reg + "pause:3.10.1", reg + "etcd:3.6.8-0", reg + "kube-apiserver:v1.36.3", reg + "kube-controller-manager:v1.36.3", reg + "kube-scheduler:v1.36.3", reg + "coredns/coredns:v1.14.1"}
 	if got := tags("cp-1"); !reflect.DeepEqual(got, cp) {
 		t.Errorf("cp-1: %q\nwant %q", got, cp)
@@ -34,10 +36,10 @@ func TestForNode(t *testing.T) {
 	if got := tags("worker-2"); !reflect.DeepEqual(got, wk) {
 		t.Errorf("worker-2: %q\nwant %q", got, wk)
 	}
-	if got, want := Components(c, c.Node("worker-1")), []string{model.ImagePause, model.ImageCoreDNS}; !reflect.DeepEqual(got, want) {
+	if got, want := Components(component.Default(), c, c.Node("worker-1")), []string{model.ImagePause, model.ImageCoreDNS}; !reflect.DeepEqual(got, want) {
 		t.Errorf("worker components %q", got)
 	}
-	if got := Needed(c); len(got) != 6 || strings.Contains(strings.Join(got, " "), "kube-proxy") {
+	if got := Needed(component.Default(), c); len(got) != 6 || strings.Contains(strings.Join(got, " "), "kube-proxy") {
 		t.Errorf("Needed = %q: want the six node images, no kube-proxy", got)
 	}
 	if got := All(c); len(got) != 7 {
@@ -47,7 +49,7 @@ func TestForNode(t *testing.T) {
 	// Hyperkube style: one image for the three control-plane components, listed once.
 	hk := resolve(t, testSpec("mirror.example.com/k8s", "    style: hyperkube\n    hyperkube: registry.example.com/hk:v1.36.3\n"), nil)
 	want := []string{reg + "pause:3.10.1", reg + "etcd:3.6.8-0", "registry.example.com/hk:v1.36.3", reg + "coredns/coredns:v1.14.1"}
-	if got := ForNode(hk, hk.Node("cp-2")); !reflect.DeepEqual(got, want) {
+	if got := ForNode(component.Default(), hk, hk.Node("cp-2")); !reflect.DeepEqual(got, want) {
 		t.Errorf("hyperkube cp-2: %q\nwant %q", got, want)
 	}
 
@@ -56,7 +58,7 @@ func TestForNode(t *testing.T) {
 		"  - {name: worker-1, address: 10.0.0.21, roles: [worker]}\n  - {name: worker-2, address: 10.0.0.22, roles: [worker]}\n",
 		"  - {name: etcd-4, address: 10.0.0.13, roles: [etcd]}\n  - {name: etcd-5, address: 10.0.0.14, roles: [etcd]}\n", 1), nil)
 	want = []string{"r.example.com/pause:3.10.1", "r.example.com/etcd:3.6.8-0", "r.example.com/coredns/coredns:v1.14.1"}
-	if got := ForNode(etcd, etcd.Node("etcd-5")); !reflect.DeepEqual(got, want) {
+	if got := ForNode(component.Default(), etcd, etcd.Node("etcd-5")); !reflect.DeepEqual(got, want) {
 		t.Errorf("etcd-only node: %q\nwant %q", got, want)
 	}
 }
@@ -64,7 +66,7 @@ func TestForNode(t *testing.T) {
 func TestListFormat(t *testing.T) {
 	pins := map[string]lock.Image{"r.example.com/pause:3.10.1": {Digest: "sha256:" + strings.Repeat("a", 64)}}
 	c := resolve(t, testSpec("r.example.com", ""), lockFor(resolve(t, testSpec("r.example.com", ""), nil), pins))
-	got := FormatList(List(c))
+	got := FormatList(List(component.Default(), c))
 	want := `# node cp-1 (control-plane, etcd)
 r.example.com/pause:3.10.1@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 r.example.com/etcd:3.6.8-0
@@ -104,7 +106,7 @@ func TestPinPullArchive(t *testing.T) {
 
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	needed := map[string]lock.Image{}
-	for _, tag := range Needed(w.c) {
+	for _, tag := range Needed(component.Default(), w.c) {
 		needed[tag] = pins[tag]
 	}
 	var bar bytes.Buffer
@@ -160,7 +162,7 @@ func TestPinPullArchive(t *testing.T) {
 	if _, err := Pull(ctx, needed, other); err != nil {
 		t.Fatal(err)
 	}
-	for _, tag := range Needed(w.c) {
+	for _, tag := range Needed(component.Default(), w.c) {
 		a, err := Archive(cacheDir, tag, pins[tag])
 		if err != nil {
 			t.Fatal(err)
@@ -263,7 +265,7 @@ func mustHash(t *testing.T, s string) v1.Hash {
 func TestTamperedCache(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	pins, err := Pin(ctx, Needed(w.c))
+	pins, err := Pin(ctx, Needed(component.Default(), w.c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,24 +357,24 @@ func TestEmbedFiles(t *testing.T) {
 	}
 	c := resolve(t, testSpec(w.host, ""), lockFor(w.c, pins))
 	archives := map[string][]byte{}
-	for _, tag := range Needed(c) {
+	for _, tag := range Needed(component.Default(), c) {
 		if archives[tag], err = Archive(cacheDir, tag, pins[tag]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	files, unit, err := EmbedFiles(c, c.Node("cp-1"), archives)
+	files, err := EmbedFiles(component.Default(), c, c.Node("cp-1"), archives)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if unit != Unit || len(files) != 7 {
-		t.Fatalf("unit %q, %d files", unit, len(files))
+	if len(files) != 7 {
+		t.Fatalf("%d files", len(files))
 	}
 	var unitText string
 	for _, f := range files {
 		if f.Mode != bundle.ModePublic || f.Secret {
 			t.Errorf("%s: mode %v secret %v", f.Path, f.Mode, f.Secret)
 		}
-		if f.Path == UnitPath {
+		if f.Path == paths.ImagesUnit {
 			unitText = string(f.Data)
 		} else if !strings.HasPrefix(f.Path, "/var/lib/scratchgen/images/") || !strings.HasSuffix(f.Path, ".tar") {
 			t.Errorf("archive path %s", f.Path)
@@ -393,16 +395,16 @@ func TestEmbedFiles(t *testing.T) {
 	}
 	if s, err := exec.LookPath("systemd-analyze"); err == nil {
 		dir := t.TempDir()
-		os.WriteFile(filepath.Join(dir, Unit), []byte(unitText), 0o644)
-		out, _ := exec.Command(s, "verify", "--man=no", filepath.Join(dir, Unit)).CombinedOutput()
+		os.WriteFile(filepath.Join(dir, paths.ImagesService), []byte(unitText), 0o644)
+		out, _ := exec.Command(s, "verify", "--man=no", filepath.Join(dir, paths.ImagesService)).CombinedOutput()
 		for _, l := range strings.Split(string(out), "\n") {
-			if strings.Contains(l, Unit) && !strings.Contains(l, "not found") && !strings.Contains(l, "No such file") {
+			if strings.Contains(l, paths.ImagesService) && !strings.Contains(l, "not found") && !strings.Contains(l, "No such file") {
 				t.Errorf("systemd-analyze verify: %s", l)
 			}
 		}
 	}
 	// The same image on two nodes: identical bytes.
-	wf, _, err := EmbedFiles(c, c.Node("worker-1"), archives)
+	wf, err := EmbedFiles(component.Default(), c, c.Node("worker-1"), archives)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +424,7 @@ func TestEmbedFiles(t *testing.T) {
 		missing[k] = v
 	}
 	delete(missing, pause)
-	if _, _, err := EmbedFiles(c, c.Node("worker-1"), missing); err == nil || !strings.Contains(err.Error(), pause) || !strings.Contains(err.Error(), "images pull") {
+	if _, err := EmbedFiles(component.Default(), c, c.Node("worker-1"), missing); err == nil || !strings.Contains(err.Error(), pause) || !strings.Contains(err.Error(), "images pull") {
 		t.Errorf("missing archive: %v", err)
 	}
 	wrong := map[string][]byte{}
@@ -430,11 +432,11 @@ func TestEmbedFiles(t *testing.T) {
 		wrong[k] = v
 	}
 	wrong[pause] = archives[c.Images.Tags[model.ImageCoreDNS]]
-	if _, _, err := EmbedFiles(c, c.Node("worker-1"), wrong); err == nil || !strings.Contains(err.Error(), "but the lock pins") {
+	if _, err := EmbedFiles(component.Default(), c, c.Node("worker-1"), wrong); err == nil || !strings.Contains(err.Error(), "but the lock pins") {
 		t.Errorf("archive of another digest: %v", err)
 	}
 	unpinned := resolve(t, testSpec(w.host, ""), nil)
-	if _, _, err := EmbedFiles(unpinned, unpinned.Node("worker-1"), archives); err == nil || !strings.Contains(err.Error(), "images pin") {
+	if _, err := EmbedFiles(component.Default(), unpinned, unpinned.Node("worker-1"), archives); err == nil || !strings.Contains(err.Error(), "images pin") {
 		t.Errorf("unpinned: %v", err)
 	}
 }
@@ -450,22 +452,6 @@ func indexOf(files []bundle.File, p string) int {
 	return -1
 }
 
-func TestInsertUnit(t *testing.T) {
-	for _, tc := range []struct{ in, want []string }{
-		{[]string{"a", "containerd.service", "kubelet.service"}, []string{"a", "containerd.service", Unit, "kubelet.service"}},
-		{[]string{"a", "kubelet.service"}, []string{"a", Unit, "kubelet.service"}},
-		{[]string{"a"}, []string{"a", Unit}},
-		{[]string{Unit, "containerd.service"}, []string{Unit, "containerd.service"}},
-	} {
-		in := append([]string(nil), tc.in...)
-		if got := InsertUnit(tc.in, Unit); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("InsertUnit(%q) = %q", tc.in, got)
-		}
-		if !reflect.DeepEqual(in, tc.in) {
-			t.Errorf("input modified")
-		}
-	}
-}
 
 func TestContainerdNames(t *testing.T) {
 	h := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}

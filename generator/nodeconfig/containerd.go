@@ -44,33 +44,39 @@ version = 2
             SystemdCgroup = true
 `
 
-func containerdFiles(c *model.Cluster, _ *model.Node) ([]bundle.File, error) {
+// Containerd is the plan step of the container runtime: config.toml and a drop-in for
+// the containerd.service the OS ships.
+func Containerd(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
+	if err := checkResolved(n); err != nil {
+		return err
+	}
 	pause := c.Images.Refs[model.ImagePause]
 	if pause == "" {
-		return nil, fmt.Errorf("no %s image resolved", model.ImagePause)
+		return fmt.Errorf("no %s image resolved", model.ImagePause)
 	}
 	vals := map[string]string{"pause": pause, "cniBin": paths.CNIBinDir, "cniConf": paths.CNIConfDir}
 	conf := strings.Replace(containerdConfig, "{{header}}", header, 1)
 	for k, v := range vals {
 		q, err := tomlString(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", k, err)
+			return fmt.Errorf("%s: %w", k, err)
 		}
 		conf = strings.Replace(conf, "{{"+k+"}}", q, 1)
 	}
+	u := bundle.Unit{Name: paths.ContainerdService, After: []string{paths.KernelService}}
 	dropIn := unit{
 		{"Unit", []entry{
-			kv("Wants", KernelService),
-			kv("After", KernelService),
+			kv("Wants", u.After...),
+			kv("After", u.After...),
 		}},
 		{"Service", []entry{
 			kv("LimitNOFILE", ContainerdNoFile),
 		}},
 	}
-	return []bundle.File{
-		public(paths.ContainerdConfig, []byte(conf)),
-		public(ContainerdDropIn, dropIn.bytes()),
-	}, nil
+	b.Public(paths.ContainerdConfig, []byte(conf))
+	b.Public(paths.ContainerdDropIn, dropIn.bytes())
+	b.Unit(u)
+	return nil
 }
 
 // tomlString quotes s as a TOML basic string.

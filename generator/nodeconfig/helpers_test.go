@@ -110,3 +110,16 @@ func writeRoot(t *testing.T, dir string, files []bundle.File) {
 		}
 	}
 }
+
+// Node runs this package's plan steps for n in the plan's order, as the render does, and
+// returns the node's files and units.
+func Node(c *model.Cluster, n *model.Node) ([]bundle.File, []string, error) {
+	b := bundle.NewNodeBuilder(n.Name)
+	for _, step := range []func(*model.Cluster, *model.Node, *bundle.NodeBuilder) error{Kernel, Network, Containerd, Kubelet, Proxy} {
+		if err := step(c, n, b); err != nil {
+			return nil, nil, err
+		}
+	}
+	node, err := b.Finish()
+	return node.Rootfs, node.Units, err
+}

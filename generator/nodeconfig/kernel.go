@@ -5,6 +5,7 @@ import (
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
 // kernelModules are loaded at boot (modules-load.d) and by scratchgen-kernel.service:
@@ -21,7 +22,12 @@ var sysctls = [][2]string{
 	{"net.bridge.bridge-nf-call-ip6tables", "1"},
 }
 
-func kernelFiles(_ *model.Cluster, _ *model.Node) ([]bundle.File, error) {
+// Kernel is the plan step of the kernel settings: modules-load.d and sysctl.d files and
+// scratchgen-kernel.service, which applies them at once.
+func Kernel(_ *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
+	if err := checkResolved(n); err != nil {
+		return err
+	}
 	var mods, sys strings.Builder
 	mods.WriteString("# " + header + "\n# Loaded at boot by systemd-modules-load.\n")
 	for _, m := range kernelModules {
@@ -38,8 +44,8 @@ func kernelFiles(_ *model.Cluster, _ *model.Node) ([]bundle.File, error) {
 		{"Unit", []entry{
 			kv("Description", "scratchgen: kernel modules and sysctls for Kubernetes"),
 			kv("Documentation", "https://kubernetes.io/docs/setup/production-environment/container-runtimes/#prerequisite-ipv4-forwarding-optional"),
-			kv("After", "systemd-modules-load.service", "systemd-sysctl.service"),
-			kv("Before", ContainerdService, KubeletService, KubeProxyService),
+			kv("After", kernelUnit.After...),
+			kv("Before", kernelUnit.Before...),
 		}},
 		{"Service", []entry{
 			kv("Type", "oneshot"),
@@ -51,9 +57,15 @@ func kernelFiles(_ *model.Cluster, _ *model.Node) ([]bundle.File, error) {
 		}},
 		{"Install", []entry{kv("WantedBy", "multi-user.target")}},
 	}
-	return []bundle.File{
-		public(ModulesConf, []byte(mods.String())),
-		public(SysctlConf, []byte(sys.String())),
-		public(KernelUnit, u.bytes()),
-	}, nil
+	b.Public(paths.ModulesConf, []byte(mods.String()))
+	b.Public(paths.SysctlConf, []byte(sys.String()))
+	b.Public(paths.KernelUnit, u.bytes())
+	b.Unit(kernelUnit)
+	return nil
 }
+
+// kernelUnit runs after the boot-time services and before everything that needs the
+// settings.
+var kernelUnit = bundle.Unit{Name: paths.KernelService,
+	After:  []string{"systemd-modules-load.service", "systemd-sysctl.service"},
+	Before: []string{paths.ContainerdService, paths.KubeletService, paths.KubeProxyService}}

@@ -65,10 +65,15 @@ func KubeletConfiguration(c *model.Cluster, n *model.Node) *kubeletv1beta1.Kubel
 	return k
 }
 
-func kubeletFiles(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
+// Kubelet is the plan step of the kubelet: its configuration, its unit and the drop-in
+// with this node's command line.
+func Kubelet(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
+	if err := checkResolved(n); err != nil {
+		return err
+	}
 	conf, err := kyaml.Marshal(KubeletConfiguration(c, n))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	conf = append([]byte(`# `+header+`
 # The kubelet's serving certificate (tlsCertFile) and its client certificate (kubeconfig)
@@ -79,8 +84,8 @@ func kubeletFiles(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
 		{"Unit", []entry{
 			kv("Description", "kubelet: The Kubernetes Node Agent"),
 			kv("Documentation", "https://kubernetes.io/docs/reference/command-line-tools-reference/kubelet/"),
-			kv("Wants", "network-online.target", ContainerdService),
-			kv("After", "network-online.target", ContainerdService),
+			kv("Wants", "network-online.target", paths.ContainerdService),
+			kv("After", "network-online.target", paths.ContainerdService),
 			// Never give up restarting: the kubelet waits for the API server and the runtime.
 			kv("StartLimitIntervalSec", "0"),
 		}},
@@ -99,7 +104,7 @@ func kubeletFiles(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
 		"--kubeconfig=" + paths.KubeletKubeconfig,
 		"--node-ip=" + n.Address.String(),
 	}
-	deps := append([]string{KernelService}, networkUnits(c)...)
+	deps := nodeDeps(c)
 	dropIn := unit{
 		{"Unit", []entry{
 			kv("Wants", deps...),
@@ -110,9 +115,9 @@ func kubeletFiles(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
 			command("ExecStart", argv...),
 		}},
 	}
-	return []bundle.File{
-		public(paths.KubeletConfig, conf),
-		public(KubeletUnit, base.bytes()),
-		public(KubeletDropIn, dropIn.bytes()),
-	}, nil
+	b.Public(paths.KubeletConfig, conf)
+	b.Public(paths.KubeletUnit, base.bytes())
+	b.Public(paths.KubeletDropIn, dropIn.bytes())
+	b.Unit(bundle.Unit{Name: paths.KubeletService, After: append([]string{"network-online.target", paths.ContainerdService}, deps...)})
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
 // The routed pod network of the from-scratch guide: each node bridges its pods on cbr0,
@@ -61,16 +62,22 @@ type IPAMRoute struct {
 	Dst string `json:"dst"`
 }
 
-func networkFiles(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
+// Network is the plan step of the routed pod network (nothing in network mode none): the
+// CNI bridge configuration, the routes to the other nodes' pod ranges and the masquerade
+// rule, with their units.
+func Network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
+	if err := checkResolved(n); err != nil {
+		return err
+	}
 	if c.NetworkMode != model.NetworkRouted {
-		return nil, nil
+		return nil
 	}
 	if !n.BridgeAddr.IsValid() || !n.PodCIDR.Contains(n.BridgeAddr.Addr()) {
-		return nil, fmt.Errorf("bridge address %v is not inside pod range %s", n.BridgeAddr, n.PodCIDR)
+		return fmt.Errorf("bridge address %v is not inside pod range %s", n.BridgeAddr, n.PodCIDR)
 	}
 	for _, r := range n.Routes {
 		if r.Dest.Overlaps(n.PodCIDR) || r.Via == n.Address {
-			return nil, fmt.Errorf("route %s via %s (node %s) points at this node itself", r.Dest, r.Via, r.Node)
+			return fmt.Errorf("route %s via %s (node %s) points at this node itself", r.Dest, r.Via, r.Node)
 		}
 	}
 	conf := Conflist{
@@ -97,19 +104,18 @@ func networkFiles(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
 	}
 	cni, err := json.MarshalIndent(conf, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	files := []bundle.File{
-		public(CNIConflist, append(cni, '\n')),
-		{Path: RoutesScript, Mode: bundle.ModeExecute, Data: routesScript(n)},
-		public(RoutesUnit, routesUnit()),
-	}
+	b.Public(paths.CNIConflist, append(cni, '\n'))
+	b.Executable(paths.RoutesScript, routesScript(n))
+	b.Public(paths.RoutesUnit, scriptUnit("scratchgen: routes to the other nodes' pod ranges", paths.RoutesScript, routesUnit))
+	b.Unit(routesUnit)
 	if c.Masquerade {
-		files = append(files,
-			bundle.File{Path: MasqueradeScript, Mode: bundle.ModeExecute, Data: masqueradeScript(c)},
-			public(MasqueradeUnit, masqueradeUnit()))
+		b.Executable(paths.MasqueradeScript, masqueradeScript(c))
+		b.Public(paths.MasqueradeUnit, scriptUnit("scratchgen: masquerade pod traffic leaving the cluster network", paths.MasqueradeScript, masqueradeUnit))
+		b.Unit(masqueradeUnit)
 	}
-	return files, nil
+	return nil
 }
 
 // routesScript replaces (idempotently) or deletes the routes to the other nodes' pod
@@ -143,20 +149,33 @@ esac
 `)
 }
 
-func routesUnit() []byte {
+// The network units: oneshots that want and start after what they need, before the
+// kubelet and kube-proxy.
+var (
+	routesUnit = bundle.Unit{Name: paths.RoutesService,
+		After:  []string{"network-online.target"},
+		Before: []string{paths.KubeletService, paths.KubeProxyService}}
+	masqueradeUnit = bundle.Unit{Name: paths.MasqueradeService,
+		After:  []string{paths.KernelService},
+		Before: []string{paths.KubeletService, paths.KubeProxyService}}
+)
+
+// scriptUnit is the unit of a start|stop script: a oneshot that stays active, wanting
+// and ordered after u.After.
+func scriptUnit(description, script string, u bundle.Unit) []byte {
 	return unit{
 		{"Unit", []entry{
-			kv("Description", "scratchgen: routes to the other nodes' pod ranges"),
-			kv("Documentation", "file://"+RoutesScript),
-			kv("Wants", "network-online.target"),
-			kv("After", "network-online.target"),
-			kv("Before", KubeletService, KubeProxyService),
+			kv("Description", description),
+			kv("Documentation", "file://"+script),
+			kv("Wants", u.After...),
+			kv("After", u.After...),
+			kv("Before", u.Before...),
 		}},
 		{"Service", []entry{
 			kv("Type", "oneshot"),
 			kv("RemainAfterExit", "yes"),
-			kv("ExecStart", RoutesScript, "start"),
-			kv("ExecStop", RoutesScript, "stop"),
+			kv("ExecStart", script, "start"),
+			kv("ExecStop", script, "stop"),
 		}},
 		{"Install", []entry{kv("WantedBy", "multi-user.target")}},
 	}.bytes()
@@ -209,23 +228,4 @@ stop)
 	;;
 esac
 `)
-}
-
-func masqueradeUnit() []byte {
-	return unit{
-		{"Unit", []entry{
-			kv("Description", "scratchgen: masquerade pod traffic leaving the cluster network"),
-			kv("Documentation", "file://"+MasqueradeScript),
-			kv("Wants", KernelService),
-			kv("After", KernelService),
-			kv("Before", KubeletService, KubeProxyService),
-		}},
-		{"Service", []entry{
-			kv("Type", "oneshot"),
-			kv("RemainAfterExit", "yes"),
-			kv("ExecStart", MasqueradeScript, "start"),
-			kv("ExecStop", MasqueradeScript, "stop"),
-		}},
-		{"Install", []entry{kv("WantedBy", "multi-user.target")}},
-	}.bytes()
 }

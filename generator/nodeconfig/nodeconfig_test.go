@@ -61,18 +61,18 @@ func TestFileListAndModes(t *testing.T) {
 				t.Errorf("%s mentions --pod-infra-container-image (removed in 1.35)", f.Path)
 			}
 		}
-		want := []string{ModulesConf, SysctlConf, KernelUnit, paths.ContainerdConfig, ContainerdDropIn,
-			paths.KubeletConfig, KubeletUnit, KubeletDropIn, paths.KubeProxyConfig, KubeProxyUnit}
-		wantUnits := []string{KernelService}
+		want := []string{paths.ModulesConf, paths.SysctlConf, paths.KernelUnit, paths.ContainerdConfig, paths.ContainerdDropIn,
+			paths.KubeletConfig, paths.KubeletUnit, paths.KubeletDropIn, paths.KubeProxyConfig, paths.KubeProxyUnit}
+		wantUnits := []string{paths.KernelService}
 		if r.c.NetworkMode == model.NetworkRouted {
-			want = append(want, CNIConflist, RoutesScript, RoutesUnit)
-			wantUnits = append(wantUnits, RoutesService)
+			want = append(want, paths.CNIConflist, paths.RoutesScript, paths.RoutesUnit)
+			wantUnits = append(wantUnits, paths.RoutesService)
 			if r.c.Masquerade {
-				want = append(want, MasqueradeScript, MasqueradeUnit)
-				wantUnits = append(wantUnits, MasqueradeService)
+				want = append(want, paths.MasqueradeScript, paths.MasqueradeUnit)
+				wantUnits = append(wantUnits, paths.MasqueradeService)
 			}
 		}
-		wantUnits = append(wantUnits, ContainerdService, KubeletService, KubeProxyService)
+		wantUnits = append(wantUnits, paths.ContainerdService, paths.KubeletService, paths.KubeProxyService)
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Errorf("files\n got %v\nwant %v", got, want)
@@ -146,7 +146,7 @@ func TestKubeProxyConfigStrict(t *testing.T) {
 
 func TestCNIConflist(t *testing.T) {
 	each(t, func(t *testing.T, r rendered) {
-		f, ok := r.file(CNIConflist)
+		f, ok := r.file(paths.CNIConflist)
 		if r.c.NetworkMode != model.NetworkRouted {
 			if ok {
 				t.Fatal("CNI configuration rendered in network mode none")
@@ -196,7 +196,7 @@ var routeLine = regexp.MustCompile(`(?m)^\tip route replace (\S+) via (\S+) # no
 // and never the node's own range.
 func TestRoutes(t *testing.T) {
 	each(t, func(t *testing.T, r rendered) {
-		f, ok := r.file(RoutesScript)
+		f, ok := r.file(paths.RoutesScript)
 		if !ok {
 			return
 		}
@@ -233,7 +233,7 @@ func TestRoutes(t *testing.T) {
 
 func TestUnitsReferenceNodeValues(t *testing.T) {
 	each(t, func(t *testing.T, r rendered) {
-		d, _ := r.file(KubeletDropIn)
+		d, _ := r.file(paths.KubeletDropIn)
 		s := string(d.Data)
 		for _, want := range []string{
 			"ExecStart=\n",
@@ -252,7 +252,7 @@ func TestUnitsReferenceNodeValues(t *testing.T) {
 				t.Errorf("kubelet drop-in does not order after %s:\n%s", u, s)
 			}
 		}
-		p, _ := r.file(KubeProxyUnit)
+		p, _ := r.file(paths.KubeProxyUnit)
 		if !strings.Contains(string(p.Data), r.n.BinDir()+"/kube-proxy \\\n    --config="+paths.KubeProxyConfig+" \\\n    --hostname-override="+r.n.Name+"\n") {
 			t.Errorf("kube-proxy unit:\n%s", p.Data)
 		}

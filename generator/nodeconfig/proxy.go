@@ -26,19 +26,23 @@ func KubeProxyConfiguration(c *model.Cluster, n *model.Node) *proxyv1alpha1.Kube
 	return k
 }
 
-func proxyFiles(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
+// Proxy is the plan step of kube-proxy: its configuration and unit.
+func Proxy(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
+	if err := checkResolved(n); err != nil {
+		return err
+	}
 	conf, err := kyaml.Marshal(KubeProxyConfiguration(c, n))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	conf = append([]byte("# "+header+"\n"), conf...)
-	deps := append([]string{KernelService}, networkUnits(c)...)
+	deps := append([]string{"network-online.target"}, nodeDeps(c)...)
 	u := unit{
 		{"Unit", []entry{
 			kv("Description", "kube-proxy: The Kubernetes Network Proxy"),
 			kv("Documentation", "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-proxy/"),
-			kv("Wants", append([]string{"network-online.target"}, deps...)...),
-			kv("After", append([]string{"network-online.target"}, deps...)...),
+			kv("Wants", deps...),
+			kv("After", deps...),
 			kv("StartLimitIntervalSec", "0"),
 		}},
 		{"Service", []entry{
@@ -51,8 +55,8 @@ func proxyFiles(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
 		}},
 		{"Install", []entry{kv("WantedBy", "multi-user.target")}},
 	}
-	return []bundle.File{
-		public(paths.KubeProxyConfig, conf),
-		public(KubeProxyUnit, u.bytes()),
-	}, nil
+	b.Public(paths.KubeProxyConfig, conf)
+	b.Public(paths.KubeProxyUnit, u.bytes())
+	b.Unit(bundle.Unit{Name: paths.KubeProxyService, After: deps})
+	return nil
 }

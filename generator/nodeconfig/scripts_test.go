@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
 // TestScriptsSyntax runs sh -n, and shellcheck when installed, over every rendered script.
@@ -81,7 +83,7 @@ func TestScriptsRun(t *testing.T) {
 	env, log := fakeTools(t)
 	r := rendered{c: c, n: n, files: files}
 
-	routes, _ := r.file(RoutesScript)
+	routes, _ := r.file(paths.RoutesScript)
 	got := runScript(t, routes.Data, env, log, "start")
 	want := []string{"ip route replace 10.10.0.0/24 via 10.0.0.10", "ip route replace 10.10.7.0/24 via 10.0.0.22"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -92,7 +94,7 @@ func TestScriptsRun(t *testing.T) {
 		t.Errorf("routes stop ran %q", got)
 	}
 
-	masq, _ := r.file(MasqueradeScript)
+	masq, _ := r.file(paths.MasqueradeScript)
 	got = runScript(t, masq.Data, env, log, "start")
 	comment := "scratchgen: masquerade pod traffic leaving the cluster network"
 	want = []string{
@@ -147,8 +149,8 @@ func TestScriptsInNetworkNamespace(t *testing.T) {
 	}
 	dir := t.TempDir()
 	writeRoot(t, dir, files)
-	routes := filepath.Join(dir, RoutesScript)
-	masq := filepath.Join(dir, MasqueradeScript)
+	routes := filepath.Join(dir, paths.RoutesScript)
+	masq := filepath.Join(dir, paths.MasqueradeScript)
 	script := `set -e
 ip link add sg0 type veth peer name sg1
 ip addr add ` + n.Address.String() + `/24 dev sg0

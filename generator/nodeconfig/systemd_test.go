@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+
+	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
 // hostUnitDirs are where the host's own units live; verify needs the standard targets
@@ -133,9 +135,9 @@ func TestSystemdVerifyCanFail(t *testing.T) {
 	}
 	for i, f := range files {
 		switch f.Path {
-		case KubeletDropIn:
+		case paths.KubeletDropIn:
 			files[i].Data = append(append([]byte{}, f.Data...), "Bogus=1\n"...)
-		case KernelUnit:
+		case paths.KernelUnit:
 			files[i].Data = append(append([]byte{}, f.Data...), "\n[Nonsense]\nX=1\n"...)
 		}
 	}

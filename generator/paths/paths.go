@@ -85,6 +85,46 @@ const (
 	ContainerdSocket = "unix:///run/containerd/containerd.sock"
 )
 
+// systemd units the bundle enables, by unit name.
+const (
+	KernelService     = "scratchgen-kernel.service"
+	RoutesService     = "scratchgen-routes.service"
+	MasqueradeService = "scratchgen-masquerade.service"
+	ImagesService     = "scratchgen-images.service"
+	ContainerdService = "containerd.service"
+	KubeletService    = "kubelet.service"
+	KubeProxyService  = "kube-proxy.service"
+)
+
+// Unit files, drop-ins and the scripts scratchgen's own units run.
+const (
+	// KubeletUnit and KubeletDropIn are the kubelet's unit, in kubeadm's packaging shape:
+	// a generic unit and a drop-in carrying this node's command line.
+	KubeletUnit   = SystemdDir + "/" + KubeletService
+	KubeletDropIn = SystemdDir + "/" + KubeletService + ".d/10-scratchgen.conf"
+	// KubeProxyUnit runs kube-proxy as a host service.
+	KubeProxyUnit = SystemdDir + "/" + KubeProxyService
+	// ContainerdDropIn amends the containerd.service the OS package ships.
+	ContainerdDropIn = SystemdDir + "/" + ContainerdService + ".d/10-scratchgen.conf"
+	// CNIConflist is the routed bridge network.
+	CNIConflist = CNIConfDir + "/10-cbr0.conflist"
+	// ScriptDir holds the scripts scratchgen's own units run.
+	ScriptDir = "/etc/scratchgen"
+	// RoutesScript and RoutesUnit install the static routes to other nodes' pod ranges.
+	RoutesScript = ScriptDir + "/routes.sh"
+	RoutesUnit   = SystemdDir + "/" + RoutesService
+	// MasqueradeScript and MasqueradeUnit NAT pod traffic leaving the cluster network.
+	MasqueradeScript = ScriptDir + "/masquerade.sh"
+	MasqueradeUnit   = SystemdDir + "/" + MasqueradeService
+	// KernelUnit loads the modules and applies the sysctls without a reboot.
+	KernelUnit = SystemdDir + "/" + KernelService
+	// SysctlConf and ModulesConf are read by systemd-sysctl and systemd-modules-load at boot.
+	SysctlConf  = "/etc/sysctl.d/90-scratchgen.conf"
+	ModulesConf = "/etc/modules-load.d/scratchgen.conf"
+	// ImagesUnit imports the image archives under ImagesDir into containerd.
+	ImagesUnit = SystemdDir + "/" + ImagesService
+)
+
 // Ports.
 const (
 	EtcdClientPort        = 2379

@@ -1,6 +1,6 @@
-// Package render runs the pipeline: spec → model → plan. It is pure: the caller passes
-// the spec bytes, the lock, the root secret and the clock, and gets back the plan and
-// the updated lock; nothing here reads the environment or touches the disk.
+// Package render runs the pipeline: spec → model (Resolve) → plan (Plan). It is pure: the
+// caller passes the spec bytes, the lock, the root secret and the clock, and gets back the
+// plan and the updated lock; nothing here reads the environment or touches the disk.
 package render
 
 import (
@@ -11,6 +11,7 @@ import (
 
 	"github.com/scratchgen/scratchgen/generator/addons"
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/credentials"
 	"github.com/scratchgen/scratchgen/generator/field"
 	"github.com/scratchgen/scratchgen/generator/images"
@@ -23,12 +24,17 @@ import (
 	"github.com/scratchgen/scratchgen/generator/staticpods"
 )
 
-// Inputs are everything a render depends on.
-type Inputs struct {
-	// Spec is the cluster spec file's content.
-	Spec []byte
-	// Lock is the lock file, or nil when there is none yet.
-	Lock *lock.Lock
+// Resolved is a spec validated against a lock: the model and the lock that records its
+// allocations (the input lock plus this model's pod ranges).
+type Resolved struct {
+	Cluster *model.Cluster
+	Lock    *lock.Lock
+	// Warnings are spec problems that do not stop rendering.
+	Warnings field.List
+}
+
+// Deps are what a plan needs besides the resolved cluster.
+type Deps struct {
 	// Secret is the root secret (32 bytes).
 	Secret []byte
 	// Now is recorded in the lock for certificates issued for the first time.
@@ -63,11 +69,11 @@ func (e *InvalidSpecError) Error() string {
 }
 
 // Resolve parses and validates a spec against a lock. It returns every problem at once
-// (as *InvalidSpecError) and the warnings.
-func Resolve(specData []byte, lk *lock.Lock) (*model.Cluster, *lock.Lock, field.List, error) {
+// (as *InvalidSpecError); warnings are in the result.
+func Resolve(specData []byte, lk *lock.Lock) (*Resolved, error) {
 	doc, parseErrs := spec.Parse(specData)
 	if doc == nil {
-		return nil, nil, nil, &InvalidSpecError{Problems: parseErrs}
+		return nil, &InvalidSpecError{Problems: parseErrs}
 	}
 	// Resolve even after field-level parse errors, so every mistake is reported in one
 	// run; a field that failed to parse is not reported again by validation.
@@ -77,33 +83,103 @@ func Resolve(specData []byte, lk *lock.Lock) (*model.Cluster, *lock.Lock, field.
 		problems.Locate(doc.Positions)
 	}
 	if len(problems.Errors()) > 0 {
-		return nil, nil, nil, &InvalidSpecError{Problems: problems}
+		return nil, &InvalidSpecError{Problems: problems}
 	}
 	if lk != nil && lk.Cluster != "" && lk.Cluster != c.Name {
-		return nil, nil, nil, fmt.Errorf("the lock belongs to cluster %q, not %q: pass the right --lock, or remove it to start a new PKI", lk.Cluster, c.Name)
+		return nil, fmt.Errorf("the lock belongs to cluster %q, not %q: pass the right --lock, or remove it to start a new PKI", lk.Cluster, c.Name)
 	}
-	return c, newLock, problems.Warnings(), nil
+	return &Resolved{Cluster: c, Lock: newLock, Warnings: problems.Warnings()}, nil
 }
 
-// Render turns inputs into a plan.
-func Render(in Inputs) (*Output, error) {
-	c, lk, warnings, err := Resolve(in.Spec, in.Lock)
+// Render resolves and plans in one call (Resolve, then Plan): for callers that do not
+// need the resolved cluster in between (tests, benchmarks).
+func Render(specData []byte, lk *lock.Lock, d Deps, opts ...Option) (*Output, error) {
+	r, err := Resolve(specData, lk)
 	if err != nil {
 		return nil, err
 	}
-	if (c.Images.RequirePinned || in.RequirePinned) && len(c.Images.Unpinned) > 0 {
+	return Plan(r, d, opts...)
+}
+
+// Step is one plan step: it adds one concern's files to a node and declares the units
+// it enables. Every step has this shape; the plan runs them in order for every node.
+type Step struct {
+	// Name says what the step renders ("kubelet"); errors carry it.
+	Name string
+	Run  func(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error
+}
+
+// Option changes what a plan is made of (tests; the built-in table and steps otherwise).
+type Option func(*planner)
+
+// WithComponent adds a component: its row joins the component table (so images, the
+// image embedding and everything that reads the table see it) and its step runs after
+// the built-in steps.
+func WithComponent(co component.Component, step Step) Option {
+	return func(p *planner) {
+		p.table = append(p.table, co)
+		p.extra = append(p.extra, step)
+	}
+}
+
+// planner holds what every node's plan shares.
+type planner struct {
+	c     *model.Cluster
+	deps  Deps
+	table component.Table
+	extra []Step
+	creds *credentials.Result
+}
+
+// steps is the ordered step list. Unit start order follows from what the steps declare
+// (bundle.NodeBuilder); where two units do not order each other, the step listed first
+// starts first, so the image import comes before the kubelet's step.
+func (p *planner) steps() []Step {
+	steps := []Step{
+		{"credentials", p.credentials},
+		{"etcd", staticpods.Etcd},
+		{"kube-apiserver", staticpods.APIServer},
+		{"kube-controller-manager", staticpods.ControllerManager},
+		{"kube-scheduler", staticpods.Scheduler},
+		{"kernel settings", nodeconfig.Kernel},
+		{"pod network", nodeconfig.Network},
+		{"containerd", nodeconfig.Containerd},
+	}
+	if p.c.Images.Embed || p.deps.WithImages {
+		steps = append(steps, Step{"embedded images", images.Embed(p.table, p.deps.ImageArchives)})
+	}
+	steps = append(steps, Step{"kubelet", nodeconfig.Kubelet}, Step{"kube-proxy", nodeconfig.Proxy})
+	return append(steps, p.extra...)
+}
+
+// credentials is the step that places the node's certificates, keys and kubeconfigs.
+func (p *planner) credentials(_ *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
+	b.Add(p.creds.Nodes[n.Name]...)
+	return nil
+}
+
+// Plan turns a resolved cluster into a plan: the credentials, then every node's steps,
+// its provisioning views, the add-ons and the bundle's .gitignore.
+func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
+	c := r.Cluster
+	if (c.Images.RequirePinned || d.RequirePinned) && len(c.Images.Unpinned) > 0 {
 		return nil, fmt.Errorf("pinned images are required (images.requirePinned or --require-pinned) but the lock pins none of: %s; run `scratchgen images pin`", strings.Join(c.Images.Unpinned, ", "))
 	}
-	creds, err := credentials.Plan(c, lk, credentials.Options{Secret: in.Secret, Now: in.Now})
-	if err != nil {
+	p := &planner{c: c, deps: d, table: component.Default()}
+	for _, o := range opts {
+		o(p)
+	}
+	var err error
+	if p.creds, err = credentials.Plan(c, r.Lock, credentials.Options{Secret: d.Secret, Now: d.Now}); err != nil {
 		return nil, err
 	}
+	steps := p.steps()
 	plan := &bundle.Plan{Cluster: c.Name, Nodes: make([]bundle.Node, len(c.Nodes))}
 	err = parallel.Do(len(c.Nodes), func(i int) error {
 		n := c.Nodes[i]
-		node, err := planNode(c, n, creds.Nodes[n.Name], in)
+		node, err := p.node(n, steps)
 		if err != nil {
-			return fmt.Errorf("planning node %s: %w", n.Name, err)
+			return fmt.Errorf("planning node %q: %w", n.Name, err)
 		}
 		plan.Nodes[i] = node
 		return nil
@@ -115,45 +191,30 @@ func Render(in Inputs) (*Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("planning add-ons: %w", err)
 	}
-	plan.Admin = append(append(plan.Admin, creds.Admin...), adds...)
+	plan.Admin = append(append(plan.Admin, p.creds.Admin...), adds...)
 	bundle.Sort(plan.Admin)
 	plan.Top = []bundle.File{gitignore(plan)}
-	return &Output{Model: c, Plan: plan, Lock: creds.Lock, Warnings: warnings}, nil
+	return &Output{Model: c, Plan: plan, Lock: p.creds.Lock, Warnings: r.Warnings}, nil
 }
 
-func planNode(c *model.Cluster, n *model.Node, creds []bundle.File, in Inputs) (bundle.Node, error) {
-	node := bundle.Node{Name: n.Name}
-	node.Rootfs = append(node.Rootfs, creds...)
-	pods, err := staticpods.Node(c, n)
-	if err != nil {
-		return node, fmt.Errorf("static pods: %w", err)
-	}
-	node.Rootfs = append(node.Rootfs, pods...)
-	files, units, err := nodeconfig.Node(c, n)
-	if err != nil {
-		return node, fmt.Errorf("node configuration: %w", err)
-	}
-	node.Rootfs = append(node.Rootfs, files...)
-	node.Units = units
-	if c.Images.Embed || in.WithImages {
-		files, unit, err := images.EmbedFiles(c, n, in.ImageArchives)
-		if err != nil {
-			return node, fmt.Errorf("embedding images: %w", err)
-		}
-		node.Rootfs = append(node.Rootfs, files...)
-		node.Units = images.InsertUnit(node.Units, unit)
-	}
-	bundle.Sort(node.Rootfs)
-	for i := 1; i < len(node.Rootfs); i++ {
-		if node.Rootfs[i].Path == node.Rootfs[i-1].Path {
-			return node, fmt.Errorf("two plan steps both write %s", node.Rootfs[i].Path)
+// node runs every step for n, then renders its provisioning views.
+func (p *planner) node(n *model.Node, steps []Step) (bundle.Node, error) {
+	b := bundle.NewNodeBuilder(n.Name)
+	for _, s := range steps {
+		b.SetOwner(s.Name)
+		if err := s.Run(p.c, n, b); err != nil {
+			return bundle.Node{}, fmt.Errorf("%s: %w", s.Name, err)
 		}
 	}
-	views, err := provision.Views(&node, n.OS, c.EmbedSecrets)
+	node, err := b.Finish()
+	if err != nil {
+		return node, err
+	}
+	views, err := provision.Views(&node, n.OS, p.c.EmbedSecrets)
 	if err != nil {
 		return node, fmt.Errorf("provisioning views: %w", err)
 	}
-	if c.EmbedSecrets {
+	if p.c.EmbedSecrets {
 		// The views then carry keys and tokens: they are secrets themselves.
 		for i := range views {
 			views[i].Secret, views[i].Mode = true, bundle.ModeSecret

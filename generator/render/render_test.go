@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/spec"
 	"github.com/scratchgen/scratchgen/generator/writer"
 )
@@ -20,9 +21,9 @@ var (
 	clock   = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 )
 
-func mustRender(t testing.TB, in Inputs) *Output {
+func mustRender(t testing.TB, specData []byte, lk *lock.Lock, d Deps) *Output {
 	t.Helper()
-	out, err := Render(in)
+	out, err := Render(specData, lk, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,8 +33,8 @@ func mustRender(t testing.TB, in Inputs) *Output {
 // TestDeterministicOnDisk renders the same inputs twice into fresh directories and
 // compares every byte and mode; a new secret without the lock gives a new PKI.
 func TestDeterministicOnDisk(t *testing.T) {
-	in := Inputs{Spec: []byte(spec.Example("")), Secret: secret1, Now: clock}
-	a, b := mustRender(t, in), mustRender(t, in)
+	data, d := []byte(spec.Example("")), Deps{Secret: secret1, Now: clock}
+	a, b := mustRender(t, data, nil, d), mustRender(t, data, nil, d)
 	da, db := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	if _, err := writer.Write(da, a.Plan.Files()); err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func TestDeterministicOnDisk(t *testing.T) {
 		t.Fatalf("only %d files rendered", n)
 	}
 	// Without the lock and with a new secret: a new PKI (every key differs).
-	c := mustRender(t, Inputs{Spec: in.Spec, Secret: secret2, Now: clock})
+	c := mustRender(t, data, nil, Deps{Secret: secret2, Now: clock})
 	old := map[string][]byte{}
 	for _, f := range a.Plan.Files() {
 		old[f.Path] = f.Data
@@ -75,7 +76,7 @@ func TestDeterministicOnDisk(t *testing.T) {
 
 // TestNoWorkerHoldsCAKey and no node holds another node's kubelet key.
 func TestPlacement(t *testing.T) {
-	out := mustRender(t, Inputs{Spec: []byte(spec.Example("")), Secret: secret1, Now: clock})
+	out := mustRender(t, []byte(spec.Example("")), nil, Deps{Secret: secret1, Now: clock})
 	for _, n := range out.Plan.Nodes {
 		for _, f := range n.Rootfs {
 			if strings.HasSuffix(f.Path, "ca.key") && !out.Model.Node(n.Name).ControlPlane() {
@@ -114,7 +115,7 @@ func BenchmarkRender1000Cold(b *testing.B) {
 	data := bigSpec()
 	for i := 0; i < b.N; i++ {
 		dir := filepath.Join(b.TempDir(), "big")
-		out := mustRender(b, Inputs{Spec: data, Secret: secret1, Now: clock})
+		out := mustRender(b, data, nil, Deps{Secret: secret1, Now: clock})
 		if _, err := writer.Write(dir, out.Plan.Files()); err != nil {
 			b.Fatal(err)
 		}
@@ -125,13 +126,13 @@ func BenchmarkRender1000Cold(b *testing.B) {
 func BenchmarkRender1000Noop(b *testing.B) {
 	data := bigSpec()
 	dir := filepath.Join(b.TempDir(), "big")
-	first := mustRender(b, Inputs{Spec: data, Secret: secret1, Now: clock})
+	first := mustRender(b, data, nil, Deps{Secret: secret1, Now: clock})
 	if _, err := writer.Write(dir, first.Plan.Files()); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		out := mustRender(b, Inputs{Spec: data, Lock: first.Lock, Secret: secret1, Now: clock})
+		out := mustRender(b, data, first.Lock, Deps{Secret: secret1, Now: clock})
 		res, err := writer.Write(dir, out.Plan.Files())
 		if err != nil {
 			b.Fatal(err)

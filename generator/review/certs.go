@@ -1,8 +1,6 @@
 package review
 
 import (
-	"bytes"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"sort"
@@ -12,12 +10,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/duration"
-	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
-	"sigs.k8s.io/yaml"
 
-	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/credentials"
-	"github.com/scratchgen/scratchgen/generator/lock"
 )
 
 // CertStatus is one row of `scratchgen certs status`.
@@ -37,42 +31,18 @@ type CertStatus struct {
 	Issued bool `json:"issued"`
 }
 
-// Status lists every certificate of a credentials plan: CAs first, then leaves, each
-// sorted by name. nodes is the spec's node order; lk is the lock the plan was made from
-// (nil if none).
-func Status(res *credentials.Result, nodes []string, lk *lock.Lock) []CertStatus {
-	byRaw := map[string]string{}
-	for id, c := range res.Certs {
-		byRaw[string(c.Raw)] = id
-	}
-	holders := map[string]map[string]bool{}
-	admin := map[string]bool{}
-	for _, n := range nodes {
-		for _, id := range certsIn(res.Nodes[n], byRaw) {
-			if holders[id] == nil {
-				holders[id] = map[string]bool{}
-			}
-			holders[id][n] = true
-		}
-	}
-	for _, id := range certsIn(res.Admin, byRaw) {
-		admin[id] = true
-	}
+// Status lists every certificate of a cluster (identities from credentials.Identities,
+// dates from credentials.Schedule): CAs first, then leaves, each sorted by name. The
+// service-account key pair has no certificate and is not listed.
+func Status(ids []credentials.Identity, dates map[credentials.ID]credentials.Dates) []CertStatus {
 	var out []CertStatus
-	for id, c := range res.Certs {
-		s := CertStatus{Name: id, NotAfter: c.NotAfter.UTC(), Admin: admin[id]}
-		if lk != nil {
-			_, s.Issued = lk.Certificates[id]
+	for _, id := range ids {
+		if id.Kind == credentials.KindKeyPair {
+			continue
 		}
-		if !c.IsCA {
-			s.CA = issuerOf(c, res.Certs)
-		}
-		for _, n := range nodes {
-			if holders[id][n] {
-				s.Nodes = append(s.Nodes, n)
-			}
-		}
-		out = append(out, s)
+		d := dates[id.ID]
+		out = append(out, CertStatus{Name: string(id.ID), CA: string(id.Cert.CA), Nodes: id.Nodes, Admin: id.Admin,
+			NotAfter: d.NotAfter.UTC(), Issued: d.Issued})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if (out[i].CA == "") != (out[j].CA == "") {
@@ -80,53 +50,6 @@ func Status(res *credentials.Result, nodes []string, lk *lock.Lock) []CertStatus
 		}
 		return out[i].Name < out[j].Name
 	})
-	return out
-}
-
-// issuerOf names the CA that signed c.
-func issuerOf(c *x509.Certificate, certs map[string]*x509.Certificate) string {
-	var ids []string
-	for id, ca := range certs {
-		if ca.IsCA && bytes.Equal(c.RawIssuer, ca.RawSubject) && bytes.Equal(c.AuthorityKeyId, ca.SubjectKeyId) {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	if len(ids) == 0 {
-		return "?"
-	}
-	return ids[0]
-}
-
-// certsIn returns the identities of the certificates in files: PEM files and the
-// client and CA certificates embedded in kubeconfigs.
-func certsIn(files []bundle.File, byRaw map[string]string) []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(data []byte) {
-		certs, ok := parseCerts(data)
-		if !ok {
-			return
-		}
-		for _, c := range certs {
-			if id, ok := byRaw[string(c.Raw)]; ok && !seen[id] {
-				seen[id] = true
-				out = append(out, id)
-			}
-		}
-	}
-	for _, f := range files {
-		add(f.Data)
-		var cfg clientcmdv1.Config
-		if kubeconfigPath(f.Path) && yaml.Unmarshal(f.Data, &cfg) == nil {
-			for _, c := range cfg.Clusters {
-				add(c.Cluster.CertificateAuthorityData)
-			}
-			for _, u := range cfg.AuthInfos {
-				add(u.AuthInfo.ClientCertificateData)
-			}
-		}
-	}
 	return out
 }
 
@@ -213,42 +136,4 @@ func Expiring(rows []CertStatus, now time.Time, within time.Duration) []CertStat
 		}
 	}
 	return out
-}
-
-// Renewal is one identity renewed in the lock.
-type Renewal struct {
-	Name     string
-	Old, New lock.Certificate
-}
-
-// Renew returns a copy of lk in which each named identity gets the next generation and a
-// NotBefore of now minus credentials.Backdate (UTC, whole seconds), as at first issue.
-// Every name must be recorded in lk.
-func Renew(lk *lock.Lock, names []string, now time.Time) (*lock.Lock, []Renewal, error) {
-	out := lk.Clone()
-	out.Certificates = map[string]lock.Certificate{}
-	for k, v := range lk.Certificates {
-		out.Certificates[k] = v
-	}
-	var done []Renewal
-	for _, id := range names {
-		old, ok := lk.Certificates[id]
-		if !ok {
-			return nil, nil, fmt.Errorf("%s is not in the lock yet: render first, which issues it", id)
-		}
-		n := lock.Certificate{Generation: old.Generation + 1, NotBefore: now.Add(-credentials.Backdate).UTC().Truncate(time.Second)}
-		out.Certificates[id] = n
-		done = append(done, Renewal{Name: id, Old: old, New: n})
-	}
-	return out, done, nil
-}
-
-// IsCA reports whether an identity is one of the certificate authorities.
-func IsCA(id string) bool {
-	for _, c := range caIDs {
-		if c == id {
-			return true
-		}
-	}
-	return false
 }

@@ -5,122 +5,36 @@ import (
 	"strings"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
-	"github.com/scratchgen/scratchgen/generator/images"
-	"github.com/scratchgen/scratchgen/generator/nodeconfig"
-	"github.com/scratchgen/scratchgen/generator/paths"
+	"github.com/scratchgen/scratchgen/generator/component"
 )
 
-// Components named in the impact summary.
+// Impact groups that are not components of the table.
 const (
-	compEtcd              = "etcd"
-	compAPIServer         = "kube-apiserver"
-	compControllerManager = "kube-controller-manager"
-	compScheduler         = "kube-scheduler"
-	compContainerd        = "containerd"
-	compKubelet           = "kubelet"
-	compKubeProxy         = "kube-proxy"
-	compPods              = "pods"
-	compKernel            = "scratchgen-kernel"
-	compRoutes            = "scratchgen-routes"
-	compMasquerade        = "scratchgen-masquerade"
-	compImages            = "scratchgen-images"
-	compOperator          = "operator credentials"
-	compUnknown           = "unknown component (check by hand)"
+	compUnknown = "unknown component (check by hand)"
 )
 
-// componentOrder is the order components are listed in for one node.
-var componentOrder = []string{compEtcd, compAPIServer, compControllerManager, compScheduler,
-	compContainerd, compKubelet, compKubeProxy, compPods, compKernel, compRoutes, compMasquerade,
-	compImages, compOperator, compUnknown}
-
-// staticPods maps a static pod component to its manifest: the component is affected on
-// a node only if the node runs it.
-var staticPods = map[string]string{
-	compEtcd:              paths.EtcdManifest,
-	compAPIServer:         paths.APIServerManifest,
-	compControllerManager: paths.ControllerManagerManifest,
-	compScheduler:         paths.SchedulerManifest,
-}
-
-// impactRule maps a node path (or every path below a directory, when it ends in "/") to
-// the components that read it. what names the file in reasons ("manifest changed");
-// empty means the file's base name.
+// impactRule is the components that read one node path, with what the file is called
+// in reasons ("manifest changed"; empty means the file's base name).
 type impactRule struct {
-	path       string
-	components []string
+	components []*component.Component
 	what       string
 }
 
-// impactTable says which component reads which node file. Static pods restart by
-// themselves when their manifest changes (the kubelet recreates them); for everything
-// else the operator restarts or reloads the component. It is never modified.
-var impactTable = []impactRule{
-	{paths.EtcdManifest, []string{compEtcd}, "manifest"},
-	{paths.APIServerManifest, []string{compAPIServer}, "manifest"},
-	{paths.ControllerManagerManifest, []string{compControllerManager}, "manifest"},
-	{paths.SchedulerManifest, []string{compScheduler}, "manifest"},
-
-	{paths.CACert, []string{compAPIServer, compControllerManager, compKubelet}, ""},
-	{paths.CAKey, []string{compControllerManager}, ""},
-	{paths.APIServerCert, []string{compAPIServer}, ""},
-	{paths.APIServerKey, []string{compAPIServer}, ""},
-	{paths.APIServerKubeletClientCert, []string{compAPIServer}, ""},
-	{paths.APIServerKubeletClientKey, []string{compAPIServer}, ""},
-	{paths.APIServerEtcdClientCert, []string{compAPIServer}, ""},
-	{paths.APIServerEtcdClientKey, []string{compAPIServer}, ""},
-	{paths.FrontProxyCACert, []string{compAPIServer, compControllerManager}, ""},
-	{paths.FrontProxyClientCert, []string{compAPIServer}, ""},
-	{paths.FrontProxyClientKey, []string{compAPIServer}, ""},
-	{paths.SAKey, []string{compAPIServer, compControllerManager}, ""},
-	{paths.SAPub, []string{compAPIServer}, ""},
-	{paths.KnownTokens, []string{compAPIServer}, ""},
-	{paths.EtcdCACert, []string{compEtcd, compAPIServer}, "etcd/ca.crt"},
-	{paths.EtcdServerCert, []string{compEtcd}, "etcd/server.crt"},
-	{paths.EtcdServerKey, []string{compEtcd}, "etcd/server.key"},
-	{paths.EtcdPeerCert, []string{compEtcd}, "etcd/peer.crt"},
-	{paths.EtcdPeerKey, []string{compEtcd}, "etcd/peer.key"},
-	{paths.EtcdHealthcheckClientCert, []string{compOperator}, "etcd/healthcheck-client.crt"},
-	{paths.EtcdHealthcheckClientKey, []string{compOperator}, "etcd/healthcheck-client.key"},
-	{paths.ControllerManagerConf, []string{compControllerManager}, "kubeconfig"},
-	{paths.SchedulerConf, []string{compScheduler}, "kubeconfig"},
-	{paths.AdminConf, []string{compOperator}, ""},
-	{paths.SuperAdminConf, []string{compOperator}, ""},
-
-	{paths.KubeletConfig, []string{compKubelet}, "config"},
-	{paths.KubeletKubeconfig, []string{compKubelet}, "kubeconfig"},
-	{paths.KubeletServingCert, []string{compKubelet}, "serving certificate"},
-	{paths.KubeletServingKey, []string{compKubelet}, "serving key"},
-	{nodeconfig.KubeletUnit, []string{compKubelet}, "unit"},
-	{nodeconfig.KubeletDropIn, []string{compKubelet}, "unit drop-in"},
-	{paths.KubeProxyConfig, []string{compKubeProxy}, "config"},
-	{paths.KubeProxyKubeconfig, []string{compKubeProxy}, "kubeconfig"},
-	{nodeconfig.KubeProxyUnit, []string{compKubeProxy}, "unit"},
-	{paths.ContainerdConfig, []string{compContainerd}, "config"},
-	{nodeconfig.ContainerdDropIn, []string{compContainerd}, "unit drop-in"},
-	{paths.CNIConfDir + "/", []string{compPods}, "CNI config"},
-	{nodeconfig.KernelUnit, []string{compKernel}, "unit"},
-	{nodeconfig.SysctlConf, []string{compKernel}, ""},
-	{nodeconfig.ModulesConf, []string{compKernel}, ""},
-	{nodeconfig.RoutesUnit, []string{compRoutes}, "unit"},
-	{nodeconfig.RoutesScript, []string{compRoutes}, ""},
-	{nodeconfig.MasqueradeUnit, []string{compMasquerade}, "unit"},
-	{nodeconfig.MasqueradeScript, []string{compMasquerade}, ""},
-	{images.UnitPath, []string{compImages}, "unit"},
-	{paths.ImagesDir + "/", []string{compImages}, "image archive"},
-}
-
-// lookupImpact returns the rule for a node path.
-func lookupImpact(p string) (impactRule, bool) {
-	for _, r := range impactTable {
-		if r.path == p || (strings.HasSuffix(r.path, "/") && strings.HasPrefix(p, r.path)) {
-			return r, true
-		}
+// lookupImpact returns the components of the table that read node path p: static pods
+// restart by themselves when their manifest changes (the kubelet recreates them); for
+// everything else the operator restarts or reloads the component.
+func lookupImpact(t component.Table, p string) (impactRule, bool) {
+	var r impactRule
+	for _, co := range t.Readers(p) {
+		read, _ := co.ReadsPath(p)
+		r.components = append(r.components, co)
+		r.what = read.What
 	}
-	return impactRule{}, false
+	return r, len(r.components) > 0
 }
 
 // impacts derives the impact summary from the groups.
-func impacts(groups []Group, oldBy, newBy map[string]*bundle.File) []Impact {
+func impacts(t component.Table, groups []Group, oldBy, newBy map[string]*bundle.File) []Impact {
 	var out []Impact
 	for _, g := range groups {
 		switch {
@@ -149,21 +63,26 @@ func impacts(groups []Group, oldBy, newBy map[string]*bundle.File) []Impact {
 			if !strings.HasPrefix(f.Path, "/") {
 				continue // provisioning views: used at first boot only
 			}
-			r, ok := lookupImpact(f.Path)
+			r, ok := lookupImpact(t, f.Path)
 			if !ok {
-				r = impactRule{components: []string{compUnknown}}
+				reasons[compUnknown] = appendOnce(reasons[compUnknown], reason(""))
+				continue
 			}
-			for _, c := range r.components {
-				if m, ok := staticPods[c]; ok && !hasNodeFile(g.Name, m, oldBy, newBy) {
+			for _, co := range r.components {
+				if co.Kind == component.StaticPod && !hasNodeFile(g.Name, co.Manifest, oldBy, newBy) {
 					continue // this node does not run it
 				}
-				reasons[c] = appendOnce(reasons[c], reason(r.what))
+				reasons[co.Name] = appendOnce(reasons[co.Name], reason(r.what))
 			}
 		}
-		for _, c := range componentOrder {
-			if rs := reasons[c]; len(rs) > 0 {
-				out = append(out, Impact{Node: g.Name, Component: c, Reasons: rs})
+		// Components in table order, files no component reads last.
+		for _, co := range t {
+			if rs := reasons[co.Name]; len(rs) > 0 {
+				out = append(out, Impact{Node: g.Name, Component: co.Name, Reasons: rs})
 			}
+		}
+		if rs := reasons[compUnknown]; len(rs) > 0 {
+			out = append(out, Impact{Node: g.Name, Component: compUnknown, Reasons: rs})
 		}
 		out = append(out, extra...)
 	}
@@ -182,7 +101,7 @@ func clusterImpact(f FileDiff, reason func(string) string) (Impact, bool) {
 		}
 		return Impact{Node: ClusterGroup, Component: "add-on " + name, Reasons: []string{r}}, true
 	case strings.HasPrefix(f.Path, "admin/"):
-		return Impact{Node: ClusterGroup, Component: compOperator, Reasons: []string{reason("")}}, true
+		return Impact{Node: ClusterGroup, Component: component.Operator, Reasons: []string{reason("")}}, true
 	}
 	return Impact{}, false
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scratchgen/scratchgen/generator/credentials"
 	"github.com/scratchgen/scratchgen/generator/lock"
 )
 
@@ -98,12 +97,4 @@ func keys[V any](a, b map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// caIDs are the certificate authorities, whose renewal re-signs every leaf under them.
-var caIDs = []string{credentials.CA, credentials.EtcdCA, credentials.FrontProxyCA}
-
-// CARenewalNote explains what renewing a CA does to its leaves.
-func CARenewalNote(id string) string {
-	return fmt.Sprintf("%s is renewed: it gets a new key, so every certificate it signs is re-signed (same keys and serials, new signature and authority key id) and every kubeconfig embedding them changes", id)
 }

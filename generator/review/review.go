@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/lock"
 )
 
@@ -158,6 +159,8 @@ type Options struct {
 	// write. LockChanged says whether the lock file's bytes would change.
 	OldLock, NewLock *lock.Lock
 	LockChanged      bool
+	// Components is the component table the impact summary reads (nil: the built-in one).
+	Components component.Table
 }
 
 // Compare reports how the bundle on disk (old) differs from the rendered one (new). Both
@@ -207,7 +210,11 @@ func Compare(old, new []bundle.File, opts Options) *Report {
 	if opts.LockChanged {
 		rep.Lock = CompareLocks(opts.OldLock, opts.NewLock)
 	}
-	rep.Impact = impacts(rep.Groups, oldBy, newBy)
+	table := opts.Components
+	if table == nil {
+		table = component.Default()
+	}
+	rep.Impact = impacts(table, rep.Groups, oldBy, newBy)
 	rep.Changed = len(rep.Groups) > 0 || rep.Lock != nil
 	return rep
 }

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/credentials"
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/render"
@@ -47,7 +48,7 @@ const threeNodes = `  - {name: cp-1, address: 10.0.0.10, roles: [control-plane, 
 
 func mustRender(t testing.TB, specData []byte, lk *lock.Lock, secret []byte) *render.Output {
 	t.Helper()
-	out, err := render.Render(render.Inputs{Spec: specData, Lock: lk, Secret: secret, Now: testNow})
+	out, err := render.Render(specData, lk, render.Deps{Secret: secret, Now: testNow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func fieldNames(fs []FieldDiff) []string {
 func TestRenewedCertificate(t *testing.T) {
 	s := spec(threeNodes, "")
 	old := mustRender(t, s, nil, secretA())
-	lk, _, err := Renew(old.Lock, []string{"kubelet-serving/worker-1"}, testNow.AddDate(0, 6, 0))
+	lk, _, err := credentials.Renew(old.Lock, []credentials.ID{credentials.KubeletServingID("worker-1")}, testNow.AddDate(0, 6, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,9 +324,9 @@ func TestImpactTableMatchesManifests(t *testing.T) {
 					continue // a directory or a path outside the bundle
 				}
 				checked++
-				r, ok := lookupImpact(p)
-				if !ok || !slices.Contains(r.components, comp) {
-					t.Errorf("%s names %s, but the impact table maps it to %v", src, p, r.components)
+				r, ok := lookupImpact(component.Default(), p)
+				if !ok || !slices.ContainsFunc(r.components, func(co *component.Component) bool { return co.Name == comp }) {
+					t.Errorf("%s names %s, but the component table does not list it among %s's reads", src, p, comp)
 				}
 			}
 		}
@@ -336,7 +337,7 @@ func TestImpactTableMatchesManifests(t *testing.T) {
 	// Every rendered node file has a rule (no "unknown component").
 	for _, node := range out.Plan.Nodes {
 		for _, f := range node.Rootfs {
-			if _, ok := lookupImpact(f.Path); !ok {
+			if _, ok := lookupImpact(component.Default(), f.Path); !ok {
 				t.Errorf("%s: no impact rule", f.Path)
 			}
 		}
@@ -399,19 +400,14 @@ func TestCompareLocks(t *testing.T) {
 	}
 }
 
-func TestStatusAndRenew(t *testing.T) {
+func TestStatus(t *testing.T) {
 	s := spec(threeNodes, "")
 	out := mustRender(t, s, nil, secretA())
-	c, lk, _, err := render.Resolve(s, out.Lock)
+	r, err := render.Resolve(s, out.Lock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := credentials.Plan(c, lk, credentials.Options{Secret: secretA(), Now: testNow})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes := []string{"cp-1", "worker-1", "worker-2"}
-	rows := Status(res, nodes, out.Lock)
+	rows := Status(credentials.Identities(r.Cluster), credentials.Schedule(r.Cluster, out.Lock, testNow))
 	if len(rows) != len(out.Lock.Certificates)-1 { // all but the service-account key pair
 		t.Errorf("%d rows for %d lock entries", len(rows), len(out.Lock.Certificates))
 	}
@@ -440,27 +436,6 @@ func TestStatusAndRenew(t *testing.T) {
 	}
 	if n := len(Expiring(rows, testNow, 400*24*time.Hour)); n != len(rows)-3 {
 		t.Errorf("%d expiring within 400d, want every leaf", n)
-	}
-
-	later := testNow.Add(90*24*time.Hour + 1234*time.Millisecond)
-	renewed, done, err := Renew(out.Lock, []string{"ca", "admin"}, later)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantNB := later.Add(-credentials.Backdate).Truncate(time.Second)
-	for _, id := range []string{"ca", "admin"} {
-		if r := renewed.Certificates[id]; r.Generation != 2 || !r.NotBefore.Equal(wantNB) {
-			t.Errorf("%s renewed to %+v", id, r)
-		}
-		if out.Lock.Certificates[id].Generation != 1 {
-			t.Errorf("Renew modified its input")
-		}
-	}
-	if len(done) != 2 || done[0].Name != "ca" {
-		t.Errorf("renewals %+v", done)
-	}
-	if _, _, err := Renew(out.Lock, []string{"kubelet-serving/worker-9"}, later); err == nil {
-		t.Error("renewing an identity missing from the lock succeeded")
 	}
 }
 

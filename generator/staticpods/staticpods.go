@@ -25,64 +25,88 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/kyaml"
 	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
-// Node returns the static pod manifests for one node (empty for a node that is neither
-// control-plane nor etcd): paths.EtcdManifest on etcd members; the kube-apiserver,
-// kube-controller-manager and kube-scheduler manifests on control-plane nodes. Files are
-// sorted by path and have mode bundle.ModePublic.
+// builtin is the component table the steps read their manifest paths and image keys from.
+var builtin = component.Default()
+
+// The plan steps, one per static pod component: each renders its manifest on the nodes
+// the component table says run it, at the table's manifest path (mode
+// bundle.ModePublic).
+var (
+	Etcd              = step(component.Etcd, etcdPod)
+	APIServer         = step(component.APIServer, apiServerPod)
+	ControllerManager = step(component.ControllerManager, controllerManagerPod)
+	Scheduler         = step(component.Scheduler, schedulerPod)
+)
+
+// Steps are the static pod steps in plan order.
+var Steps = []func(*model.Cluster, *model.Node, *bundle.NodeBuilder) error{Etcd, APIServer, ControllerManager, Scheduler}
+
+// step returns the plan step rendering component name's manifest with build.
+func step(name string, build func(*model.Cluster, *model.Node, *component.Component) (*corev1.Pod, error)) func(*model.Cluster, *model.Node, *bundle.NodeBuilder) error {
+	co, ok := builtin.Lookup(name)
+	if !ok || co.Kind != component.StaticPod {
+		panic("staticpods: " + name + " is not a static pod component of the table")
+	}
+	return func(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
+		if c == nil || n == nil {
+			return fmt.Errorf("rendering static pods: cluster and node are required")
+		}
+		if !co.Runs(c, n) {
+			return nil
+		}
+		if err := checkAddresses(c, n); err != nil {
+			return err
+		}
+		pod, err := build(c, n, co)
+		if err != nil {
+			return fmt.Errorf("rendering %s for node %q: %w", co.Manifest, n.Name, err)
+		}
+		data, err := kyaml.Marshal(pod)
+		if err != nil {
+			return fmt.Errorf("serializing %s for node %q: %w", co.Manifest, n.Name, err)
+		}
+		b.Public(co.Manifest, data)
+		return nil
+	}
+}
+
+// checkAddresses refuses what the manifests cannot express yet.
+func checkAddresses(c *model.Cluster, n *model.Node) error {
+	if !n.Address.Is4() {
+		return fmt.Errorf("rendering static pods for node %q: address %v is not an IPv4 address", n.Name, n.Address)
+	}
+	members := c.EtcdMembers()
+	if len(members) == 0 {
+		return fmt.Errorf("rendering static pods for node %q: the cluster has no etcd member", n.Name)
+	}
+	for _, m := range members {
+		if !m.Address.Is4() {
+			return fmt.Errorf("rendering static pods for node %q: etcd member %q has no IPv4 address", n.Name, m.Name)
+		}
+	}
+	return nil
+}
+
+// Node returns the static pod manifests of one node (empty for a node that is neither
+// control-plane nor etcd), sorted by path: what the steps add to it.
 func Node(c *model.Cluster, n *model.Node) ([]bundle.File, error) {
 	if c == nil || n == nil {
 		return nil, fmt.Errorf("rendering static pods: cluster and node are required")
 	}
-	if !n.RunsStaticPods() {
-		return nil, nil
-	}
-	if !n.Address.Is4() {
-		return nil, fmt.Errorf("rendering static pods for node %q: address %v is not an IPv4 address", n.Name, n.Address)
-	}
-	members := c.EtcdMembers()
-	if len(members) == 0 {
-		return nil, fmt.Errorf("rendering static pods for node %q: the cluster has no etcd member", n.Name)
-	}
-	for _, m := range members {
-		if !m.Address.Is4() {
-			return nil, fmt.Errorf("rendering static pods for node %q: etcd member %q has no IPv4 address", n.Name, m.Name)
+	b := bundle.NewNodeBuilder(n.Name)
+	for _, s := range Steps {
+		if err := s(c, n, b); err != nil {
+			return nil, err
 		}
 	}
-
-	type manifest struct {
-		path  string
-		build func(*model.Cluster, *model.Node) (*corev1.Pod, error)
-	}
-	var todo []manifest
-	if n.Etcd() {
-		todo = append(todo, manifest{paths.EtcdManifest, etcdPod})
-	}
-	if n.ControlPlane() {
-		todo = append(todo,
-			manifest{paths.APIServerManifest, apiServerPod},
-			manifest{paths.ControllerManagerManifest, controllerManagerPod},
-			manifest{paths.SchedulerManifest, schedulerPod},
-		)
-	}
-	files := make([]bundle.File, 0, len(todo))
-	for _, m := range todo {
-		pod, err := m.build(c, n)
-		if err != nil {
-			return nil, fmt.Errorf("rendering %s for node %q: %w", m.path, n.Name, err)
-		}
-		data, err := kyaml.Marshal(pod)
-		if err != nil {
-			return nil, fmt.Errorf("serializing %s for node %q: %w", m.path, n.Name, err)
-		}
-		files = append(files, bundle.File{Path: m.path, Mode: bundle.ModePublic, Data: data})
-	}
-	bundle.Sort(files)
-	return files, nil
+	node, err := b.Finish()
+	return node.Rootfs, err
 }
 
 // APIServerPort is the port kube-apiserver listens on (--secure-port); see
@@ -141,8 +165,8 @@ func caTrustDirs(os string) []string {
 func volumeName(dir string) string { return strings.ReplaceAll(dir, "/", "-")[1:] }
 
 // apiServerPod is kube-apiserver (§2.4).
-func apiServerPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) {
-	image, err := imageRef(c, model.ImageAPIServer)
+func apiServerPod(c *model.Cluster, n *model.Node, co *component.Component) (*corev1.Pod, error) {
+	image, err := imageRef(c, co.Image)
 	if err != nil {
 		return nil, err
 	}
@@ -204,9 +228,9 @@ func apiServerPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) {
 	}
 
 	ctr := corev1.Container{
-		Name:           model.ImageAPIServer,
+		Name:           co.Name,
 		Image:          image,
-		Command:        command(c, model.ImageAPIServer, a),
+		Command:        command(c, co.Name, a),
 		Ports:          probePorts(int32(port)),
 		LivenessProbe:  livenessProbe(adv, "/livez", corev1.URISchemeHTTPS),
 		ReadinessProbe: readinessProbe(adv, "/readyz", corev1.URISchemeHTTPS),
@@ -227,8 +251,8 @@ func apiServerPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) {
 // and --node-cidr-mask-size are omitted: only the node IPAM controller reads them, and
 // only when allocating. --service-cluster-ip-range is kept as kubeadm writes it; it too is
 // read only by the node IPAM controller, so it is inert here.
-func controllerManagerPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) {
-	image, err := imageRef(c, model.ImageControllerManager)
+func controllerManagerPod(c *model.Cluster, n *model.Node, co *component.Component) (*corev1.Pod, error) {
+	image, err := imageRef(c, co.Image)
 	if err != nil {
 		return nil, err
 	}
@@ -269,9 +293,9 @@ func controllerManagerPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) 
 	}
 
 	ctr := corev1.Container{
-		Name:          model.ImageControllerManager,
+		Name:          co.Name,
 		Image:         image,
-		Command:       command(c, model.ImageControllerManager, a),
+		Command:       command(c, co.Name, a),
 		Ports:         probePorts(paths.ControllerManagerPort),
 		LivenessProbe: livenessProbe(localhost, "/healthz", corev1.URISchemeHTTPS),
 		StartupProbe:  startupProbe(localhost, "/healthz", corev1.URISchemeHTTPS),
@@ -281,8 +305,8 @@ func controllerManagerPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) 
 }
 
 // schedulerPod is kube-scheduler (§2.6).
-func schedulerPod(c *model.Cluster, _ *model.Node) (*corev1.Pod, error) {
-	image, err := imageRef(c, model.ImageScheduler)
+func schedulerPod(c *model.Cluster, _ *model.Node, co *component.Component) (*corev1.Pod, error) {
+	image, err := imageRef(c, co.Image)
 	if err != nil {
 		return nil, err
 	}
@@ -296,9 +320,9 @@ func schedulerPod(c *model.Cluster, _ *model.Node) (*corev1.Pod, error) {
 	var m mounts
 	m.add("kubeconfig", paths.SchedulerConf, corev1.HostPathFileOrCreate, true)
 	ctr := corev1.Container{
-		Name:           model.ImageScheduler,
+		Name:           co.Name,
 		Image:          image,
-		Command:        command(c, model.ImageScheduler, a),
+		Command:        command(c, co.Name, a),
 		Ports:          probePorts(paths.SchedulerPort),
 		LivenessProbe:  livenessProbe(localhost, "/livez", corev1.URISchemeHTTPS),
 		ReadinessProbe: readinessProbe(localhost, "/readyz", corev1.URISchemeHTTPS),
@@ -312,8 +336,8 @@ func schedulerPod(c *model.Cluster, _ *model.Node) (*corev1.Pod, error) {
 // together (--initial-cluster-state=new) from the full member list; adding a member to a
 // running cluster later needs `etcdctl member add` and state "existing", which is not
 // rendered.
-func etcdPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) {
-	image, err := imageRef(c, model.ImageEtcd)
+func etcdPod(c *model.Cluster, n *model.Node, co *component.Component) (*corev1.Pod, error) {
+	image, err := imageRef(c, co.Image)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +370,7 @@ func etcdPod(c *model.Cluster, n *model.Node) (*corev1.Pod, error) {
 	m.add("etcd-certs", paths.EtcdPKIDir, corev1.HostPathDirectoryOrCreate, false)
 	m.add("etcd-data", paths.EtcdDataDir, corev1.HostPathDirectoryOrCreate, false)
 	ctr := corev1.Container{
-		Name:           model.ImageEtcd,
+		Name:           co.Name,
 		Image:          image,
 		Command:        append([]string{"etcd"}, a.flags()...),
 		Ports:          probePorts(paths.EtcdMetricsPort),
@@ -404,11 +428,11 @@ func etcdPeerURL(a netip.Addr) string {
 	return "https://" + netip.AddrPortFrom(a, paths.EtcdPeerPort).String()
 }
 
-// imageRef is the rendered reference for a component.
-func imageRef(c *model.Cluster, component string) (string, error) {
-	ref := c.Images.Refs[component]
+// imageRef is the rendered reference of an image key.
+func imageRef(c *model.Cluster, key string) (string, error) {
+	ref := c.Images.Refs[key]
 	if ref == "" {
-		return "", fmt.Errorf("no image reference resolved for %s", component)
+		return "", fmt.Errorf("no image reference resolved for %s", key)
 	}
 	return ref, nil
 }

@@ -48,7 +48,7 @@ func specData(t testing.TB, name string) []byte {
 // bundle directory and the render output.
 func renderTo(t testing.TB, dir string, specBytes []byte, lk *lock.Lock) (string, *render.Output) {
 	t.Helper()
-	out, err := render.Render(render.Inputs{Spec: specBytes, Lock: lk, Secret: testSecret, Now: testNow})
+	out, err := render.Render(specBytes, lk, render.Deps{Secret: testSecret, Now: testNow})
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
@@ -62,7 +62,7 @@ func renderTo(t testing.TB, dir string, specBytes []byte, lk *lock.Lock) (string
 // pinnedLock returns a lock that pins every image of the spec to a made-up digest.
 func pinnedLock(t testing.TB, specBytes []byte) *lock.Lock {
 	t.Helper()
-	out, err := render.Render(render.Inputs{Spec: specBytes, Secret: testSecret, Now: testNow})
+	out, err := render.Render(specBytes, nil, render.Deps{Secret: testSecret, Now: testNow})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/paths"
 	"github.com/scratchgen/scratchgen/generator/pki"
 )
@@ -218,7 +219,7 @@ func (b *checker) checkLocalServers() {
 			if _, ok := localUsers[kc.kind]; !ok || kc.url == nil {
 				continue
 			}
-			api := n.byComponent[compAPIServer]
+			api := n.byComponent[component.APIServer]
 			if api == nil {
 				b.problemf(kc.rel, "points at %s, but this node runs no kube-apiserver", kc.server)
 				continue
@@ -299,7 +300,7 @@ func (b *checker) checkTokens() {
 	var files []tokenFile
 	count := map[string]int{}
 	for _, n := range b.nodes {
-		api := n.byComponent[compAPIServer]
+		api := n.byComponent[component.APIServer]
 		if api == nil {
 			if n.file(paths.KnownTokens) != nil {
 				b.problemf(n.rel(paths.KnownTokens), "is on a node that runs no kube-apiserver: it belongs only on control-plane nodes")

@@ -13,21 +13,6 @@ import (
 	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
-// Component names as static pods label them (label "component", kubeadm's).
-const (
-	compAPIServer = "kube-apiserver"
-	compEtcd      = "etcd"
-	compCM        = "kube-controller-manager"
-	compScheduler = "kube-scheduler"
-)
-
-// Unit names scratchgen renders.
-const (
-	kubeletService   = "kubelet.service"
-	kubeProxyService = "kube-proxy.service"
-	routesService    = "scratchgen-routes.service"
-)
-
 // parsed is what the checks read from one node's rootfs, parsed once.
 type parsed struct {
 	units       map[string]*unit // by unit name
@@ -237,6 +222,11 @@ func (b *checker) parsePods(n *node) {
 		if sp.component == "" {
 			sp.component = c.Name
 		}
+		if co, ok := b.opts.Components.ByManifest(p); !ok {
+			b.problemf(n.rel(p), "is not the manifest of a component scratchgen renders (component %q): remove it, or render it from the spec", sp.component)
+		} else if co.Name != sp.component {
+			b.problemf(n.rel(p), "runs component %q, but this manifest belongs to %s", sp.component, co.Name)
+		}
 		sp.flags = flagsOf(append(append([]string(nil), c.Command...), c.Args...))
 		n.pods = append(n.pods, sp)
 		if other := n.byComponent[sp.component]; other != nil {
@@ -249,10 +239,10 @@ func (b *checker) parsePods(n *node) {
 }
 
 func (b *checker) parseKubelet(n *node) {
-	u := n.units[kubeletService]
+	u := n.units[paths.KubeletService]
 	cmd := u.command()
 	if cmd == nil {
-		b.problemf(n.base+"/rootfs"+paths.SystemdDir+"/"+kubeletService, "is missing or has no ExecStart: the node runs no kubelet")
+		b.problemf(n.base+"/rootfs"+paths.SystemdDir+"/"+paths.KubeletService, "is missing or has no ExecStart: the node runs no kubelet")
 		return
 	}
 	n.kubeletFlags = flagsOf(cmd[1:])
@@ -277,7 +267,7 @@ func (b *checker) parseKubelet(n *node) {
 }
 
 func (b *checker) parseProxy(n *node) {
-	cmd := n.units[kubeProxyService].command()
+	cmd := n.units[paths.KubeProxyService].command()
 	if cmd == nil {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
@@ -411,7 +412,7 @@ func (b *checker) checkSA(n *node) {
 
 // checkPlacement reports keys that belong only on control-plane nodes found elsewhere.
 func (b *checker) checkPlacement(n *node) {
-	if n.byComponent[compAPIServer] != nil || n.byComponent[compCM] != nil {
+	if n.byComponent[component.APIServer] != nil || n.byComponent[component.ControllerManager] != nil {
 		return
 	}
 	for _, p := range []string{paths.CAKey, paths.SAKey, paths.SuperAdminConf} {

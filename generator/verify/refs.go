@@ -145,10 +145,10 @@ func (b *checker) checkUnitReferences(n *node) {
 		}
 	}
 	if h := n.kubeletFlags["hostname-override"]; h != "" && h != n.name {
-		b.problemf(n.rel(n.units[kubeletService].execFile["ExecStart"]), "the kubelet registers as node %s (--hostname-override), but this is node %s", h, n.name)
+		b.problemf(n.rel(n.units[paths.KubeletService].execFile["ExecStart"]), "the kubelet registers as node %s (--hostname-override), but this is node %s", h, n.name)
 	}
 	if h := n.proxyFlags["hostname-override"]; h != "" && h != n.name {
-		b.problemf(n.rel(n.units[kubeProxyService].execFile["ExecStart"]), "kube-proxy runs as node %s (--hostname-override), but this is node %s", h, n.name)
+		b.problemf(n.rel(n.units[paths.KubeProxyService].execFile["ExecStart"]), "kube-proxy runs as node %s (--hostname-override), but this is node %s", h, n.name)
 	}
 }
 
@@ -205,7 +205,7 @@ var (
 // checkCNI checks that a node whose routes unit sets up the routed pod network has a
 // CNI configuration where containerd looks for one.
 func (b *checker) checkCNI(n *node) {
-	u := n.units[routesService]
+	u := n.units[paths.RoutesService]
 	if u == nil || u.base == "" {
 		return
 	}

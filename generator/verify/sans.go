@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
@@ -108,7 +109,7 @@ func (m *etcdMember) serves(u *url.URL, from *node) bool {
 func (b *checker) checkSANs() {
 	var members []*etcdMember
 	for _, n := range b.nodes {
-		pod := n.byComponent[compEtcd]
+		pod := n.byComponent[component.Etcd]
 		if pod == nil {
 			continue
 		}
@@ -145,7 +146,7 @@ func (b *checker) checkSANs() {
 	b.checkInitialCluster(members)
 
 	for _, n := range b.nodes {
-		api := n.byComponent[compAPIServer]
+		api := n.byComponent[component.APIServer]
 		if api == nil {
 			continue
 		}

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/writer"
 )
 
@@ -34,6 +35,9 @@ type Options struct {
 	At time.Time
 	// RequirePinned turns unpinned images from warnings into problems.
 	RequirePinned bool
+	// Components is the component table manifests are checked against (nil: the
+	// built-in one).
+	Components component.Table
 }
 
 // Problem is one thing wrong with a bundle.
@@ -87,6 +91,9 @@ func Bundle(dir string, opts Options) ([]Problem, error) {
 	_, errNodes := os.Lstat(filepath.Join(dir, "nodes"))
 	if errors.Is(errSums, fs.ErrNotExist) && errors.Is(errNodes, fs.ErrNotExist) {
 		return nil, fmt.Errorf("verifying bundle %s: not a scratchgen bundle (no %s and no nodes/); pass a bundle directory such as bundles/<cluster>", dir, writer.SumsName)
+	}
+	if opts.Components == nil {
+		opts.Components = component.Default()
 	}
 	b := &checker{opts: opts, files: map[string]*file{}, dirs: map[string]fs.FileMode{}}
 	if err := b.load(dir); err != nil {

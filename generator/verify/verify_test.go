@@ -92,7 +92,7 @@ func TestEmbeddedImages(t *testing.T) {
 	for tag, pin := range lk.Images {
 		archives[tag] = fakeArchive(t, pin.Digest)
 	}
-	out, err := render.Render(render.Inputs{Spec: data, Lock: lk, Secret: testSecret, Now: testNow, WithImages: true, ImageArchives: archives})
+	out, err := render.Render(data, lk, render.Deps{Secret: testSecret, Now: testNow, WithImages: true, ImageArchives: archives})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,11 +122,12 @@ func runValidate(r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, _, warnings, err := render.Resolve(data, lk)
+	res, err := render.Resolve(data, lk)
 	if err != nil {
 		return reportSpecErrors(r, f.spec, err, "")
 	}
-	printWarnings(r, f.spec, warnings)
+	printWarnings(r, f.spec, res.Warnings)
+	c := res.Cluster
 	fmt.Fprintf(r.io.Out, "%s: cluster %s is valid (Kubernetes %s, %d nodes)\n", f.spec, c.Name, c.Version, len(c.Nodes))
 	return nil
 }
@@ -150,10 +151,11 @@ func runRender(r *runner, args []string) error {
 		return err
 	}
 	// Validate before anything is written, the secret included.
-	c, _, _, err := render.Resolve(data, lk)
+	resolved, err := render.Resolve(data, lk)
 	if err != nil {
 		return reportSpecErrors(r, f.spec, err, "; nothing was rendered")
 	}
+	c := resolved.Cluster
 	var archives map[string][]byte
 	if *withImages || c.Images.Embed {
 		if archives, err = loadImageArchives(c, lk, *imageCache); err != nil {
@@ -169,8 +171,7 @@ func runRender(r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := render.Render(render.Inputs{Spec: data, Lock: lk, Secret: secret, Now: r.env.Now(),
-		WithImages: *withImages, ImageArchives: archives, RequirePinned: *requirePinned})
+	res, err := render.Plan(resolved, render.Deps{Secret: secret, Now: r.env.Now(), WithImages: *withImages, ImageArchives: archives, RequirePinned: *requirePinned})
 	if err != nil {
 		return reportSpecErrors(r, f.spec, err, "; nothing was rendered")
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/images"
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/model"
@@ -71,12 +72,12 @@ func (r *runner) loadModel(f *specFlags) (*model.Cluster, *lock.Lock, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c, _, warnings, err := render.Resolve(data, lk)
+	res, err := render.Resolve(data, lk)
 	if err != nil {
 		return nil, nil, reportSpecErrors(r, f.spec, err, "")
 	}
-	printWarnings(r, f.spec, warnings)
-	return c, lk, nil
+	printWarnings(r, f.spec, res.Warnings)
+	return res.Cluster, lk, nil
 }
 
 func runImagesList(r *runner, args []string) error {
@@ -89,7 +90,7 @@ func runImagesList(r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	list := images.List(c)
+	list := images.List(component.Default(), c)
 	if *node != "" {
 		for _, n := range list {
 			if n.Node == *node {
@@ -191,7 +192,7 @@ const cacheHelp = "the image cache, an OCI image layout (default: $XDG_CACHE_HOM
 func pinsFor(c *model.Cluster, lk *lock.Lock, spec string) (map[string]lock.Image, error) {
 	pins := map[string]lock.Image{}
 	var missing []string
-	for _, t := range images.Needed(c) {
+	for _, t := range images.Needed(component.Default(), c) {
 		p, ok := lock.Image{}, false
 		if lk != nil {
 			p, ok = lk.Images[t]
@@ -272,7 +273,7 @@ func loadImageArchives(c *model.Cluster, lk *lock.Lock, cacheDir string) (map[st
 		}
 	}
 	out := map[string][]byte{}
-	for _, t := range images.Needed(c) {
+	for _, t := range images.Needed(component.Default(), c) {
 		if lk == nil || lk.Images[t].Digest == "" {
 			continue
 		}

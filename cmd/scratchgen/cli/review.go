@@ -15,7 +15,6 @@ import (
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/credentials"
 	"github.com/scratchgen/scratchgen/generator/lock"
-	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/render"
 	"github.com/scratchgen/scratchgen/generator/review"
 	"github.com/scratchgen/scratchgen/generator/writer"
@@ -41,14 +40,15 @@ func runDiff(r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, _, _, err := render.Resolve(data, lk); err != nil {
+	resolved, err := render.Resolve(data, lk)
+	if err != nil {
 		return reportSpecErrors(r, f.spec, err, "")
 	}
 	secret, err := r.loadSecret(f.secret, false)
 	if err != nil {
 		return err
 	}
-	res, err := render.Render(render.Inputs{Spec: data, Lock: lk, Secret: secret, Now: r.env.Now()})
+	res, err := render.Plan(resolved, render.Deps{Secret: secret, Now: r.env.Now()})
 	if err != nil {
 		return reportSpecErrors(r, f.spec, err, "")
 	}
@@ -193,40 +193,38 @@ func runCerts(r *runner, args []string) error {
 	return &ExitError{Code: 1, Msg: fmt.Sprintf("certs: unknown subcommand %q (want status or renew); run `scratchgen certs --help`", args[0])}
 }
 
-// placeholderSecret stands in for a missing root secret where only certificate names
-// and dates matter: those do not depend on the secret.
-var placeholderSecret = []byte(strings.Repeat("\x00", 32))
-
-// certPlan issues the cluster's certificates in memory from the spec, the lock and the
-// secret (or the placeholder), without writing anything.
-func (r *runner) certPlan(f *specFlags, secret []byte) (*model.Cluster, *lock.Lock, *credentials.Result, error) {
-	data, lk, err := f.load()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	c, resolved, _, err := render.Resolve(data, lk)
-	if err != nil {
-		return nil, nil, nil, reportSpecErrors(r, f.spec, err, "")
-	}
-	res, err := credentials.Plan(c, resolved, credentials.Options{Secret: secret, Now: r.env.Now()})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return c, lk, res, nil
+// certTable is the certificate status of a cluster: its identities and their dates under
+// the lock, listed without issuing anything (so without the root secret).
+type certTable struct {
+	lock  *lock.Lock
+	nodes []string
+	ids   []credentials.Identity
+	rows  []review.CertStatus
 }
 
-func nodeNames(c *model.Cluster) []string {
-	var out []string
-	for _, n := range c.Nodes {
-		out = append(out, n.Name)
+// certIdentities resolves the spec against the lock and lists the cluster's identities
+// with their dates.
+func (r *runner) certIdentities(f *specFlags) (*certTable, error) {
+	data, lk, err := f.load()
+	if err != nil {
+		return nil, err
 	}
-	return out
+	res, err := render.Resolve(data, lk)
+	if err != nil {
+		return nil, reportSpecErrors(r, f.spec, err, "")
+	}
+	t := &certTable{lock: lk, ids: credentials.Identities(res.Cluster)}
+	for _, n := range res.Cluster.Nodes {
+		t.nodes = append(t.nodes, n.Name)
+	}
+	t.rows = review.Status(t.ids, credentials.Schedule(res.Cluster, lk, r.env.Now()))
+	return t, nil
 }
 
 // runCertsStatus prints every certificate with its expiry.
 func runCertsStatus(r *runner, args []string) error {
 	f := r.addSpecFlags(true)
-	r.flags.Lookup("secret").Usage = "the root secret (default: <spec stem>.secret beside the spec; optional: names and dates do not depend on it)"
+	r.flags.MarkHidden("secret") // accepted for old scripts; names and dates do not depend on it
 	warn := r.flags.String("warn-within", "", "exit 2 when a certificate expires within this window (e.g. 30d, 2w, 720h)")
 	if done, err := r.parse("certs", args); done || err != nil {
 		return err
@@ -243,19 +241,13 @@ func runCertsStatus(r *runner, args []string) error {
 		within = d
 	}
 	f.defaults()
-	secret := placeholderSecret
-	if _, err := os.Stat(f.secret); err == nil {
-		if secret, err = r.loadSecret(f.secret, false); err != nil {
-			return err
-		}
-	}
-	c, lk, res, err := r.certPlan(f, secret)
+	t, err := r.certIdentities(f)
 	if err != nil {
 		return err
 	}
 	now := r.env.Now()
-	rows := review.Status(res, nodeNames(c), lk)
-	if err := review.WriteStatus(r.io.Out, rows, nodeNames(c), now); err != nil {
+	rows := t.rows
+	if err := review.WriteStatus(r.io.Out, rows, t.nodes, now); err != nil {
 		return err
 	}
 	if *warn == "" {
@@ -297,19 +289,18 @@ func runCertsRenew(r *runner, args []string) error {
 	if _, err := os.Stat(f.lock); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("lock %s does not exist: nothing was issued yet, render first", f.lock)
 	}
-	c, lk, res, err := r.certPlan(f, placeholderSecret)
+	t, err := r.certIdentities(f)
 	if err != nil {
 		return err
 	}
-	now := r.env.Now()
-	rows := review.Status(res, nodeNames(c), lk)
-	valid := map[string]bool{credentials.SA: true}
+	lk, rows, now := t.lock, t.rows, r.env.Now()
+	valid := map[string]bool{string(credentials.SA): true}
 	var validNames []string
 	for _, row := range rows {
 		valid[row.Name] = true
 		validNames = append(validNames, row.Name)
 	}
-	validNames = append(validNames, credentials.SA)
+	validNames = append(validNames, string(credentials.SA))
 	var pick []string
 	switch {
 	case *all:
@@ -342,7 +333,11 @@ func runCertsRenew(r *runner, args []string) error {
 			return &ExitError{Code: 1, Msg: fmt.Sprintf("certs renew: unknown certificate(s) %s; valid names: %s", strings.Join(unknown, ", "), strings.Join(validNames, ", "))}
 		}
 	}
-	newLock, done, err := review.Renew(lk, pick, now)
+	ids := make([]credentials.ID, len(pick))
+	for i, p := range pick {
+		ids[i] = credentials.ID(p)
+	}
+	newLock, done, err := credentials.Renew(lk, ids, now)
 	if err != nil {
 		return fmt.Errorf("certs renew: %w", err)
 	}
@@ -355,11 +350,11 @@ func runCertsRenew(r *runner, args []string) error {
 	}
 	fmt.Fprintf(r.io.Out, "renewed %d certificate(s) in %s:\n", len(done), f.lock)
 	for _, d := range done {
-		fmt.Fprintf(r.io.Out, "  %s: generation %d → %d, notBefore %s\n", d.Name, d.Old.Generation, d.New.Generation, d.New.NotBefore.Format(time.RFC3339))
+		fmt.Fprintf(r.io.Out, "  %s: generation %d → %d, notBefore %s\n", d.ID, d.Old.Generation, d.New.Generation, d.New.NotBefore.Format(time.RFC3339))
 	}
 	for _, d := range done {
-		if review.IsCA(d.Name) {
-			fmt.Fprintf(r.io.Out, "note: %s\n", review.CARenewalNote(d.Name))
+		if credentials.IsCA(d.ID) {
+			fmt.Fprintf(r.io.Out, "note: %s is renewed: it gets a new key, so every certificate it signs is re-signed (same keys and serials, new signature and authority key id) and every kubeconfig embedding them changes\n", d.ID)
 		}
 	}
 	fmt.Fprintf(r.io.Out, "review with `scratchgen diff -f %s`, then `scratchgen render -f %s` re-issues them\n", f.spec, f.spec)

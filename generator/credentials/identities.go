@@ -1,0 +1,275 @@
+package credentials
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/scratchgen/scratchgen/generator/lock"
+	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/paths"
+)
+
+// Kind is what an identity is.
+type Kind int
+
+// Kinds of identities.
+const (
+	// KindCA is a self-signed certificate authority.
+	KindCA Kind = iota + 1
+	// KindLeaf is a certificate signed by one of the CAs.
+	KindLeaf
+	// KindKeyPair is a key pair without a certificate (the service-account key).
+	KindKeyPair
+)
+
+// Identity is one certificate identity (or the service-account key pair) of a cluster,
+// described without issuing anything: who signs it, its template, and where it is held.
+type Identity struct {
+	ID   ID
+	Kind Kind
+	// Cert is the template: subject, SANs, usages and file paths (CA is its signer).
+	Cert Cert
+	// Nodes are the nodes whose bundle holds the certificate (as a file or inside a
+	// kubeconfig), in spec order; Admin is set when the bundle's admin/ holds it.
+	Nodes []string
+	Admin bool
+}
+
+// Identities lists every identity cluster c needs, in a fixed order: the CAs, the
+// service-account key pair, then the leaves (cluster-wide ones, then per node in spec
+// order). It issues nothing and needs no secret.
+func Identities(c *model.Cluster) []Identity {
+	certs := templates(c)
+	held := map[ID][]string{}
+	for _, n := range c.Nodes {
+		seen := map[ID]bool{}
+		for _, h := range holdings(c, n, certs) {
+			for _, id := range h.identities() {
+				if !seen[id] {
+					seen[id] = true
+					held[id] = append(held[id], n.Name)
+				}
+			}
+		}
+	}
+	admin := map[ID]bool{}
+	for _, id := range adminHolding(c).identities() {
+		admin[id] = true
+	}
+	var out []Identity
+	add := func(cert Cert, kind Kind) {
+		out = append(out, Identity{ID: cert.ID, Kind: kind, Cert: cert, Nodes: held[cert.ID], Admin: admin[cert.ID]})
+	}
+	for _, ca := range cas {
+		add(ca, KindCA)
+	}
+	add(Cert{ID: SA, KeyPath: paths.SAKey}, KindKeyPair)
+	for _, l := range leaves(c) {
+		add(l, KindLeaf)
+	}
+	return out
+}
+
+// templates maps every certificate identity of c to its template.
+func templates(c *model.Cluster) map[ID]Cert {
+	out := map[ID]Cert{}
+	for _, ca := range cas {
+		out[ca.ID] = ca
+	}
+	for _, l := range leaves(c) {
+		out[l.ID] = l
+	}
+	return out
+}
+
+// leaves lists every leaf identity the cluster needs, in a fixed order.
+func leaves(c *model.Cluster) []Cert {
+	var out []Cert
+	for _, l := range clusterLeaves {
+		if l.ID == SharedKubelet && c.Credentials != model.CredentialsPerRole {
+			continue
+		}
+		out = append(out, l)
+	}
+	for _, n := range c.Nodes {
+		if n.ControlPlane() {
+			out = append(out, apiServerCert(c, n))
+		}
+		if n.Etcd() {
+			out = append(out, etcdCerts(n)...)
+		}
+		out = append(out, kubeletServingCert(n))
+		if c.Credentials == model.CredentialsPerNode {
+			out = append(out, kubeletClientCert(n))
+		}
+	}
+	return out
+}
+
+// Dates are an identity's generation and validity, as the lock records them (or as a
+// render now would record them).
+type Dates struct {
+	Generation          int
+	NotBefore, NotAfter time.Time
+	// Issued is false for an identity the lock does not record yet.
+	Issued bool
+}
+
+// Schedule returns the dates of every identity of c under lock lk (nil: none yet): the
+// lock's generation and NotBefore, or generation 1 and now minus Backdate for an identity
+// it does not record; NotAfter is NotBefore plus caValidity for a CA, plus certValidity
+// for a leaf, but never after its CA's NotAfter. The key pair has no NotAfter.
+func Schedule(c *model.Cluster, lk *lock.Lock, now time.Time) map[ID]Dates {
+	out := map[ID]Dates{}
+	record := func(id ID) Dates {
+		if lk != nil {
+			if r, ok := lk.Certificates[string(id)]; ok {
+				return Dates{Generation: r.Generation, NotBefore: r.NotBefore, Issued: true}
+			}
+		}
+		return Dates{Generation: 1, NotBefore: now.Add(-Backdate).UTC().Truncate(time.Second)}
+	}
+	for _, id := range Identities(c) {
+		d := record(id.ID)
+		switch id.Kind {
+		case KindCA:
+			d.NotAfter = d.NotBefore.Add(c.CAValidity)
+		case KindLeaf:
+			d.NotAfter = d.NotBefore.Add(c.CertValidity)
+			if caEnd := out[id.Cert.CA].NotAfter; d.NotAfter.After(caEnd) {
+				d.NotAfter = caEnd // never outlive the CA
+			}
+		}
+		out[id.ID] = d
+	}
+	return out
+}
+
+// Renewal is one identity renewed in the lock.
+type Renewal struct {
+	ID       ID
+	Old, New lock.Certificate
+}
+
+// Renew returns a copy of lk in which each identity gets the next generation and a
+// NotBefore of now minus Backdate (UTC, whole seconds), as at first issue: the next render
+// derives a new key and serial for exactly those. Every identity must be recorded in lk.
+func Renew(lk *lock.Lock, ids []ID, now time.Time) (*lock.Lock, []Renewal, error) {
+	out := lk.Clone()
+	if out.Certificates == nil {
+		out.Certificates = map[string]lock.Certificate{}
+	}
+	var done []Renewal
+	for _, id := range ids {
+		old, ok := lk.Certificates[string(id)]
+		if !ok {
+			return nil, nil, fmt.Errorf("%s is not in the lock yet: render first, which issues it", id)
+		}
+		n := lock.Certificate{Generation: old.Generation + 1, NotBefore: now.Add(-Backdate).UTC().Truncate(time.Second)}
+		out.Certificates[string(id)] = n
+		done = append(done, Renewal{ID: id, Old: old, New: n})
+	}
+	return out, done, nil
+}
+
+// holdKind is what a holding puts at its path.
+type holdKind int
+
+const (
+	holdCert       holdKind = iota // the identity's certificate (PEM)
+	holdKey                        // the identity's private key (PEM)
+	holdKubeconfig                 // a kubeconfig: the cluster CA, the identity's certificate and key, its token
+	holdSAPub                      // the service-account public key
+	holdKnownTokens                // known_tokens.csv
+)
+
+// holding is one credential file on a node: what it holds and where.
+type holding struct {
+	path string
+	kind holdKind
+	id   ID
+	// user and server are a kubeconfig's user and API server URL.
+	user, server string
+}
+
+// identities returns the identities whose certificate the file carries.
+func (h holding) identities() []ID {
+	switch h.kind {
+	case holdCert:
+		return []ID{h.id}
+	case holdKubeconfig:
+		return []ID{CA, h.id}
+	}
+	return nil
+}
+
+// holdings decides which credential files node n holds; certs are the templates
+// (templates(c)). Paths may repeat (a CA certificate placed by two roles) with the same
+// content; the first one wins.
+func holdings(c *model.Cluster, n *model.Node, certs map[ID]Cert) []holding {
+	var out []holding
+	pair := func(id ID) {
+		t := certs[id]
+		out = append(out, holding{path: t.CertPath, kind: holdCert, id: id}, holding{path: t.KeyPath, kind: holdKey, id: id})
+	}
+	endpoint := c.Endpoint.URL()
+	kubeletID, kubeletUser := kubeletIdentity(c, n)
+	proxyID, proxyUser := proxyIdentity(c)
+	out = append(out,
+		holding{path: paths.CACert, kind: holdCert, id: CA},
+		holding{path: paths.KubeletKubeconfig, kind: holdKubeconfig, id: kubeletID, user: kubeletUser, server: endpoint})
+	pair(KubeletServingID(n.Name))
+	out = append(out, holding{path: paths.KubeProxyKubeconfig, kind: holdKubeconfig, id: proxyID, user: proxyUser, server: endpoint})
+	if n.Etcd() {
+		out = append(out, holding{path: paths.EtcdCACert, kind: holdCert, id: EtcdCA})
+		pair(EtcdServerID(n.Name))
+		pair(EtcdPeerID(n.Name))
+		pair(EtcdHealthcheckClient)
+	}
+	if n.ControlPlane() {
+		local := c.LocalAPIServerURL(n)
+		out = append(out,
+			holding{path: paths.CAKey, kind: holdKey, id: CA}, // the controller manager signs CSRs with it
+			holding{path: paths.EtcdCACert, kind: holdCert, id: EtcdCA},
+			holding{path: paths.FrontProxyCACert, kind: holdCert, id: FrontProxyCA})
+		pair(APIServerID(n.Name))
+		for _, id := range []ID{APIServerKubeletClient, APIServerEtcdClient, FrontProxyClient} {
+			pair(id)
+		}
+		out = append(out,
+			holding{path: paths.SAKey, kind: holdKey, id: SA},
+			holding{path: paths.SAPub, kind: holdSAPub, id: SA},
+			holding{path: paths.AdminConf, kind: holdKubeconfig, id: Admin, user: AdminUser, server: endpoint},
+			holding{path: paths.SuperAdminConf, kind: holdKubeconfig, id: SuperAdmin, user: SuperAdminUser, server: endpoint},
+			holding{path: paths.ControllerManagerConf, kind: holdKubeconfig, id: ControllerManager, user: ControllerManagerUsr, server: local},
+			holding{path: paths.SchedulerConf, kind: holdKubeconfig, id: Scheduler, user: SchedulerUser, server: local})
+		if c.StaticTokens {
+			out = append(out, holding{path: paths.KnownTokens, kind: holdKnownTokens})
+		}
+	}
+	return out
+}
+
+// adminHolding is the operator's kubeconfig in the bundle's admin/ directory.
+func adminHolding(c *model.Cluster) holding {
+	return holding{path: paths.AdminKubeconfig, kind: holdKubeconfig, id: Admin, user: AdminUser, server: c.Endpoint.URL()}
+}
+
+// kubeletIdentity returns the certificate identity and user a node's kubelet uses.
+func kubeletIdentity(c *model.Cluster, n *model.Node) (ID, string) {
+	switch c.Credentials {
+	case model.CredentialsPerRole:
+		return SharedKubelet, SharedKubeletUser
+	case model.CredentialsShared:
+		return Admin, AdminUser
+	}
+	return KubeletClientID(n.Name), NodeUserPrefix + n.Name
+}
+
+// proxyIdentity returns the certificate identity and user kube-proxy uses.
+func proxyIdentity(c *model.Cluster) (ID, string) {
+	if c.Credentials == model.CredentialsShared {
+		return Admin, AdminUser
+	}
+	return KubeProxy, KubeProxyUser
+}
