@@ -176,11 +176,11 @@ func Renew(lk *lock.Lock, ids []ID, now time.Time) (*lock.Lock, []Renewal, error
 type holdKind int
 
 const (
-	holdCert       holdKind = iota // the identity's certificate (PEM)
-	holdKey                        // the identity's private key (PEM)
-	holdKubeconfig                 // a kubeconfig: the cluster CA, the identity's certificate and key, its token
-	holdSAPub                      // the service-account public key
-	holdKnownTokens                // known_tokens.csv
+	holdCert        holdKind = iota // the identity's certificate (PEM)
+	holdKey                         // the identity's private key (PEM)
+	holdKubeconfig                  // a kubeconfig: the cluster CA, the identity's certificate and key, its token
+	holdSAPub                       // the service-account public key
+	holdKnownTokens                 // known_tokens.csv
 )
 
 // holding is one credential file on a node: what it holds and where.

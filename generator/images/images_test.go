@@ -452,7 +452,6 @@ func indexOf(files []bundle.File, p string) int {
 	return -1
 }
 
-
 func TestContainerdNames(t *testing.T) {
 	h := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}
 	for tag, want := range map[string][2]string{
