@@ -194,7 +194,12 @@ func (r *resolver) network(c *Cluster) {
 		c.ProxyMode = "iptables"
 	case "iptables", "nftables":
 	case "ipvs":
-		r.errs.Add(pNetwork.Child("proxyMode"), "ipvs is deprecated since Kubernetes 1.35 and not offered; use iptables or nftables")
+		since := versions.IPVSDeprecatedSince()
+		if c.Profile.ProxyIPVSDeprecated {
+			r.errs.Add(pNetwork.Child("proxyMode"), "ipvs is deprecated since Kubernetes %s and not offered; use iptables or nftables", since)
+		} else {
+			r.errs.Add(pNetwork.Child("proxyMode"), "ipvs is not offered: it is deprecated from Kubernetes %s on and needs IPVS kernel modules scratchgen does not load; use iptables or nftables", since)
+		}
 	default:
 		r.errs.Add(pNetwork.Child("proxyMode"), "%q is not a kube-proxy mode; use iptables or nftables", in.ProxyMode)
 	}

@@ -2,7 +2,7 @@
 // paths.ManifestsDir: etcd on etcd members; kube-apiserver, kube-controller-manager and
 // kube-scheduler on control-plane nodes.
 //
-// The manifests follow kubeadm 1.34–1.36 (../shared/reference/version-matrix.md §2) where
+// The manifests follow kubeadm 1.34–1.36 (cmd/kubeadm/app/phases/controlplane/manifests.go and phases/etcd/local.go of each minor) where
 // scratchgen has no reason to differ, and are built from k8s.io/api core/v1 Pod types, then
 // serialized with sigs.k8s.io/yaml (sorted keys) after dropping the empty
 // creationTimestamp and status that a Go Pod value always carries. Flags are `--name=value`,
@@ -164,7 +164,7 @@ func caTrustDirs(os string) []string {
 // '-' and the leading '-' dropped.
 func volumeName(dir string) string { return strings.ReplaceAll(dir, "/", "-")[1:] }
 
-// apiServerPod is kube-apiserver (§2.4).
+// apiServerPod is kube-apiserver (kubeadm getAPIServerCommand).
 func apiServerPod(c *model.Cluster, n *model.Node, co *component.Component) (*corev1.Pod, error) {
 	image, err := imageRef(c, co.Image)
 	if err != nil {
@@ -241,7 +241,7 @@ func apiServerPod(c *model.Cluster, n *model.Node, co *component.Component) (*co
 	return componentPod(ctr, m, annotations), nil
 }
 
-// controllerManagerPod is kube-controller-manager (§2.5).
+// controllerManagerPod is kube-controller-manager (kubeadm getControllerManagerCommand).
 //
 // Node pod ranges: scratchgen assigns every node's range itself and renders routes and
 // the CNI host-local IPAM configuration from it. The kubelet cannot set its own
@@ -304,7 +304,7 @@ func controllerManagerPod(c *model.Cluster, n *model.Node, co *component.Compone
 	return componentPod(ctr, m, nil), nil
 }
 
-// schedulerPod is kube-scheduler (§2.6).
+// schedulerPod is kube-scheduler (kubeadm getSchedulerCommand).
 func schedulerPod(c *model.Cluster, _ *model.Node, co *component.Component) (*corev1.Pod, error) {
 	image, err := imageRef(c, co.Image)
 	if err != nil {
@@ -332,7 +332,7 @@ func schedulerPod(c *model.Cluster, _ *model.Node, co *component.Component) (*co
 	return componentPod(ctr, m, nil), nil
 }
 
-// etcdPod is one etcd member (§2.7, etcd 3.6 flag forms). Every member bootstraps
+// etcdPod is one etcd member (kubeadm getEtcdCommand, etcd 3.6 flag forms). Every member bootstraps
 // together (--initial-cluster-state=new) from the full member list; adding a member to a
 // running cluster later needs `etcdctl member add` and state "existing", which is not
 // rendered.
@@ -477,7 +477,7 @@ func (m *mounts) add(name, path string, typ corev1.HostPathType, readOnly bool) 
 	m.mounts = append(m.mounts, corev1.VolumeMount{Name: name, MountPath: path, ReadOnly: readOnly})
 }
 
-// componentPod is kubeadm's ComponentPod skeleton (§2.1): volumes and mounts sorted by name.
+// componentPod is kubeadm's ComponentPod skeleton (staticpod.ComponentPod): volumes and mounts sorted by name.
 func componentPod(ctr corev1.Container, m mounts, annotations map[string]string) *corev1.Pod {
 	sort.Slice(m.volumes, func(i, j int) bool { return m.volumes[i].Name < m.volumes[j].Name })
 	sort.Slice(m.mounts, func(i, j int) bool { return m.mounts[i].Name < m.mounts[j].Name })

@@ -284,7 +284,7 @@ func hasRole(roles []string, r string) bool {
 	return false
 }
 
-// checkSkeleton checks §2.1–2.3 facts shared by every pod and returns its container.
+// checkSkeleton checks the kubeadm skeleton facts shared by every pod and returns its container.
 func checkSkeleton(t *testing.T, ctx string, c *model.Cluster, pod *corev1.Pod, component string) *corev1.Container {
 	t.Helper()
 	if pod.APIVersion != "v1" || pod.Kind != "Pod" {

@@ -24,24 +24,34 @@ type Profile struct {
 	// KCMFlexVolumeMount: kubeadm mounts the flexvolume plugin dir into the controller
 	// manager up to 1.35 (removed in 1.36, kubernetes#136423).
 	KCMFlexVolumeMount bool
-	// KubeletPodInfraFlag: the kubelet still accepts --pod-infra-container-image
-	// (removed in 1.35, kubernetes#133779). scratchgen never sets it; the flag is recorded
-	// so tests can prove it never appears where it would break the kubelet.
-	KubeletPodInfraFlag bool
-	// ProxyIPVSDeprecated: kube-proxy's ipvs mode is deprecated (1.35+).
+	// ProxyIPVSDeprecated: kube-proxy's ipvs mode is deprecated (1.35+); validation names
+	// the first minor that deprecates it.
 	ProxyIPVSDeprecated bool
 	// TestedPatch is the patch release scratchgen's boot test builds and runs.
 	TestedPatch string
 }
 
-// profiles is ordered oldest first. Sources: ../shared/reference/version-matrix.md §1, §3, §5.
+// profiles is ordered oldest first. Sources: kubeadm's constants for each minor
+// (cmd/kubeadm/app/constants: the etcd release paired with the minor, the pause tag,
+// the CoreDNS tag) and the release notes named on each field.
 var profiles = []Profile{
 	{Minor: "1.34", MinorNumber: 34, Etcd: "3.6.5", Pause: "3.10.1", CoreDNS: "v1.12.1",
-		KCMFlexVolumeMount: true, KubeletPodInfraFlag: true, TestedPatch: "v1.34.4"},
+		KCMFlexVolumeMount: true, TestedPatch: "v1.34.4"},
 	{Minor: "1.35", MinorNumber: 35, Etcd: "3.6.8", Pause: "3.10.1", CoreDNS: "v1.13.1",
 		KCMFlexVolumeMount: true, ProxyIPVSDeprecated: true, TestedPatch: "v1.35.4"},
 	{Minor: "1.36", MinorNumber: 36, Etcd: "3.6.8", Pause: "3.10.1", CoreDNS: "v1.14.1",
 		ProxyIPVSDeprecated: true, TestedPatch: "v1.36.3"},
+}
+
+// IPVSDeprecatedSince returns the first minor whose profile deprecates kube-proxy's ipvs
+// mode ("1.35").
+func IPVSDeprecatedSince() string {
+	for _, p := range profiles {
+		if p.ProxyIPVSDeprecated {
+			return p.Minor
+		}
+	}
+	return "(none)"
 }
 
 // Default is the Kubernetes version `scratchgen init` proposes.
