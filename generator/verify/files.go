@@ -3,7 +3,6 @@ package verify
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"io/fs"
 	"path"
 	"sort"
@@ -25,22 +24,13 @@ func (b *checker) checkSums() {
 	if sums.mode != bundle.ModePublic {
 		b.problemf(writer.SumsName, "has mode %04o, want %04o", sums.mode, bundle.ModePublic)
 	}
+	entries, bad := writer.ParseSums(sums.data)
+	for _, e := range bad {
+		b.problemf(writer.SumsName, "%s", e.Msg)
+	}
 	listed := map[string]bool{}
-	for i, line := range strings.SplitAfter(string(sums.data), "\n") {
-		if line == "" {
-			continue
-		}
-		line, ok := strings.CutSuffix(line, "\n")
-		if !ok || len(line) < 67 || line[64:66] != "  " {
-			b.problemf(writer.SumsName, "line %d is not \"<sha256>  <path>\"", i+1)
-			continue
-		}
-		want, err := hex.DecodeString(line[:64])
-		if err != nil {
-			b.problemf(writer.SumsName, "line %d: %q is not a hexadecimal SHA-256 sum", i+1, line[:64])
-			continue
-		}
-		p := line[66:]
+	for _, e := range entries {
+		p := e.Path
 		if listed[p] {
 			b.problemf(writer.SumsName, "lists %s twice", p)
 			continue
@@ -53,7 +43,7 @@ func (b *checker) checkSums() {
 		case !ok:
 			b.problemf(p, "is listed in %s but missing", writer.SumsName)
 		default:
-			if got := sha256.Sum256(f.data); !bytes.Equal(got[:], want) {
+			if got := sha256.Sum256(f.data); got != e.Sum {
 				b.problemf(p, "does not match its SHA-256 sum in %s (changed after rendering)", writer.SumsName)
 			}
 		}

@@ -136,35 +136,18 @@ type checker struct {
 
 // load reads every file and directory of the bundle into memory.
 func (b *checker) load(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			if rel != "." {
-				b.dirs[rel] = info.Mode().Perm()
-			}
-		case info.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			b.files[rel] = &file{rel: rel, data: data, mode: info.Mode().Perm()}
-		default:
-			b.add(Problem{Path: rel, Msg: fmt.Sprintf("is a %s, not a regular file; scratchgen writes only files and directories", typeName(info.Mode()))})
-		}
-		return nil
-	})
+	l, err := writer.Load(dir)
+	if err != nil {
+		return err
+	}
+	for rel, f := range l.Files {
+		b.files[rel] = &file{rel: rel, data: f.Data, mode: f.Mode}
+	}
+	b.dirs = l.Dirs
+	for rel, typ := range l.Special {
+		b.add(Problem{Path: rel, Msg: fmt.Sprintf("is a %s, not a regular file; scratchgen writes only files and directories", typeName(typ))})
+	}
+	return nil
 }
 
 func typeName(m fs.FileMode) string {

@@ -1,17 +1,16 @@
 package writer
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/scratchgen/scratchgen/generator/parallel"
 	"io/fs"
 	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+
+	"github.com/scratchgen/scratchgen/generator/parallel"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
 )
@@ -32,16 +31,7 @@ func prepare(files []bundle.File) ([]bundle.File, error) {
 	out := make([]bundle.File, len(files), len(files)+1)
 	copy(out, files)
 	bundle.Sort(out)
-	hashes := make([][sha256.Size]byte, len(out))
-	parallel.DoN(len(out), ioWorkers(), func(i int) error { hashes[i] = sha256.Sum256(out[i].Data); return nil })
-	sums := make([]byte, 0, len(out)*(64+2+48))
-	for i, f := range out {
-		sums = hex.AppendEncode(sums, hashes[i][:])
-		sums = append(sums, "  "...)
-		sums = append(sums, f.Path...)
-		sums = append(sums, '\n')
-	}
-	out = append(out, bundle.File{Path: SumsName, Mode: bundle.ModePublic, Data: sums})
+	out = append(out, bundle.File{Path: SumsName, Mode: bundle.ModePublic, Data: Sums(out)})
 	bundle.Sort(out)
 	return out, nil
 }
@@ -199,9 +189,13 @@ func readLive(fsys fileSystem, dir string) (*liveBundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", sumsPath, err)
 	}
-	listed, err := parseSums(sums)
-	if err != nil {
-		return nil, fmt.Errorf("%s is not a scratchgen manifest (%v); move %s away or choose another -o", sumsPath, err, dir)
+	entries, bad := ParseSums(sums)
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("%s is not a scratchgen manifest (line %d); move %s away or choose another -o", sumsPath, bad[0].Line, dir)
+	}
+	listed := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		listed[e.Path] = true
 	}
 	var foreign []string
 	for name := range live.files {
@@ -267,23 +261,4 @@ func (l *liveBundle) walk(fsys fileSystem, root string) error {
 		level = next
 	}
 	return nil
-}
-
-// parseSums returns the paths a SHA256SUMS lists.
-func parseSums(data []byte) (map[string]bool, error) {
-	listed := map[string]bool{}
-	for i, line := range strings.SplitAfter(string(data), "\n") {
-		if line == "" {
-			continue
-		}
-		line, ok := strings.CutSuffix(line, "\n")
-		if !ok || len(line) < 67 || line[64:66] != "  " {
-			return nil, fmt.Errorf("line %d", i+1)
-		}
-		if _, err := hex.DecodeString(line[:64]); err != nil {
-			return nil, fmt.Errorf("line %d", i+1)
-		}
-		listed[line[66:]] = true
-	}
-	return listed, nil
 }

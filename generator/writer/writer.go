@@ -45,9 +45,6 @@ import (
 	"github.com/scratchgen/scratchgen/generator/bundle"
 )
 
-// SumsName is the manifest Write keeps at the bundle root, in `sha256sum -c` format.
-const SumsName = "SHA256SUMS"
-
 const (
 	stagingSuffix = ".scratchgen-staging"
 	markerName    = ".scratchgen-staging" // inside the staging directory

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/credentials"
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/render"
@@ -62,8 +59,8 @@ func runDiff(r *runner, args []string) error {
 		return fmt.Errorf("reading lock %s: %w", f.lock, err)
 	}
 	dir := filepath.Join(*out, res.Plan.Cluster)
-	newFiles := withSums(res.Plan.Files())
-	oldFiles, dirs, err := readBundle(dir, newFiles)
+	newFiles := writer.WithSums(res.Plan.Files())
+	oldFiles, dirs, err := writer.ReadBundle(dir, newFiles)
 	if err != nil {
 		return err
 	}
@@ -92,88 +89,6 @@ func runDiff(r *runner, args []string) error {
 		return exitChanges
 	}
 	return nil
-}
-
-// withSums adds the SHA256SUMS the writer keeps beside the files (sha256sum format).
-func withSums(files []bundle.File) []bundle.File {
-	var b strings.Builder
-	for _, f := range files {
-		h := sha256.Sum256(f.Data)
-		b.WriteString(hex.EncodeToString(h[:]) + "  " + f.Path + "\n")
-	}
-	out := append(slices.Clone(files), bundle.File{Path: writer.SumsName, Mode: bundle.ModePublic, Data: []byte(b.String())})
-	bundle.Sort(out)
-	return out
-}
-
-// readBundle returns the bundle on disk as a complete file list, reading only the files
-// writer.Check reports as changed or removed (the others equal the rendered ones), and
-// the directories whose mode would change. It refuses what render would refuse.
-func readBundle(dir string, want []bundle.File) ([]bundle.File, []string, error) {
-	var files []bundle.File
-	for _, f := range want {
-		if f.Path != writer.SumsName {
-			files = append(files, f)
-		}
-	}
-	ch, err := writer.Check(dir, files)
-	if err != nil {
-		return nil, nil, err
-	}
-	added := map[string]bool{}
-	for _, p := range ch.Added {
-		added[p] = true
-	}
-	changed := map[string]bool{}
-	for _, p := range ch.Changed {
-		changed[p] = true
-	}
-	var old []bundle.File
-	var dirs []string
-	read := func(p string) error {
-		full := filepath.Join(dir, filepath.FromSlash(p))
-		st, err := os.Lstat(full)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", full, err)
-		}
-		if st.IsDir() {
-			dirs = append(dirs, full)
-			return nil
-		}
-		data, err := os.ReadFile(full)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", full, err)
-		}
-		old = append(old, bundle.File{Path: p, Mode: st.Mode().Perm(), Data: data})
-		return nil
-	}
-	for _, f := range want {
-		switch {
-		case added[f.Path]:
-		case changed[f.Path]:
-			if err := read(f.Path); err != nil {
-				return nil, nil, err
-			}
-			delete(changed, f.Path)
-		default:
-			old = append(old, f)
-		}
-	}
-	// What remains in changed are directories.
-	for _, p := range ch.Changed {
-		if changed[p] {
-			if err := read(p); err != nil {
-				return nil, nil, err
-			}
-		}
-	}
-	for _, p := range ch.Removed {
-		if err := read(p); err != nil {
-			return nil, nil, err
-		}
-	}
-	bundle.Sort(old)
-	return old, dirs, nil
 }
 
 // runCerts dispatches `certs status` and `certs renew`.

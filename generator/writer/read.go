@@ -1,0 +1,135 @@
+package writer
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+)
+
+// Loaded is a whole bundle directory read into memory.
+type Loaded struct {
+	// Files are the regular files by slash path relative to the bundle root.
+	Files map[string]LoadedFile
+	// Dirs are the directories (relative, without ".") with their permission bits.
+	Dirs map[string]fs.FileMode
+	// Special are entries that are neither regular files nor directories (symlinks,
+	// pipes, sockets, devices), by relative path, with their type.
+	Special map[string]fs.FileMode
+}
+
+// LoadedFile is one file of a loaded bundle.
+type LoadedFile struct {
+	Data []byte
+	// Mode is the file's permission bits.
+	Mode fs.FileMode
+}
+
+// Load reads every file and directory under dir without following symlinks. It trusts
+// nothing: the caller decides what is wrong (verify), unlike Write and Check, which
+// refuse a directory scratchgen did not write.
+func Load(dir string) (*Loaded, error) {
+	l := &Loaded{Files: map[string]LoadedFile{}, Dirs: map[string]fs.FileMode{}, Special: map[string]fs.FileMode{}}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			if rel != "." {
+				l.Dirs[rel] = info.Mode().Perm()
+			}
+		case info.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			l.Files[rel] = LoadedFile{Data: data, Mode: info.Mode().Perm()}
+		default:
+			l.Special[rel] = info.Mode().Type()
+		}
+		return nil
+	})
+	return l, err
+}
+
+// ReadBundle returns the bundle on disk as a complete file list, reading only the files
+// writer.Check reports as changed or removed (the others equal the rendered ones), and
+// the directories whose mode would change. It refuses what render would refuse.
+func ReadBundle(dir string, want []bundle.File) ([]bundle.File, []string, error) {
+	var files []bundle.File
+	for _, f := range want {
+		if f.Path != SumsName {
+			files = append(files, f)
+		}
+	}
+	ch, err := Check(dir, files)
+	if err != nil {
+		return nil, nil, err
+	}
+	added := map[string]bool{}
+	for _, p := range ch.Added {
+		added[p] = true
+	}
+	changed := map[string]bool{}
+	for _, p := range ch.Changed {
+		changed[p] = true
+	}
+	var old []bundle.File
+	var dirs []string
+	read := func(p string) error {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		st, err := os.Lstat(full)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", full, err)
+		}
+		if st.IsDir() {
+			dirs = append(dirs, full)
+			return nil
+		}
+		data, err := os.ReadFile(full)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", full, err)
+		}
+		old = append(old, bundle.File{Path: p, Mode: st.Mode().Perm(), Data: data})
+		return nil
+	}
+	for _, f := range want {
+		switch {
+		case added[f.Path]:
+		case changed[f.Path]:
+			if err := read(f.Path); err != nil {
+				return nil, nil, err
+			}
+			delete(changed, f.Path)
+		default:
+			old = append(old, f)
+		}
+	}
+	// What remains in changed are directories.
+	for _, p := range ch.Changed {
+		if changed[p] {
+			if err := read(p); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	for _, p := range ch.Removed {
+		if err := read(p); err != nil {
+			return nil, nil, err
+		}
+	}
+	bundle.Sort(old)
+	return old, dirs, nil
+}
