@@ -19,6 +19,7 @@ import (
 	"github.com/scratchgen/scratchgen/cmd/scratchgen/cli"
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/render"
+	"github.com/scratchgen/scratchgen/generator/review"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected files from the current output")
@@ -242,29 +243,20 @@ func compareText(t *testing.T, path, got string) {
 	}
 }
 
-// lineDiff shows the lines that differ, with a few of context, for failure messages.
+// lineDiff is a unified diff of want and got for failure messages.
 func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl == gl {
-			continue
-		}
-		if shown++; shown > 20 {
-			b.WriteString("  … more differences\n")
-			break
-		}
-		fmt.Fprintf(&b, "  line %d:\n    - %s\n    + %s\n", i+1, wl, gl)
+	return review.UnifiedDiff(want, got)
+}
+
+// TestMain fails a run with -update after rewriting, so that an update is never mistaken
+// for a pass: the next run without -update checks the rewritten files.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if *update {
+		fmt.Println("golden: expected files rewritten (-update); this run fails on purpose: run `go test ./golden` to check them")
+		code = 1
 	}
-	return b.String()
+	os.Exit(code)
 }
 
 func mustRead(t *testing.T, p string) []byte {

@@ -195,7 +195,7 @@ func (r *resolver) network(c *Cluster) {
 	case "iptables", "nftables":
 	case "ipvs":
 		since := versions.IPVSDeprecatedSince()
-		if c.Profile.ProxyIPVSDeprecated {
+		if c.Profile.ProxyIPVSDeprecated || c.Profile.Minor == "" { // an unknown version: the newest rules
 			r.errs.Add(pNetwork.Child("proxyMode"), "ipvs is deprecated since Kubernetes %s and not offered; use iptables or nftables", since)
 		} else {
 			r.errs.Add(pNetwork.Child("proxyMode"), "ipvs is not offered: it is deprecated from Kubernetes %s on and needs IPVS kernel modules scratchgen does not load; use iptables or nftables", since)
