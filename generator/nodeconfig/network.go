@@ -77,7 +77,7 @@ func Network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
 	}
 	for _, r := range n.Routes {
 		if r.Dest.Overlaps(n.PodCIDR) || r.Via == n.Address {
-			return fmt.Errorf("route %s via %s (node %s) points at this node itself", r.Dest, r.Via, r.Node)
+			return fmt.Errorf("route %s via %s (node %q) points at this node itself", r.Dest, r.Via, r.Node)
 		}
 	}
 	conf := Conflist{

@@ -29,7 +29,7 @@ const header = "Written by scratchgen; edit the cluster spec and re-render inste
 // checkResolved refuses a node the model has not resolved.
 func checkResolved(n *model.Node) error {
 	if !n.Address.IsValid() || !n.PodCIDR.IsValid() || n.Name == "" {
-		return fmt.Errorf("node %q is not resolved (address %v, pod range %v)", n.Name, n.Address, n.PodCIDR)
+		return fmt.Errorf("the node is not resolved (address %v, pod range %v)", n.Address, n.PodCIDR)
 	}
 	return nil
 }

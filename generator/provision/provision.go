@@ -92,12 +92,12 @@ var targets = map[string]target{
 func Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.File, error) {
 	tgt, ok := targets[os]
 	if !ok {
-		return nil, fmt.Errorf("provisioning node %q: unknown OS %q (want %q, %q or %q)",
-			n.Name, os, model.OSGeneric, model.OSFlatcar, model.OSFCOS)
+		return nil, fmt.Errorf("unknown OS %q (want %q, %q or %q)",
+			os, model.OSGeneric, model.OSFlatcar, model.OSFCOS)
 	}
 	files, omitted, archives, err := included(n, embedSecrets)
 	if err != nil {
-		return nil, fmt.Errorf("provisioning node %q: %w", n.Name, err)
+		return nil, err
 	}
 	header := ""
 	if len(omitted) > 0 {
@@ -110,16 +110,16 @@ func Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.File, error) 
 	zipped := compressAll(files)
 	bu, err := butaneConfig(tgt, files, zipped, n.Units, header)
 	if err != nil {
-		return nil, fmt.Errorf("provisioning node %q: writing Butane config: %w", n.Name, err)
+		return nil, fmt.Errorf("writing Butane config: %w", err)
 	}
 	ign, err := translate(bu)
 	if err != nil {
-		return nil, fmt.Errorf("provisioning node %q: translating %s (%s %s) to Ignition: %w",
-			n.Name, ButaneFile, tgt.variant, tgt.version, err)
+		return nil, fmt.Errorf("translating %s (%s %s) to Ignition: %w",
+			ButaneFile, tgt.variant, tgt.version, err)
 	}
 	ud, err := userData(files, zipped, n.Units, header)
 	if err != nil {
-		return nil, fmt.Errorf("provisioning node %q: writing cloud-init user-data: %w", n.Name, err)
+		return nil, fmt.Errorf("writing cloud-init user-data: %w", err)
 	}
 
 	mode, secret := bundle.ModePublic, false

@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -157,5 +158,21 @@ func TestFakeComponent(t *testing.T) {
 	want := cp.Name + ": " + fakeName + " (config changed)"
 	if !slices.Contains(impact, want) || len(impact) != 1 {
 		t.Errorf("impact %q, want exactly %q", impact, want)
+	}
+}
+
+// TestStepErrorNamesNodeOnce: a failing step's error names the node once, quoted, and the
+// step.
+func TestStepErrorNamesNodeOnce(t *testing.T) {
+	boom := render.Step{Name: "boom", Run: func(_ *model.Cluster, n *model.Node, _ *bundle.NodeBuilder) error {
+		if n.Name == "worker-1" {
+			return errors.New("the widget is missing")
+		}
+		return nil
+	}}
+	_, err := render.Render([]byte(spec.Example("demo")), nil, render.Deps{Secret: []byte(strings.Repeat("k", 32)), Now: time.Now()},
+		render.WithComponent(component.Component{Name: "boom", Kind: component.Other}, boom))
+	if err == nil || err.Error() != `planning node "worker-1": boom: the widget is missing` {
+		t.Errorf("err = %v", err)
 	}
 }

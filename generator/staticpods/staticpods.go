@@ -65,11 +65,11 @@ func step(name string, build func(*model.Cluster, *model.Node, *component.Compon
 		}
 		pod, err := build(c, n, co)
 		if err != nil {
-			return fmt.Errorf("rendering %s for node %q: %w", co.Manifest, n.Name, err)
+			return fmt.Errorf("rendering %s: %w", co.Manifest, err)
 		}
 		data, err := kyaml.Marshal(pod)
 		if err != nil {
-			return fmt.Errorf("serializing %s for node %q: %w", co.Manifest, n.Name, err)
+			return fmt.Errorf("serializing %s: %w", co.Manifest, err)
 		}
 		b.Public(co.Manifest, data)
 		return nil
@@ -79,15 +79,15 @@ func step(name string, build func(*model.Cluster, *model.Node, *component.Compon
 // checkAddresses refuses what the manifests cannot express yet.
 func checkAddresses(c *model.Cluster, n *model.Node) error {
 	if !n.Address.Is4() {
-		return fmt.Errorf("rendering static pods for node %q: address %v is not an IPv4 address", n.Name, n.Address)
+		return fmt.Errorf("address %v is not an IPv4 address", n.Address)
 	}
 	members := c.EtcdMembers()
 	if len(members) == 0 {
-		return fmt.Errorf("rendering static pods for node %q: the cluster has no etcd member", n.Name)
+		return fmt.Errorf("the cluster has no etcd member")
 	}
 	for _, m := range members {
 		if !m.Address.Is4() {
-			return fmt.Errorf("rendering static pods for node %q: etcd member %q has no IPv4 address", n.Name, m.Name)
+			return fmt.Errorf("etcd member %q has no IPv4 address", m.Name)
 		}
 	}
 	return nil
