@@ -1,18 +1,8 @@
 package spec
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	"io"
-	"reflect"
-	"sort"
-	"strconv"
-	"strings"
-
-	"gopkg.in/yaml.v3"
-
 	"github.com/scratchgen/scratchgen/generator/field"
+	"github.com/scratchgen/scratchgen/generator/strict"
 )
 
 // MaxSize bounds the spec file; a cluster spec is a few kilobytes.
@@ -26,197 +16,16 @@ type Document struct {
 
 // Parse decodes a spec strictly: unknown or duplicated fields, wrong types and a second
 // YAML document are all reported, each with its path and line:column. Parse never panics.
+// It returns nil when the file is not YAML at all.
 func Parse(data []byte) (*Document, field.List) {
-	var errs field.List
-	if len(data) > MaxSize {
-		errs.Add("", "the spec is %d bytes, more than the %d a cluster spec can need; is this the right file?", len(data), MaxSize)
+	doc := &Document{}
+	pos, errs := strict.Decode(data, &doc.Cluster, strict.Options{
+		What: "spec", MaxSize: MaxSize, Empty: "the file is empty; start from `scratchgen init`",
+		Second: "a second YAML document follows the Cluster; a spec file holds exactly one",
+	})
+	if pos == nil {
 		return nil, errs
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var root yaml.Node
-	if err := dec.Decode(&root); err != nil {
-		msg := "the file is empty; start from `scratchgen init`"
-		if !errors.Is(err, io.EOF) {
-			msg = "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
-		}
-		errs.Add("", "%s", msg)
-		return nil, errs
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		errs = append(errs, &field.Error{Pos: pos(&extra), Msg: "a second YAML document follows the Cluster; a spec file holds exactly one"})
-	} else if !errors.Is(err, io.EOF) {
-		errs.Add("", "not valid YAML after the first document: %s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	doc := &Document{Positions: map[field.Path]field.Position{}}
-	d := decoder{doc: doc}
-	node := &root
-	if node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
-		node = node.Content[0]
-	}
-	d.decode(node, reflect.ValueOf(&doc.Cluster).Elem(), "")
-	errs = append(errs, d.errs...)
+	doc.Positions = pos
 	return doc, errs
-}
-
-func pos(n *yaml.Node) field.Position { return field.Position{Line: n.Line, Column: n.Column} }
-
-type decoder struct {
-	doc   *Document
-	errs  field.List
-	depth int
-}
-
-func (d *decoder) fail(n *yaml.Node, p field.Path, format string, args ...any) {
-	d.errs = append(d.errs, &field.Error{Path: p, Pos: pos(n), Msg: fmt.Sprintf(format, args...)})
-}
-
-// decode sets v from n, recording positions and reporting every mismatch.
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, p field.Path) {
-	d.depth++
-	defer func() { d.depth-- }()
-	if d.depth > 64 {
-		d.fail(n, p, "nested too deeply")
-		return
-	}
-	if n.Kind == yaml.AliasNode {
-		d.fail(n, p, "YAML aliases are not supported in a spec; write the value out")
-		return
-	}
-	if p != "" {
-		d.doc.Positions[p] = pos(n)
-	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return // leave the zero value: the field is unset
-	}
-	switch v.Kind() {
-	case reflect.Pointer:
-		e := reflect.New(v.Type().Elem())
-		if d.decodeScalar(n, e.Elem(), p) {
-			v.Set(e)
-		}
-	case reflect.Struct:
-		d.decodeStruct(n, v, p)
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			d.fail(n, p, "expected a list, found %s", describe(n))
-			return
-		}
-		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-		for i, c := range n.Content {
-			d.decode(c, s.Index(i), p.Index(i))
-		}
-		v.Set(s)
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			d.fail(n, p, "expected a mapping, found %s", describe(n))
-			return
-		}
-		m := reflect.MakeMap(v.Type())
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			if k.Kind != yaml.ScalarNode {
-				d.fail(k, p, "map keys must be plain strings")
-				continue
-			}
-			kp := p.Key(k.Value)
-			if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
-				d.fail(k, kp, "duplicated key %q; keep one", k.Value)
-				continue
-			}
-			e := reflect.New(v.Type().Elem()).Elem()
-			d.decode(val, e, kp)
-			m.SetMapIndex(reflect.ValueOf(k.Value), e)
-		}
-		v.Set(m)
-	default:
-		d.decodeScalar(n, v, p)
-	}
-}
-
-func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, p field.Path) bool {
-	if n.Kind != yaml.ScalarNode {
-		d.fail(n, p, "expected %s, found %s", kindName(v.Kind()), describe(n))
-		return false
-	}
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(n.Value)
-	case reflect.Int:
-		i, err := strconv.ParseInt(n.Value, 10, 32)
-		if err != nil || n.Tag != "!!int" {
-			d.fail(n, p, "expected a whole number, found %q", n.Value)
-			return false
-		}
-		v.SetInt(i)
-	case reflect.Bool:
-		if n.Tag != "!!bool" {
-			d.fail(n, p, "expected true or false, found %q", n.Value)
-			return false
-		}
-		v.SetBool(n.Value == "true" || n.Value == "True" || n.Value == "TRUE")
-	default:
-		d.fail(n, p, "unsupported field type %s", v.Kind())
-		return false
-	}
-	return true
-}
-
-func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, p field.Path) {
-	if n.Kind != yaml.MappingNode {
-		d.fail(n, p, "expected a mapping, found %s", describe(n))
-		return
-	}
-	t := v.Type()
-	fields := map[string]int{}
-	var names []string
-	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		fields[name] = i
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		kp := p.Child(k.Value)
-		if k.Kind != yaml.ScalarNode {
-			d.fail(k, p, "field names must be plain strings")
-			continue
-		}
-		idx, ok := fields[k.Value]
-		if !ok {
-			d.fail(k, kp, "unknown field %q; known fields here: %s", k.Value, strings.Join(names, ", "))
-			continue
-		}
-		if seen[k.Value] {
-			d.fail(k, kp, "field %q is given twice; keep one", k.Value)
-			continue
-		}
-		seen[k.Value] = true
-		d.decode(val, v.Field(idx), kp)
-	}
-}
-
-func kindName(k reflect.Kind) string {
-	switch k {
-	case reflect.Int:
-		return "a whole number"
-	case reflect.Bool:
-		return "true or false"
-	default:
-		return "a string"
-	}
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		return strconv.Quote(n.Value)
-	}
-	return "something else"
 }
