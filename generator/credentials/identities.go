@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/scratchgen/scratchgen/generator/field"
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/paths"
@@ -272,4 +273,33 @@ func proxyIdentity(c *model.Cluster) (ID, string) {
 		return Admin, AdminUser
 	}
 	return KubeProxy, KubeProxyUser
+}
+
+// CheckLock reports certificate records of lk that cannot be right at time now: a
+// NotBefore in the future (a hand edit, or a clock far behind the one that rendered), and
+// a leaf whose NotBefore is not before its CA's NotAfter. Problems have Input
+// field.InputLock and the record's path.
+func CheckLock(c *model.Cluster, lk *lock.Lock, now time.Time) field.List {
+	var errs field.List
+	if lk == nil {
+		return nil
+	}
+	dates := Schedule(c, lk, now)
+	for _, id := range Identities(c) {
+		d := dates[id.ID]
+		if !d.Issued {
+			continue
+		}
+		p := field.Path("certificates").Key(string(id.ID)).Child("notBefore")
+		switch {
+		case d.NotBefore.After(now):
+			errs.AddIn(field.InputLock, p, "%s is in the future (now %s): certificates would not be valid yet; restore the lock from version control, or delete this entry to issue %s anew",
+				d.NotBefore.Format(time.RFC3339), now.UTC().Truncate(time.Second).Format(time.RFC3339), id.ID)
+		case id.Kind == KindLeaf && !d.NotBefore.Before(dates[id.Cert.CA].NotAfter):
+			errs.AddIn(field.InputLock, p, "%s is not before %s's end (%s): the certificate could never be valid; restore the lock from version control, or renew %s",
+				d.NotBefore.Format(time.RFC3339), id.Cert.CA, dates[id.Cert.CA].NotAfter.Format(time.RFC3339), id.Cert.CA)
+		}
+	}
+	lk.Locate(errs)
+	return errs
 }

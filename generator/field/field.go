@@ -37,7 +37,12 @@ type Error struct {
 	Msg string
 	// Warning marks a problem that does not stop rendering.
 	Warning bool
+	// Input names the file the problem is in: "" for the spec, InputLock for the lock.
+	Input string
 }
+
+// InputLock marks problems in the lock file.
+const InputLock = "lock"
 
 // Error formats "line:col: path: msg".
 func (e *Error) Error() string {
@@ -69,6 +74,17 @@ func (l *List) Warn(path Path, format string, args ...any) {
 	*l = append(*l, &Error{Path: path, Msg: fmt.Sprintf(format, args...), Warning: true})
 }
 
+// In returns the entries of one input.
+func (l List) In(input string) List {
+	var out List
+	for _, e := range l {
+		if e.Input == input {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // Errors returns the entries that are not warnings.
 func (l List) Errors() List {
 	var out List
@@ -91,11 +107,19 @@ func (l List) Warnings() List {
 	return out
 }
 
-// Locate fills in positions from a path → position index, falling back to the
-// nearest parent path that has one.
-func (l List) Locate(pos map[Path]Position) {
+// AddIn appends an error about a field of another input (InputLock).
+func (l *List) AddIn(input string, path Path, format string, args ...any) {
+	*l = append(*l, &Error{Input: input, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Locate fills in positions of the spec's problems from a path → position index,
+// falling back to the nearest parent path that has one.
+func (l List) Locate(pos map[Path]Position) { l.LocateIn("", pos) }
+
+// LocateIn is Locate for the problems of one input.
+func (l List) LocateIn(input string, pos map[Path]Position) {
 	for _, e := range l {
-		if e.Pos.Line > 0 {
+		if e.Pos.Line > 0 || e.Input != input {
 			continue
 		}
 		for p := e.Path; p != ""; p = parent(p) {
@@ -116,11 +140,15 @@ func parent(p Path) Path {
 	return Path(s[:i])
 }
 
-// Sorted returns the list ordered by position, then path (stable for equal keys).
+// Sorted returns the list ordered by input (the spec first), position, then path
+// (stable for equal keys).
 func (l List) Sorted() List {
 	out := append(List(nil), l...)
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
+		if a.Input != b.Input {
+			return a.Input < b.Input
+		}
 		if a.Pos.Line != b.Pos.Line {
 			if a.Pos.Line == 0 || b.Pos.Line == 0 {
 				return b.Pos.Line == 0
@@ -135,10 +163,18 @@ func (l List) Sorted() List {
 	return out
 }
 
-// Format writes every entry on its own line, sorted, each prefixed with file.
-func (l List) Format(file string) string {
+// Format writes every entry on its own line, sorted, each prefixed with file (the spec's
+// name; problems of another input are prefixed with that input's name).
+func (l List) Format(file string) string { return l.FormatIn(map[string]string{"": file}) }
+
+// FormatIn is Format with a file name per input ("" the spec, InputLock the lock).
+func (l List) FormatIn(files map[string]string) string {
 	var b strings.Builder
 	for _, e := range l.Sorted() {
+		file, ok := files[e.Input]
+		if !ok {
+			file = e.Input
+		}
 		if file != "" {
 			b.WriteString(file)
 			if e.Pos.Line > 0 {

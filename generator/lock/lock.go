@@ -1,13 +1,23 @@
 // Package lock reads and writes the lock file (<spec stem>.lock): what scratchgen decided
-// once and must keep deciding the same way — pod range allocations, certificate generations
-// and first-issue times, image digests. It is committed by users and holds no secrets.
+// once and must keep deciding the same way — pod range allocations and the ranges they
+// were made in, certificate generations, first-issue times and fingerprints, image
+// digests, and a verifier of the root secret. It is committed by users and holds no
+// secrets. It is input like the spec: Parse reports every problem with its field path
+// and line.
 package lock
 
 import (
+	"encoding/hex"
 	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/scratchgen/scratchgen/generator/field"
+	"github.com/scratchgen/scratchgen/generator/strict"
 )
 
 // APIVersion and Kind identify the lock format.
@@ -16,18 +26,42 @@ const (
 	Kind       = "Lock"
 )
 
+// MaxSize bounds the lock file: a 10,000-node lock is a few megabytes.
+const MaxSize = 64 << 20
+
 // Lock is the lock file.
 type Lock struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 	// Cluster is the cluster the lock belongs to; a lock of another cluster is refused.
 	Cluster string `json:"cluster"`
+	// RootSecret identifies the root secret the PKI was issued from, without revealing it.
+	RootSecret *RootSecret `json:"rootSecret,omitempty"`
+	// Network records the ranges the pod ranges were allocated in.
+	Network *Network `json:"network,omitempty"`
 	// PodCIDRs maps node name to its allocated pod range.
 	PodCIDRs map[string]string `json:"podCIDRs,omitempty"`
 	// Certificates maps an identity (e.g. "ca", "kubelet-client/worker-1") to its issue record.
 	Certificates map[string]Certificate `json:"certificates,omitempty"`
 	// Images maps an image reference as rendered by tag ("registry.k8s.io/pause:3.10.1") to its pin.
 	Images map[string]Image `json:"images,omitempty"`
+
+	// positions of every field, from Parse (nil for a lock made in memory).
+	positions map[field.Path]field.Position
+}
+
+// RootSecret is a verifier of the root secret: a keyed hash derived from it under its own
+// label (pki.SecretVerifier), which tells a wrong or missing secret from the right one and
+// reveals nothing that helps guess it.
+type RootSecret struct {
+	Verifier string `json:"verifier"`
+}
+
+// Network is the addressing the allocations were made in.
+type Network struct {
+	PodCIDR             string `json:"podCIDR"`
+	ServiceCIDR         string `json:"serviceCIDR"`
+	NodePodCIDRMaskSize int    `json:"nodePodCIDRMaskSize"`
 }
 
 // Certificate records when and in which generation an identity was issued.
@@ -36,6 +70,10 @@ type Certificate struct {
 	Generation int `json:"generation"`
 	// NotBefore is fixed at first issue of this generation; NotAfter = NotBefore + validity.
 	NotBefore time.Time `json:"notBefore"`
+	// SHA256 is the hex SHA-256 of the certificate's DER (of the public key's PKIX DER for
+	// the service-account key pair), so that a certificate on disk can be recognised
+	// without the root secret.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Image pins a tag to digests.
@@ -51,21 +89,110 @@ func New(cluster string) *Lock {
 	return &Lock{APIVersion: APIVersion, Kind: Kind, Cluster: cluster}
 }
 
-// Parse reads a lock strictly.
-func Parse(data []byte) (*Lock, error) {
-	var l Lock
-	if err := yaml.UnmarshalStrict(data, &l); err != nil {
-		return nil, fmt.Errorf("reading lock: %w", err)
+var (
+	hex64    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+)
+
+// Parse reads a lock strictly and checks what can be checked without the spec: every
+// problem is returned with its field path and line. The lock is nil only when the file
+// is not YAML at all.
+func Parse(data []byte) (*Lock, field.List) {
+	l := &Lock{}
+	pos, errs := strict.Decode(data, l, strict.Options{
+		What: "lock", MaxSize: MaxSize, Empty: "the lock is empty; remove it (the next render writes a new one) or restore it from version control",
+		Second: "a second YAML document follows the lock; a lock file holds exactly one",
+	})
+	if pos == nil {
+		return nil, errs
 	}
-	if l.APIVersion != APIVersion || l.Kind != Kind {
-		return nil, fmt.Errorf("reading lock: apiVersion/kind %s/%s is not %s/%s", l.APIVersion, l.Kind, APIVersion, Kind)
+	l.positions = pos
+	errs = append(errs, l.check()...)
+	for _, e := range errs {
+		e.Input = field.InputLock
 	}
-	for id, c := range l.Certificates {
-		if c.Generation < 1 {
-			return nil, fmt.Errorf("reading lock: certificates[%q].generation must be 1 or more", id)
+	l.Locate(errs)
+	return l, errs
+}
+
+// check validates the lock on its own.
+func (l *Lock) check() field.List {
+	var errs field.List
+	if l.APIVersion != APIVersion {
+		errs.Add("apiVersion", "%q is not a lock version this scratchgen reads; want %s", l.APIVersion, APIVersion)
+	}
+	if l.Kind != Kind {
+		errs.Add("kind", "%q is not %s", l.Kind, Kind)
+	}
+	if l.Cluster == "" {
+		errs.Add("cluster", "missing; a lock names the cluster it belongs to")
+	}
+	if l.RootSecret != nil && !hex64.MatchString(l.RootSecret.Verifier) {
+		errs.Add("rootSecret.verifier", "is not 64 lowercase hexadecimal digits; restore the lock from version control")
+	}
+	if n := l.Network; n != nil {
+		for _, f := range []struct{ name, v string }{{"podCIDR", n.PodCIDR}, {"serviceCIDR", n.ServiceCIDR}} {
+			if p, err := netip.ParsePrefix(f.v); err != nil || p.Masked() != p {
+				errs.Add(field.Path("network").Child(f.name), "%q is not a network range; restore the lock from version control", f.v)
+			}
+		}
+		if n.NodePodCIDRMaskSize < 1 || n.NodePodCIDRMaskSize > 128 {
+			errs.Add("network.nodePodCIDRMaskSize", "%d is not a prefix length", n.NodePodCIDRMaskSize)
 		}
 	}
-	return &l, nil
+	// Pod ranges: valid, and no two nodes share addresses (never silently reassigned).
+	names := make([]string, 0, len(l.PodCIDRs))
+	for name := range l.PodCIDRs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	owner := map[netip.Prefix]string{}
+	for _, name := range names {
+		p := field.Path("podCIDRs").Key(name)
+		pr, err := netip.ParsePrefix(l.PodCIDRs[name])
+		if err != nil || pr.Masked() != pr {
+			errs.Add(p, "%q is not a network range such as 10.10.1.0/24", l.PodCIDRs[name])
+			continue
+		}
+		for q, other := range owner {
+			if q.Overlaps(pr) {
+				errs.Add(p, "%s overlaps %s of node %q; every node needs its own range: give one of them back its own range from version control, or delete one entry to allocate it anew", pr, q, other)
+			}
+		}
+		owner[pr] = name
+	}
+	for _, id := range sortedKeys(l.Certificates) {
+		c, p := l.Certificates[id], field.Path("certificates").Key(id)
+		if c.Generation < 1 {
+			errs.Add(p.Child("generation"), "%d; generations start at 1", c.Generation)
+		}
+		if c.NotBefore.IsZero() {
+			errs.Add(p.Child("notBefore"), "missing; every issued certificate records its first-issue time")
+		}
+		if c.SHA256 != "" && !hex64.MatchString(c.SHA256) {
+			errs.Add(p.Child("sha256"), "%q is not 64 lowercase hexadecimal digits", c.SHA256)
+		}
+	}
+	for _, ref := range sortedKeys(l.Images) {
+		im, p := l.Images[ref], field.Path("images").Key(ref)
+		if !digestRE.MatchString(im.Digest) {
+			errs.Add(p.Child("digest"), "%q is not a digest such as sha256:<64 hex digits>; run `scratchgen images pin`", im.Digest)
+		}
+		for _, plat := range sortedKeys(im.Platforms) {
+			if !digestRE.MatchString(im.Platforms[plat]) {
+				errs.Add(p.Child("platforms").Key(plat), "%q is not a digest such as sha256:<64 hex digits>", im.Platforms[plat])
+			}
+		}
+	}
+	return errs
+}
+
+// Locate fills in the line and column of problems about this lock's fields (those with
+// Input field.InputLock).
+func (l *Lock) Locate(errs field.List) {
+	if l != nil {
+		errs.LocateIn(field.InputLock, l.positions)
+	}
 }
 
 // Marshal writes the lock as YAML with sorted keys, so the same lock gives the same bytes.
@@ -77,11 +204,22 @@ func (l *Lock) Marshal() ([]byte, error) {
 	return append([]byte("# scratchgen lock: commit it beside the spec. It holds no secrets.\n"), out...), nil
 }
 
+// Issued reports whether the lock records any issued identity (its PKI exists).
+func (l *Lock) Issued() bool { return l != nil && len(l.Certificates) > 0 }
+
 // Clone returns a deep copy.
 func (l *Lock) Clone() *Lock {
 	c := *l
 	c.PodCIDRs = cloneMap(l.PodCIDRs)
 	c.Certificates = cloneMap(l.Certificates)
+	if l.RootSecret != nil {
+		r := *l.RootSecret
+		c.RootSecret = &r
+	}
+	if l.Network != nil {
+		n := *l.Network
+		c.Network = &n
+	}
 	c.Images = make(map[string]Image, len(l.Images))
 	for k, v := range l.Images {
 		v.Platforms = cloneMap(v.Platforms)
@@ -91,6 +229,18 @@ func (l *Lock) Clone() *Lock {
 		c.Images = nil
 	}
 	return &c
+}
+
+// HexSum formats a SHA-256 sum as the lock records it.
+func HexSum(sum [32]byte) string { return hex.EncodeToString(sum[:]) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func cloneMap[K comparable, V any](m map[K]V) map[K]V {

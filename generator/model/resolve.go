@@ -34,17 +34,32 @@ var (
 	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
 
+// Options change how a spec is resolved against its lock.
+type Options struct {
+	// AllowNetworkChange lets the spec move the ranges the lock allocated in (pod range,
+	// service range, node mask size): nodes whose locked range no longer fits get a new
+	// one. Without it such a change is an error.
+	AllowNetworkChange bool
+}
+
 // Resolve validates a parsed spec and derives the model. The lock supplies earlier pod
-// range allocations; the returned lock holds the allocations of this model (the input is
-// not modified). Every problem is reported at once; warnings do not stop resolution.
-func Resolve(doc *spec.Document, lk *lock.Lock) (*Cluster, *lock.Lock, field.List) {
+// range allocations and the ranges they were made in; the returned lock holds the
+// allocations of this model and its network (the input is not modified). Every problem
+// is reported at once, problems of the lock with Input field.InputLock; warnings do not
+// stop resolution.
+func Resolve(doc *spec.Document, lk *lock.Lock, opts ...Options) (*Cluster, *lock.Lock, field.List) {
 	r := &resolver{in: &doc.Cluster, lock: lk}
+	for _, o := range opts {
+		r.opts = o
+	}
 	c := r.resolve()
 	var newLock *lock.Lock
 	if len(r.errs.Errors()) == 0 {
+		r.checkNetwork(c)
 		newLock = r.allocate(c, lk)
 	}
 	r.errs.Locate(doc.Positions)
+	lk.Locate(r.errs)
 	if len(r.errs.Errors()) > 0 {
 		return nil, nil, r.errs
 	}
@@ -54,6 +69,7 @@ func Resolve(doc *spec.Document, lk *lock.Lock) (*Cluster, *lock.Lock, field.Lis
 type resolver struct {
 	in   *spec.Cluster
 	lock *lock.Lock
+	opts Options
 	errs field.List
 }
 
@@ -581,33 +597,91 @@ func nthAddr(p netip.Prefix, n int64) netip.Addr {
 	return a
 }
 
+// networkChangeHint ends every network-move error.
+const networkChangeHint = "or pass --allow-network-change to re-address the cluster on purpose"
+
+// checkNetwork refuses a spec that moves the ranges the lock allocated in: the pod range
+// and the service range may only grow at the end (same first address, shorter prefix),
+// the node mask size may not change.
+func (r *resolver) checkNetwork(c *Cluster) {
+	if r.lock == nil || r.lock.Network == nil || r.opts.AllowNetworkChange {
+		return
+	}
+	was := r.lock.Network
+	grows := func(old string, now netip.Prefix) bool {
+		o, err := netip.ParsePrefix(old)
+		return err == nil && o.Addr() == now.Addr() && now.Bits() <= o.Bits()
+	}
+	if !grows(was.PodCIDR, c.PodCIDR) {
+		r.errs.Add(pNetwork.Child("podCIDR"), "%s moves the pod range the lock allocated node ranges in (%s): every node's pod range, bridge address, routes and masquerade rule would change while running pods keep their old addresses; keep %s (it may only grow at the end, e.g. a shorter prefix), %s",
+			c.PodCIDR, was.PodCIDR, was.PodCIDR, networkChangeHint)
+	}
+	if !grows(was.ServiceCIDR, c.ServiceCIDR) {
+		r.errs.Add(pNetwork.Child("serviceCIDR"), "%s moves the service range the cluster was built with (%s): the kubernetes Service IP in every API server certificate and the DNS IP in every kubelet would change, and existing Services keep addresses outside the new range; keep %s (it may only grow at the end), %s",
+			c.ServiceCIDR, was.ServiceCIDR, was.ServiceCIDR, networkChangeHint)
+	}
+	if was.NodePodCIDRMaskSize != c.NodeMaskSize {
+		r.errs.Add(pNetwork.Child("nodePodCIDRMaskSize"), "%d changes the node range size the lock allocated with (%d): every node would get a new pod range, bridge address and routes; keep %d, %s",
+			c.NodeMaskSize, was.NodePodCIDRMaskSize, was.NodePodCIDRMaskSize, networkChangeHint)
+	}
+}
+
 // allocate assigns every node a pod range (pin, then lock, then the lowest free one),
-// derives bridge addresses and routes, and returns the lock holding the allocations.
+// derives bridge addresses and routes, and returns the lock holding the allocations and
+// the network they were made in. A locked range is never silently replaced: a pin that
+// differs from it, or a locked range that no longer fits the spec, is an error unless
+// the network may change.
 func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 	out := lock.New(c.Name)
 	if in != nil {
 		out = in.Clone()
 	}
 	out.Cluster = c.Name
-	taken := map[netip.Prefix]bool{}
+	taken := map[netip.Prefix]string{}
 	for _, n := range c.Nodes {
 		if n.PodCIDR.IsValid() {
-			taken[n.PodCIDR] = true
+			taken[n.PodCIDR] = n.Name
 		}
 	}
-	// Keep locked ranges that still fit and do not collide with a pin.
+	// Keep locked ranges; refuse a move.
 	for _, n := range c.Nodes {
-		if n.PodCIDR.IsValid() || in == nil {
+		if in == nil {
+			break
+		}
+		s, ok := in.PodCIDRs[n.Name]
+		if !ok {
 			continue
 		}
-		if s, ok := in.PodCIDRs[n.Name]; ok {
-			if pr, err := netip.ParsePrefix(s); err == nil && pr.Bits() == c.NodeMaskSize && c.PodCIDR.Contains(pr.Addr()) && !taken[pr] {
-				n.PodCIDR = pr
-				taken[pr] = true
+		lp := field.Path("podCIDRs").Key(n.Name)
+		pr, _ := netip.ParsePrefix(s) // lock.Parse checked it
+		np := pNodes.Index(n.Index).Child("podCIDR")
+		switch {
+		case n.PodCIDR.IsValid() && n.PodCIDR != pr:
+			if !r.opts.AllowNetworkChange {
+				r.errs.Add(np, "%s differs from the range the lock allocated to node %q (%s): the node's pods, bridge and every node's route to it would move; pin %s, %s", n.PodCIDR, n.Name, pr, pr, networkChangeHint)
 			}
+		case n.PodCIDR.IsValid():
+		case pr.Bits() != c.NodeMaskSize || !c.PodCIDR.Contains(pr.Addr()):
+			if !r.opts.AllowNetworkChange {
+				r.errs.AddIn(field.InputLock, lp, "%s (node %q) is not a /%d inside podCIDR %s: the spec's network no longer fits the lock; restore the network the lock was made with, %s", pr, n.Name, c.NodeMaskSize, c.PodCIDR, networkChangeHint)
+			}
+		default:
+			if other, clash := taken[pr]; clash {
+				r.errs.AddIn(field.InputLock, lp, "%s (node %q) is the range spec.nodes pins for node %q; every node needs its own range: move the pin to a free range", pr, n.Name, other)
+				continue
+			}
+			n.PodCIDR = pr
+			taken[pr] = n.Name
 		}
 	}
-	size := int64(1) << (32 - c.NodeMaskSize)
+	if len(r.errs.Errors()) > 0 {
+		return nil
+	}
+	bits := 32
+	if c.PodCIDR.Addr().Is6() {
+		bits = 128
+	}
+	size := int64(1) << (bits - c.NodeMaskSize)
 	count := int64(1) << (c.NodeMaskSize - c.PodCIDR.Bits())
 	next := int64(0)
 	for _, n := range c.Nodes {
@@ -616,9 +690,9 @@ func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 		}
 		for ; next < count; next++ {
 			cand := netip.PrefixFrom(nthAddr(c.PodCIDR, next*size), c.NodeMaskSize)
-			if !taken[cand] {
+			if _, used := taken[cand]; !used {
 				n.PodCIDR = cand
-				taken[cand] = true
+				taken[cand] = n.Name
 				break
 			}
 		}
@@ -632,6 +706,7 @@ func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 		out.PodCIDRs[n.Name] = n.PodCIDR.String()
 		n.BridgeAddr = netip.PrefixFrom(n.PodCIDR.Addr().Next(), n.PodCIDR.Bits())
 	}
+	out.Network = &lock.Network{PodCIDR: c.PodCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), NodePodCIDRMaskSize: c.NodeMaskSize}
 	if c.NetworkMode == NetworkRouted {
 		for _, n := range c.Nodes {
 			for _, o := range c.Nodes {

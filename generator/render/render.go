@@ -58,29 +58,46 @@ type Output struct {
 	Warnings field.List
 }
 
-// InvalidSpecError carries every problem of a spec that cannot be rendered.
+// InvalidSpecError carries every problem of a spec (and of its lock, Input
+// field.InputLock) that cannot be rendered.
 type InvalidSpecError struct {
 	Problems field.List
 }
 
 func (e *InvalidSpecError) Error() string {
 	n := len(e.Problems.Errors())
-	return fmt.Sprintf("the spec has %d problem(s):\n%s", n, strings.TrimRight(e.Problems.Errors().Format(""), "\n"))
+	return fmt.Sprintf("the spec has %d problem(s):\n%s", n, strings.TrimRight(e.Problems.Errors().FormatIn(map[string]string{"": "spec", field.InputLock: "lock"}), "\n"))
+}
+
+// ResolveOptions change how a spec is resolved against its lock.
+type ResolveOptions struct {
+	// Now, when set, is checked against the lock's certificate records (none may start
+	// in the future).
+	Now time.Time
+	// AllowNetworkChange lets the spec move the ranges the lock allocated in.
+	AllowNetworkChange bool
 }
 
 // Resolve parses and validates a spec against a lock. It returns every problem at once
 // (as *InvalidSpecError); warnings are in the result.
-func Resolve(specData []byte, lk *lock.Lock) (*Resolved, error) {
+func Resolve(specData []byte, lk *lock.Lock, opts ...ResolveOptions) (*Resolved, error) {
+	var o ResolveOptions
+	for _, x := range opts {
+		o = x
+	}
 	doc, parseErrs := spec.Parse(specData)
 	if doc == nil {
 		return nil, &InvalidSpecError{Problems: parseErrs}
 	}
 	// Resolve even after field-level parse errors, so every mistake is reported in one
 	// run; a field that failed to parse is not reported again by validation.
-	c, newLock, problems := model.Resolve(doc, lk)
+	c, newLock, problems := model.Resolve(doc, lk, model.Options{AllowNetworkChange: o.AllowNetworkChange})
 	if len(parseErrs) > 0 {
 		problems = append(parseErrs, withoutPaths(problems, parseErrs)...)
 		problems.Locate(doc.Positions)
+	}
+	if c != nil && !o.Now.IsZero() {
+		problems = append(problems, credentials.CheckLock(c, lk, o.Now)...)
 	}
 	if len(problems.Errors()) > 0 {
 		return nil, &InvalidSpecError{Problems: problems}

@@ -30,6 +30,55 @@ type helperSpec struct {
 	Version  int  // testBundle version to write
 	Fallback bool // pretend RENAME_EXCHANGE is unsupported
 	KillAt   int  // > 0: SIGKILL itself just before this filesystem operation
+	// SidecarDir holds the sidecars committed with the bundle (testSidecars).
+	SidecarDir string
+}
+
+// testSidecars are a lock and a secret committed with version v of a bundle.
+func testSidecars(dir string, v int) []Sidecar {
+	return []Sidecar{
+		{Path: filepath.Join(dir, "cluster.lock"), Data: []byte(fmt.Sprintf("lock of version %d\n", v)), Mode: bundle.ModePublic},
+		{Path: filepath.Join(dir, "cluster.secret"), Data: []byte(fmt.Sprintf("secret of version %d\n", v)), Mode: bundle.ModeSecret},
+	}
+}
+
+// sidecarPaths are the paths of testSidecars.
+func sidecarPaths(dir string) []string {
+	var out []string
+	for _, s := range testSidecars(dir, 0) {
+		out = append(out, s.Path)
+	}
+	return out
+}
+
+// sidecarVersion returns the version the sidecars in dir hold (-1 for a mix), and fails
+// on a leftover pending copy.
+func sidecarVersion(t *testing.T, dir string) int {
+	t.Helper()
+	got := -2
+	for v := range 2 {
+		all := true
+		for _, s := range testSidecars(dir, v) {
+			data, err := os.ReadFile(s.Path)
+			st, serr := os.Stat(s.Path)
+			if err != nil || serr != nil || string(data) != string(s.Data) || st.Mode().Perm() != s.Mode {
+				all = false
+			}
+		}
+		if all {
+			got = v
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), pendingSuffix) {
+			t.Fatalf("recovery left %s", e.Name())
+		}
+	}
+	if got < 0 {
+		return -1
+	}
+	return got
 }
 
 // TestHelperWriter is not a test: the crash tests run the test binary with it as a child
@@ -53,7 +102,7 @@ func TestHelperWriter(t *testing.T) {
 		base = &faultFS{fileSystem: base, killAt: spec.KillAt}
 	}
 	// Syncs only matter for power loss, which a kill does not simulate; they are slow here.
-	opts := []Option{NoSync(), withFS(base)}
+	opts := []Option{NoSync(), withFS(base), WithSidecars(testSidecars(spec.SidecarDir, spec.Version)...)}
 	fmt.Println("ready")
 	start := time.Now()
 	if _, err := Write(spec.Dir, files, opts...); err != nil {
@@ -78,11 +127,12 @@ func TestCrashAtRandomMoments(t *testing.T) {
 
 func crashAtRandom(t *testing.T, fallback bool, files, kills int) {
 	dir := filepath.Join(fastTempDir(t), "demo")
+	side := t.TempDir()
 	versions := [2][]bundle.File{testBundle(files, 0), testBundle(files, 1)}
-	if _, err := Write(dir, versions[0], NoSync()); err != nil {
+	if _, err := Write(dir, versions[0], NoSync(), WithSidecars(testSidecars(side, 0)...)); err != nil {
 		t.Fatal(err)
 	}
-	spec := helperSpec{Dir: dir, Files: files, Fallback: fallback}
+	spec := helperSpec{Dir: dir, Files: files, Fallback: fallback, SidecarDir: side}
 	cur := 0
 	// Measure uninterrupted writes, from the child's "ready" to its end.
 	var took []time.Duration
@@ -112,7 +162,7 @@ func crashAtRandom(t *testing.T, fallback bool, files, kills int) {
 			where = "after the swap: write had finished"
 		}
 		counts[where]++
-		cur = recoverAndCheck(t, dir, versions, cur, where, fmt.Sprintf("kill %d after %v (seed %d)", i, delay, seed))
+		cur = recoverAndCheck(t, dir, side, versions, cur, where, fmt.Sprintf("kill %d after %v (seed %d)", i, delay, seed))
 	}
 	t.Logf("%d kills spread over %v (writes took %v) of %d files:", kills, span, took, files)
 	for _, k := range slices.Sorted(maps.Keys(counts)) {
@@ -130,17 +180,18 @@ func TestCrashAtEveryOperation(t *testing.T) {
 	for _, fallback := range []bool{false, true} {
 		t.Run(modeName(fallback), func(t *testing.T) {
 			dir := filepath.Join(fastTempDir(t), "demo")
+			side := t.TempDir()
 			versions := [2][]bundle.File{testBundle(24, 0), testBundle(24, 1)}
 			var base fileSystem = osFS{}
 			if fallback {
 				base = noExchangeFS{base}
 			}
-			// Count the operations of the write, and find the swap.
-			if _, err := Write(dir, versions[0], NoSync()); err != nil {
+			// Count the operations of the write (sidecars included), and find the swap.
+			if _, err := Write(dir, versions[0], NoSync(), WithSidecars(testSidecars(side, 0)...)); err != nil {
 				t.Fatal(err)
 			}
 			rec := &faultFS{fileSystem: base}
-			if _, err := Write(dir, versions[1], NoSync(), withFS(rec)); err != nil {
+			if _, err := Write(dir, versions[1], NoSync(), withFS(rec), WithSidecars(testSidecars(side, 1)...)); err != nil {
 				t.Fatal(err)
 			}
 			swapOp := "Exchange "
@@ -153,16 +204,16 @@ func TestCrashAtEveryOperation(t *testing.T) {
 			}
 			counts := map[string]int{}
 			for n := 1; n <= len(rec.ops); n++ {
-				if _, err := Write(dir, versions[0], NoSync()); err != nil {
+				if _, err := Write(dir, versions[0], NoSync(), WithSidecars(testSidecars(side, 0)...)); err != nil {
 					t.Fatal(err)
 				}
-				_, finished := runHelper(t, helperSpec{Dir: dir, Files: 24, Version: 1, Fallback: fallback, KillAt: n}, -2)
+				_, finished := runHelper(t, helperSpec{Dir: dir, Files: 24, Version: 1, Fallback: fallback, KillAt: n, SidecarDir: side}, -2)
 				if finished {
 					t.Fatalf("helper was not killed before operation %d", n)
 				}
 				where := classify(t, dir, versions[0], versions[1])
 				counts[where]++
-				got := recoverAndCheck(t, dir, versions, 0, where, fmt.Sprintf("killed before operation %d (%s)", n, rec.ops[n-1]))
+				got := recoverAndCheck(t, dir, side, versions, 0, where, fmt.Sprintf("killed before operation %d (%s)", n, rec.ops[n-1]))
 				if want := btoi(n > swap); got != want {
 					t.Fatalf("killed before operation %d (%s, swap is %d): recovered version %d, want %d", n, rec.ops[n-1], swap, got, want)
 				}
@@ -198,6 +249,9 @@ func classify(t *testing.T, dir string, old, new []bundle.File) string {
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return "during the swap: directory missing (fallback window)"
 	}
+	if _, err := os.Lstat(filepath.Join(dir, CommitName)); err == nil {
+		return "after the swap: moving the lock and secret into place"
+	}
 	isOld, isNew := treeMatches(dir, old), treeMatches(dir, new)
 	switch {
 	case isOld == nil && !staging:
@@ -213,10 +267,11 @@ func classify(t *testing.T, dir string, old, new []bundle.File) string {
 	return ""
 }
 
-// recoverAndCheck runs Recover and returns which version dir then holds exactly.
-func recoverAndCheck(t *testing.T, dir string, versions [2][]bundle.File, cur int, where, what string) int {
+// recoverAndCheck runs Recover and returns which version dir then holds exactly; the
+// sidecars in side must hold the same version.
+func recoverAndCheck(t *testing.T, dir, side string, versions [2][]bundle.File, cur int, where, what string) int {
 	t.Helper()
-	if err := Recover(dir); err != nil {
+	if err := Recover(dir, sidecarPaths(side)...); err != nil {
 		t.Fatalf("%s: Recover: %v", what, err)
 	}
 	got := -1
@@ -235,6 +290,9 @@ func recoverAndCheck(t *testing.T, dir string, versions [2][]bundle.File, cur in
 	}
 	if s := siblings(t, dir); len(s) != 0 {
 		t.Fatalf("%s: recovery left %v", what, s)
+	}
+	if sv := sidecarVersion(t, side); sv != got {
+		t.Fatalf("%s: the bundle is version %d but the lock and secret are version %d (-1: a mix)", what, got, sv)
 	}
 	return got
 }

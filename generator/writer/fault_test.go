@@ -2,6 +2,7 @@ package writer
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -42,12 +43,19 @@ func TestFaultInjection(t *testing.T) {
 // each of them once.
 func injectEveryFault(t *testing.T, base fileSystem, prev, next []bundle.File) int {
 	root := fastTempDir(t)
+	side := filepath.Join(root, "project")
+	// The lock and secret are committed with the bundle: version 0 beside prev (none at
+	// all on a first render), version 1 with next.
 	fresh := func(t *testing.T) string {
 		t.Helper()
 		os.RemoveAll(filepath.Join(root, "p"))
+		os.RemoveAll(side)
+		if err := os.MkdirAll(side, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		dir := filepath.Join(root, "p", "demo")
 		if prev != nil {
-			if _, err := Write(dir, prev, NoSync()); err != nil {
+			if _, err := Write(dir, prev, NoSync(), WithSidecars(testSidecars(side, 0)...)); err != nil {
 				t.Fatal(err)
 			}
 		} else if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -55,11 +63,26 @@ func injectEveryFault(t *testing.T, base fileSystem, prev, next []bundle.File) i
 		}
 		return dir
 	}
+	nextSide := WithSidecars(testSidecars(side, 1)...)
+	// sidecarsAsBefore checks that a failed write left the lock and secret as they were.
+	sidecarsAsBefore := func(t *testing.T, what string) {
+		t.Helper()
+		entries, _ := os.ReadDir(side)
+		if prev == nil {
+			if len(entries) != 0 {
+				t.Fatalf("%s: a failed first write left %d file(s) beside the spec", what, len(entries))
+			}
+			return
+		}
+		if v := sidecarVersion(t, side); v != 0 {
+			t.Fatalf("%s: the lock and secret changed (version %d) though the bundle did not", what, v)
+		}
+	}
 
 	// A clean run: count the operations and find the one that swaps the new tree in.
 	dir := fresh(t)
 	clean := &faultFS{fileSystem: base}
-	if _, err := Write(dir, next, withFS(clean)); err != nil {
+	if _, err := Write(dir, next, withFS(clean), nextSide); err != nil {
 		t.Fatal(err)
 	}
 	if err := treeMatches(dir, next); err != nil {
@@ -80,7 +103,7 @@ func injectEveryFault(t *testing.T, base fileSystem, prev, next []bundle.File) i
 		dir := fresh(t)
 		before := snapshot(t, dir)
 		f := &faultFS{fileSystem: base, failAt: n}
-		res, err := Write(dir, next, withFS(f))
+		res, err := Write(dir, next, withFS(f), nextSide)
 		failed := f.ops[n-1] // the order of parallel comparisons varies from run to run
 		if !errors.Is(err, errInjected) {
 			t.Fatalf("fault at %d (%s): error = %v, want the injected one", n, failed, err)
@@ -94,17 +117,32 @@ func injectEveryFault(t *testing.T, base fileSystem, prev, next []bundle.File) i
 			if after := snapshot(t, dir); !maps.Equal(before, after) {
 				t.Fatalf("fault at %d (%s): previous bundle changed", n, failed)
 			}
+			sidecarsAsBefore(t, fmt.Sprintf("fault at %d (%s)", n, failed))
 		} else {
 			if !res.Wrote {
 				t.Errorf("fault at %d (%s): Wrote = false after the swap", n, failed)
 			}
-			if err := treeMatches(dir, next); err != nil {
+			// Committed; a failure while moving the lock and secret into place leaves the
+			// commit record, which the next write finishes.
+			committed := dir + ".committed"
+			os.RemoveAll(committed)
+			if err := os.Link(filepath.Join(dir, CommitName), committed); err == nil {
+				os.Remove(filepath.Join(dir, CommitName))
+			}
+			err := treeMatches(dir, next)
+			if _, lerr := os.Lstat(committed); lerr == nil {
+				os.Rename(committed, filepath.Join(dir, CommitName))
+			}
+			if err != nil {
 				t.Fatalf("fault at %d (%s): %v", n, failed, err)
 			}
 		}
-		res, err = Write(dir, next, NoSync())
+		res, err = Write(dir, next, NoSync(), nextSide)
 		if err != nil {
 			t.Fatalf("clean write after fault at %d (%s): %v", n, failed, err)
+		}
+		if v := sidecarVersion(t, side); v != 1 {
+			t.Fatalf("clean write after fault at %d (%s): lock and secret are version %d", n, failed, v)
 		}
 		if err := treeMatches(dir, next); err != nil {
 			t.Fatalf("clean write after fault at %d (%s): %v", n, failed, err)

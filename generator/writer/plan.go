@@ -21,6 +21,8 @@ type plan struct {
 	same    map[string]bool // paths whose live file already has the right bytes and mode
 	exists  bool            // dir exists
 	changes Changes
+	// record is the commit record staged with the tree when sidecars change.
+	record bundle.File
 }
 
 // prepare validates files and returns a sorted copy with SHA256SUMS added.

@@ -67,6 +67,8 @@ func (c Changes) Empty() bool { return len(c.Added)+len(c.Changed)+len(c.Removed
 // Result reports what Write did.
 type Result struct {
 	Changes
+	// Sidecars are the sidecars (absolute paths) the write replaced.
+	Sidecars []string
 	// Wrote reports whether the live bundle was replaced. It is false for a no-op, and true
 	// with a non-nil error if only the clean-up after the swap failed.
 	Wrote bool
@@ -76,8 +78,9 @@ type Result struct {
 type Option func(*config)
 
 type config struct {
-	fs   fileSystem
-	sync bool
+	fs       fileSystem
+	sync     bool
+	sidecars []Sidecar
 }
 
 // NoSync skips the syncfs(2) calls that make a write durable across power loss. Writes
@@ -115,15 +118,41 @@ func Write(dir string, files []bundle.File, opts ...Option) (Result, error) {
 	if err := c.recoverStaging(dir); err != nil {
 		return Result{}, err
 	}
+	if err := c.finishCommit(dir); err != nil {
+		return Result{}, err
+	}
 	p, err := scan(c.fs, dir, want)
 	if err != nil {
 		return Result{}, err
 	}
+	side, err := c.changedSidecars()
+	if err != nil {
+		return Result{}, err
+	}
 	res := Result{Changes: p.changes}
+	for _, s := range side {
+		res.Sidecars = append(res.Sidecars, s.Path)
+	}
 	if res.Empty() {
-		return res, nil
+		return res, c.writeSidecarsAlone(side)
+	}
+	for _, s := range side {
+		if err := c.writePending(s); err != nil {
+			return Result{}, errors.Join(err, c.abortSidecars(side))
+		}
+	}
+	if len(side) > 0 {
+		p.record = commitRecord(side)
 	}
 	res.Wrote, err = c.replace(dir, p)
+	if res.Wrote {
+		// Committed: move the sidecars into place (also after a failed sync).
+		if cerr := c.finishCommit(dir); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	} else if aerr := c.abortSidecars(side); aerr != nil {
+		err = errors.Join(err, aerr)
+	}
 	// Clean up in every case; after a failed fallback swap this also puts the old bundle back.
 	if cerr := c.recoverStaging(dir); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("cleaning up after writing %s: %w", dir, cerr))
@@ -141,6 +170,9 @@ func Check(dir string, files []bundle.File) (Changes, error) {
 	if dir, err = cleanDir(dir); err != nil {
 		return Changes{}, err
 	}
+	if hasCommitRecord(osFS{}, dir) {
+		return Changes{}, fmt.Errorf("%s: a render was interrupted after its commit (%s is there); run `scratchgen render` to finish it", dir, CommitName)
+	}
 	p, err := scan(osFS{}, dir, want)
 	if err != nil {
 		return Changes{}, err
@@ -150,9 +182,11 @@ func Check(dir string, files []bundle.File) (Changes, error) {
 
 // Recover finishes what an interrupted Write left behind for dir: if the process died
 // inside the fallback swap (dir missing, previous bundle in staging/old) it moves the
-// previous bundle back, then it deletes the staging directory. Write calls it first, so
-// calling it directly is only needed to repair without writing.
-func Recover(dir string) error {
+// previous bundle back, then it deletes the staging directory; if the new bundle was
+// committed with sidecars, it moves them into place, and otherwise it removes the pending
+// copies of sidecars (their paths). Write calls it first, so calling it directly is only
+// needed to repair without writing.
+func Recover(dir string, sidecars ...string) error {
 	dir, err := cleanDir(dir)
 	if err != nil {
 		return err
@@ -166,7 +200,13 @@ func Recover(dir string) error {
 	}
 	defer unlock()
 	c := config{fs: osFS{}, sync: true}
-	return c.recoverStaging(dir)
+	for _, s := range sidecars {
+		c.sidecars = append(c.sidecars, Sidecar{Path: s})
+	}
+	if err := c.recoverStaging(dir); err != nil {
+		return err
+	}
+	return c.finishCommit(dir)
 }
 
 // replace builds the new bundle in staging and swaps it in. It reports whether dir now
@@ -233,6 +273,11 @@ func (c *config) stage(dir, tree string, p *plan) error {
 		}
 		if _, seen := stored[key]; large && !seen {
 			stored[key] = dst
+		}
+	}
+	if p.record.Path != "" {
+		if err := c.fs.WriteFile(filepath.Join(tree, p.record.Path), p.record.Data, p.record.Mode); err != nil {
+			return fmt.Errorf("writing the commit record: %w", err)
 		}
 	}
 	return nil
