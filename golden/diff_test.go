@@ -60,7 +60,7 @@ func diffCase(t *testing.T, dir string) {
 	}
 	secrets := bundleSecrets(t, out)
 
-	wantCode := 0
+	wantCode, now := 0, testNow
 	if next, err := os.ReadFile(filepath.Join(dir, "cluster.yaml")); err == nil {
 		mustWrite(t, spec, next, 0o644)
 		wantCode = 2
@@ -77,15 +77,15 @@ func diffCase(t *testing.T, dir string) {
 			t.Fatalf("certs renew: exit %d\n%s", code, stderr)
 		}
 		compareText(t, filepath.Join(dir, "renew-output.txt"), strings.ReplaceAll(stdout, work, "$WORK"))
-		wantCode = 2
+		wantCode, now = 2, renewNow // the diff that follows a renewal
 	}
 
-	text, stderr, code := run("diff", "-f", spec, "-o", out)
+	text, stderr, code := runAt(now, "diff", "-f", spec, "-o", out)
 	if code != wantCode || stderr != "" {
 		t.Fatalf("diff: exit %d, want %d\n%s%s", code, wantCode, text, stderr)
 	}
 	compareText(t, filepath.Join(dir, "expected.txt"), strings.ReplaceAll(text, work, "$WORK"))
-	js, stderr, code := run("diff", "-f", spec, "-o", out, "--output", "json")
+	js, stderr, code := runAt(now, "diff", "-f", spec, "-o", out, "--output", "json")
 	if code != wantCode || stderr != "" {
 		t.Fatalf("diff --output json: exit %d, want %d\n%s", code, wantCode, stderr)
 	}
@@ -99,12 +99,12 @@ func diffCase(t *testing.T, dir string) {
 	compareText(t, filepath.Join(dir, "expected.json"), strings.ReplaceAll(js, work, "$WORK"))
 
 	// Render the change: the new bundle's secrets join the search, and diff is then clean.
-	if _, stderr, code := run("render", "-f", spec, "-o", out); code != 0 {
+	if _, stderr, code := runAt(now, "render", "-f", spec, "-o", out); code != 0 {
 		t.Fatalf("render: exit %d\n%s", code, stderr)
 	}
 	secrets = append(secrets, bundleSecrets(t, out)...)
 	assertNoSecrets(t, secrets, text, js)
-	if stdout, _, code := run("diff", "-f", spec, "-o", out); code != 0 || !strings.Contains(stdout, "no changes") {
+	if stdout, _, code := runAt(now, "diff", "-f", spec, "-o", out); code != 0 || !strings.Contains(stdout, "no changes") {
 		t.Errorf("diff after render: exit %d\n%s", code, stdout)
 	}
 }
@@ -127,15 +127,18 @@ func TestDiffSecretSafety(t *testing.T) {
 	mustWrite(t, filepath.Join(work, "cluster.secret"), []byte(strings.Repeat("fedcba9876543210", 4)+"\n"), 0o600)
 	next := strings.Replace(base, "name: worker-2\n    address: 10.0.0.22", "name: worker-3\n    address: 10.0.0.23", 1)
 	mustWrite(t, spec, []byte(next), 0o644)
-	text, stderr, code := run("diff", "-f", spec, "-o", out)
+	text, stderr, code := run("diff", "--new-pki", "-f", spec, "-o", out)
 	if code != 2 {
 		t.Fatalf("diff: exit %d\n%s", code, stderr)
 	}
-	js, _, code := run("diff", "-f", spec, "-o", out, "--output", "json")
+	js, _, code := run("diff", "--new-pki", "-f", spec, "-o", out, "--output", "json")
 	if code != 2 {
 		t.Fatalf("diff --output json: exit %d", code)
 	}
-	if _, stderr, code := run("render", "-f", spec, "-o", out); code != 0 {
+	if _, stderr, code := run("render", "-f", spec, "-o", out); code != 1 || !strings.Contains(stderr, "--new-pki") {
+		t.Fatalf("render with another secret: exit %d, want 1 naming --new-pki\n%s", code, stderr)
+	}
+	if _, stderr, code := run("render", "--new-pki", "-f", spec, "-o", out); code != 0 {
 		t.Fatalf("render: exit %d\n%s", code, stderr)
 	}
 	secrets = append(secrets, bundleSecrets(t, out)...)

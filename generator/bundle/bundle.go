@@ -33,6 +33,11 @@ type File struct {
 	// Owner names the plan step (or component) that rendered the file, for error
 	// messages and checks; it is not written anywhere.
 	Owner string
+	// Pending is set when the content could not be rendered because it needs the root
+	// secret (a review without it): it says why ("needs the root secret", "would be
+	// issued"), and Data is empty. A plan with pending files can be compared, never
+	// written.
+	Pending string
 }
 
 // Node is everything rendered for one machine.

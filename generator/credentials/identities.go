@@ -1,6 +1,8 @@
 package credentials
 
 import (
+	"crypto/ecdsa"
+	"crypto/x509"
 	"fmt"
 	"time"
 
@@ -8,6 +10,7 @@ import (
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/paths"
+	"github.com/scratchgen/scratchgen/generator/pki"
 )
 
 // Kind is what an identity is.
@@ -302,4 +305,20 @@ func CheckLock(c *model.Cluster, lk *lock.Lock, now time.Time) field.List {
 	}
 	lk.Locate(errs)
 	return errs
+}
+
+// SecretMatchesCA reports whether secret derives the key of ca, the cluster CA
+// certificate of cluster at the generation lk records: how a root secret is checked
+// against a bundle whose lock has no verifier.
+func SecretMatchesCA(cluster string, lk *lock.Lock, secret []byte, ca *x509.Certificate) bool {
+	gen := 1
+	if r, ok := lk.Certificates[string(CA)]; ok {
+		gen = r.Generation
+	}
+	key, err := pki.DeriveKey(secret, label(cluster, CA, gen))
+	if err != nil {
+		return false
+	}
+	pub, ok := ca.PublicKey.(*ecdsa.PublicKey)
+	return ok && pub.Equal(key.Public())
 }

@@ -3,6 +3,7 @@ package credentials
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/csv"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/parallel"
 	"github.com/scratchgen/scratchgen/generator/pki"
+	"github.com/scratchgen/scratchgen/generator/rootsecret"
 )
 
 // Backdate moves a first-issue NotBefore into the past, so that a certificate is valid
@@ -23,11 +25,16 @@ const Backdate = 5 * time.Minute
 
 // Options are the inputs that are not in the model.
 type Options struct {
-	// Secret is the root secret (at least 32 bytes).
+	// Secret is the root secret (at least 32 bytes). Without it (nil) the plan is made
+	// for review only: certificates still right are reused from the bundle on disk (see
+	// Existing), everything else is a pending file (bundle.File.Pending).
 	Secret []byte
 	// Now is used only for identities the lock has not issued yet; it is recorded in
 	// the returned lock, so later renders do not depend on it.
 	Now time.Time
+	// Existing returns a file of the bundle on disk: a node's file at its node path, or
+	// an admin/ file when node is ""; nil when it is absent. Read only without a secret.
+	Existing func(node, path string) []byte
 }
 
 // Result is the planned credentials.
@@ -41,6 +48,19 @@ type Result struct {
 	Lock *lock.Lock
 	// Certs maps identity ID to its issued certificate, for callers that report on them.
 	Certs map[ID]*x509.Certificate
+	// Pending lists, without a secret, the identities a render with the secret would
+	// issue or re-issue, in Identities order.
+	Pending []Pending
+}
+
+// Pending is an identity that cannot be reused from the bundle on disk.
+type Pending struct {
+	ID ID
+	// Reason says why: "new", "its SANs change", …
+	Reason string
+	// Nodes hold it (spec order); Admin when admin/ does.
+	Nodes []string
+	Admin bool
 }
 
 // issued is one certificate with its key.
@@ -60,10 +80,17 @@ type planner struct {
 	dates  map[ID]Dates
 	certs  map[ID]Cert
 	issued map[ID]*issued
+	// Without a secret: the identities that cannot be reused, with why, and the
+	// service-account public key found on disk.
+	pending  map[ID]string
+	saPubPEM []byte
 }
 
 // Plan issues every certificate and key the cluster needs and places them.
 func Plan(c *model.Cluster, lk *lock.Lock, opts Options) (*Result, error) {
+	if opts.Secret == nil {
+		return reviewPlan(c, lk, opts)
+	}
 	if len(opts.Secret) < 32 {
 		return nil, fmt.Errorf("planning credentials: the root secret must be at least 32 bytes")
 	}
@@ -76,14 +103,40 @@ func Plan(c *model.Cluster, lk *lock.Lock, opts Options) (*Result, error) {
 	for id, d := range p.dates {
 		p.out.Certificates[string(id)] = lock.Certificate{Generation: d.Generation, NotBefore: d.NotBefore}
 	}
-	if err := p.issueAll(); err != nil {
+	var err error
+	if err = p.issueAll(); err != nil {
 		return nil, err
+	}
+	// The lock recognises the secret and every certificate without holding either.
+	p.out.RootSecret = &lock.RootSecret{Verifier: rootsecret.Verifier(opts.Secret, c.Name)}
+	for id, is := range p.issued {
+		r := p.out.Certificates[string(id)]
+		if r.SHA256, err = fingerprint(is); err != nil {
+			return nil, err
+		}
+		p.out.Certificates[string(id)] = r
 	}
 	return p.place()
 }
 
-func (p *planner) label(id ID, gen int) string {
-	return fmt.Sprintf("scratchgen/v1/%s/%s/%d", p.c.Name, id, gen)
+// fingerprint is what the lock records of an issued identity: the SHA-256 of its
+// certificate's DER, or of its public key's PKIX DER for the key pair.
+func fingerprint(is *issued) (string, error) {
+	if is.cert != nil {
+		return lock.HexSum(sha256.Sum256(is.cert.Raw)), nil
+	}
+	der, err := x509.MarshalPKIXPublicKey(is.key.Public())
+	if err != nil {
+		return "", err
+	}
+	return lock.HexSum(sha256.Sum256(der)), nil
+}
+
+func (p *planner) label(id ID, gen int) string { return label(p.c.Name, id, gen) }
+
+// label is the derivation label of identity id's key (and token) in generation gen.
+func label(cluster string, id ID, gen int) string {
+	return fmt.Sprintf("scratchgen/v1/%s/%s/%d", cluster, id, gen)
 }
 
 func (p *planner) issueAll() error {
@@ -196,6 +249,10 @@ func (p *planner) files(hs []holding, tokens map[string]string) ([]bundle.File, 
 			continue // the same file placed by two roles
 		}
 		seen[h.path] = true
+		if p.opts.Secret == nil {
+			files = append(files, p.reviewFile(h))
+			continue
+		}
 		switch h.kind {
 		case holdCert:
 			files = append(files, public(h.path, p.issued[h.id].certPEM))
@@ -223,6 +280,24 @@ func (p *planner) files(hs []holding, tokens map[string]string) ([]bundle.File, 
 	}
 	bundle.Sort(files)
 	return files, nil
+}
+
+// reviewFile is a holding's file without the secret: a reused certificate or public
+// key, or a pending file.
+func (p *planner) reviewFile(h holding) bundle.File {
+	switch h.kind {
+	case holdCert:
+		if is := p.issued[h.id]; is != nil {
+			return public(h.path, is.certPEM)
+		}
+		return bundle.File{Path: h.path, Mode: bundle.ModePublic, Pending: "would be issued: " + p.pending[h.id]}
+	case holdSAPub:
+		if p.saPubPEM != nil {
+			return public(h.path, p.saPubPEM)
+		}
+		return bundle.File{Path: h.path, Mode: bundle.ModePublic, Pending: "would be issued: " + p.pending[SA]}
+	}
+	return bundle.File{Path: h.path, Mode: bundle.ModeSecret, Secret: true, Pending: needsSecret}
 }
 
 // tokenUser is one line of known_tokens.csv.
@@ -254,6 +329,9 @@ func (p *planner) tokenUsers() []tokenUser {
 // tokens derives each static token from the root secret and its identity's generation.
 func (p *planner) tokens() map[string]string {
 	out := map[string]string{}
+	if p.opts.Secret == nil {
+		return out // review: token files are pending
+	}
 	for _, u := range p.tokenUsers() {
 		gen := p.dates[u.id].Generation
 		out[u.user] = pki.DeriveToken(p.opts.Secret, p.label(tokenID(u.id), gen))

@@ -46,6 +46,9 @@ type Deps struct {
 	ImageArchives map[string][]byte
 	// RequirePinned fails the render when an image is not pinned (ORed with images.requirePinned).
 	RequirePinned bool
+	// Existing reads the bundle on disk (see credentials.Options) for a plan without the
+	// secret: such a plan has pending files and can only be compared, never written.
+	Existing func(node, path string) []byte
 }
 
 // Output is a finished render.
@@ -56,6 +59,9 @@ type Output struct {
 	Lock *lock.Lock
 	// Warnings are spec problems that do not stop rendering.
 	Warnings field.List
+	// Pending lists, for a plan without the secret, the identities a render with it would
+	// issue or re-issue.
+	Pending []credentials.Pending
 }
 
 // InvalidSpecError carries every problem of a spec (and of its lock, Input
@@ -187,7 +193,7 @@ func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
 		o(p)
 	}
 	var err error
-	if p.creds, err = credentials.Plan(c, r.Lock, credentials.Options{Secret: d.Secret, Now: d.Now}); err != nil {
+	if p.creds, err = credentials.Plan(c, r.Lock, credentials.Options{Secret: d.Secret, Now: d.Now, Existing: d.Existing}); err != nil {
 		return nil, err
 	}
 	steps := p.steps()
@@ -211,7 +217,7 @@ func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
 	plan.Admin = append(append(plan.Admin, p.creds.Admin...), adds...)
 	bundle.Sort(plan.Admin)
 	plan.Top = []bundle.File{gitignore(plan)}
-	return &Output{Model: c, Plan: plan, Lock: p.creds.Lock, Warnings: r.Warnings}, nil
+	return &Output{Model: c, Plan: plan, Lock: p.creds.Lock, Warnings: r.Warnings, Pending: p.creds.Pending}, nil
 }
 
 // node runs every step for n, then renders its provisioning views.
@@ -227,6 +233,18 @@ func (p *planner) node(n *model.Node, steps []Step) (bundle.Node, error) {
 	if err != nil {
 		return node, err
 	}
+	if why := pendingViews(node, p.c.EmbedSecrets); why != "" {
+		// Without the secret the views cannot be made byte for byte: they carry a file
+		// whose content is pending.
+		mode := bundle.ModePublic
+		if p.c.EmbedSecrets {
+			mode = bundle.ModeSecret
+		}
+		for _, name := range []string{provision.ButaneFile, provision.IgnitionFile, provision.UserDataFile} {
+			node.Extra = append(node.Extra, bundle.File{Path: name, Mode: mode, Pending: why, Secret: p.c.EmbedSecrets})
+		}
+		return node, nil
+	}
 	views, err := provision.Views(&node, n.OS, p.c.EmbedSecrets)
 	if err != nil {
 		return node, fmt.Errorf("provisioning views: %w", err)
@@ -239,6 +257,22 @@ func (p *planner) node(n *model.Node, steps []Step) (bundle.Node, error) {
 	}
 	node.Extra = views
 	return node, nil
+}
+
+// pendingViews says why a node's views cannot be rendered without the secret ("" when
+// they can): with secrets embedded they carry keys; otherwise only if they carry a
+// certificate still to be issued.
+func pendingViews(n bundle.Node, embedSecrets bool) string {
+	for _, f := range n.Rootfs {
+		switch {
+		case f.Pending == "":
+		case embedSecrets:
+			return "they embed keys and tokens, which need the root secret"
+		case !f.Secret:
+			return "they carry certificates still to be issued"
+		}
+	}
+	return ""
 }
 
 // gitignore keeps every secret of the bundle out of git: the reviewable parts can be

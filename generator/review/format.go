@@ -65,6 +65,19 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "\nnote: %s\n", n)
 	}
+	if len(r.NeedsSecret) > 0 {
+		b.WriteString("\nneeds the root secret (reviewed without it):\n")
+		for _, p := range r.NeedsSecret {
+			where := strings.Join(p.Nodes, ",")
+			if p.Admin {
+				where = strings.TrimPrefix(where+",admin/", ",")
+			}
+			if where == "" {
+				where = "no node"
+			}
+			fmt.Fprintf(&b, "  would issue %s (%s): %s\n", p.ID, where, p.Reason)
+		}
+	}
 	if len(r.Impact) > 0 {
 		b.WriteString("\nimpact:\n")
 		for _, im := range r.Impact {
@@ -72,6 +85,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	b.WriteString("\n" + r.summary() + "\n")
+	if r.Unchecked > 0 {
+		fmt.Fprintf(&b, "%d secret file(s) not checked (they need the root secret)\n", r.Unchecked)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -133,7 +149,7 @@ func writeGroup(b *strings.Builder, g Group) {
 }
 
 func sameViewChange(a, b FileDiff) bool {
-	if b.Kind != KindView || a.Change != b.Change || a.Note != b.Note || a.OldMode != b.OldMode || a.NewMode != b.NewMode {
+	if b.Kind != KindView || a.Change != b.Change || a.Note != b.Note || a.Pending != b.Pending || a.OldMode != b.OldMode || a.NewMode != b.NewMode {
 		return false
 	}
 	if len(a.Carried) != len(b.Carried) {
@@ -151,6 +167,14 @@ func sameViewChange(a, b FileDiff) bool {
 }
 
 func writeFile(b *strings.Builder, f FileDiff, names []string) {
+	if f.Pending != "" {
+		what := ""
+		if f.Summary != "" {
+			what = f.Summary + ", "
+		}
+		fmt.Fprintf(b, "  %s %s (%snot checked: %s; needs the root secret)\n", f.Change.mark(), strings.Join(names, ", "), what, f.Pending)
+		return
+	}
 	var details []string
 	switch f.Kind {
 	case KindView:

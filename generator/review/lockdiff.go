@@ -47,6 +47,8 @@ func CompareLocks(old, new *lock.Lock) *LockDiff {
 		}
 	}
 	add("cluster", old.Cluster, new.Cluster, true, true)
+	add("rootSecret.verifier", verifier(old.RootSecret), verifier(new.RootSecret), old.RootSecret != nil, new.RootSecret != nil)
+	add("network", network(old.Network), network(new.Network), old.Network != nil, new.Network != nil)
 	for _, k := range keys(old.PodCIDRs, new.PodCIDRs) {
 		o, inOld := old.PodCIDRs[k]
 		n, inNew := new.PodCIDRs[k]
@@ -70,7 +72,27 @@ func CompareLocks(old, new *lock.Lock) *LockDiff {
 }
 
 func certRecord(c lock.Certificate) string {
-	return fmt.Sprintf("generation %d, notBefore %s", c.Generation, c.NotBefore.UTC().Format(time.RFC3339))
+	s := fmt.Sprintf("generation %d, notBefore %s", c.Generation, c.NotBefore.UTC().Format(time.RFC3339))
+	if c.SHA256 != "" {
+		s += ", sha256:" + c.SHA256[:16]
+	}
+	return s
+}
+
+// verifier shows a root secret verifier shortened (it reveals nothing, but 64 digits
+// are noise).
+func verifier(r *lock.RootSecret) string {
+	if r == nil || len(r.Verifier) < 16 {
+		return ""
+	}
+	return r.Verifier[:16] + "…"
+}
+
+func network(n *lock.Network) string {
+	if n == nil {
+		return ""
+	}
+	return fmt.Sprintf("podCIDR %s, serviceCIDR %s, nodePodCIDRMaskSize %d", n.PodCIDR, n.ServiceCIDR, n.NodePodCIDRMaskSize)
 }
 
 func imageRecord(i lock.Image) string {

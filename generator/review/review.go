@@ -85,6 +85,12 @@ type Report struct {
 	Impact []Impact `json:"impact"`
 	// Notes explain changes that follow from others (a renewed CA re-signs its leaves).
 	Notes []string `json:"notes,omitempty"`
+	// NeedsSecret lists, for a review made without the root secret, the identities a
+	// render with it would issue or re-issue.
+	NeedsSecret []PendingIdentity `json:"needsSecret,omitempty"`
+	// Unchecked counts the secret files on disk that a review without the root secret
+	// could not compare.
+	Unchecked int `json:"unchecked,omitempty"`
 }
 
 // Group is the changes of one node, or of the cluster-level files.
@@ -123,6 +129,9 @@ type FileDiff struct {
 	Carried []Carried `json:"carried,omitempty"`
 	// Note explains anything unusual (a view that could not be decoded).
 	Note string `json:"note,omitempty"`
+	// Pending is set when the new content needs the root secret (a review without it):
+	// why it cannot be shown ("would be issued: its SANs change").
+	Pending string `json:"pending,omitempty"`
 }
 
 // FieldDiff is one decoded field that differs. Secret fields carry no values.
@@ -161,6 +170,17 @@ type Options struct {
 	LockChanged      bool
 	// Components is the component table the impact summary reads (nil: the built-in one).
 	Components component.Table
+	// Pending are the identities a render with the root secret would issue, for a
+	// review made without it.
+	Pending []PendingIdentity
+}
+
+// PendingIdentity is an identity a render with the root secret would issue or re-issue.
+type PendingIdentity struct {
+	ID     string   `json:"id"`
+	Reason string   `json:"reason"`
+	Nodes  []string `json:"nodes,omitempty"`
+	Admin  bool     `json:"admin,omitempty"`
 }
 
 // Compare reports how the bundle on disk (old) differs from the rendered one (new). Both
@@ -197,10 +217,17 @@ func Compare(old, new []bundle.File, opts Options) *Report {
 		}
 		for _, p := range g.paths() {
 			o, n := oldBy[p], newBy[p]
-			if o != nil && n != nil && bytes.Equal(o.Data, n.Data) && o.Mode.Perm() == n.Mode.Perm() {
+			_, _, display := split(p)
+			switch {
+			case n != nil && n.Pending != "" && o != nil && (n.Secret || isSecret(p, o)):
+				rep.Unchecked++ // a secret file: nothing to say without the secret
+				continue
+			case n != nil && n.Pending != "":
+				grp.Files = append(grp.Files, pendingFile(display, p, o, n))
+				continue
+			case o != nil && n != nil && bytes.Equal(o.Data, n.Data) && o.Mode.Perm() == n.Mode.Perm():
 				continue
 			}
-			_, _, display := split(p)
 			grp.Files = append(grp.Files, compareFile(display, p, o, n, grp.Status))
 		}
 		if len(grp.Files) > 0 {
@@ -215,8 +242,35 @@ func Compare(old, new []bundle.File, opts Options) *Report {
 		table = component.Default()
 	}
 	rep.Impact = impacts(table, rep.Groups, oldBy, newBy)
-	rep.Changed = len(rep.Groups) > 0 || rep.Lock != nil
+	rep.NeedsSecret = opts.Pending
+	rep.Changed = len(rep.Groups) > 0 || rep.Lock != nil || len(rep.NeedsSecret) > 0
 	return rep
+}
+
+// pendingFile is a file whose new content needs the root secret: shown with why, and
+// what it is (the old one decoded, if it is a certificate).
+func pendingFile(display, bundlePath string, o, n *bundle.File) FileDiff {
+	d := FileDiff{Path: display, Change: Changed, Pending: n.Pending}
+	if o == nil {
+		d.Change = Added
+		d.NewMode = modeString(n.Mode)
+	}
+	group, _, _ := split(bundlePath)
+	switch {
+	case bundlePath == "SHA256SUMS":
+		d.Kind = KindChecksums
+	case group != ClusterGroup && !strings.HasPrefix(display, "/") && isView(display):
+		d.Kind = KindView
+	case o != nil:
+		if _, summary, ok := certFields(o.Data); ok {
+			d.Kind, d.Summary = KindCertificate, summary
+		} else {
+			d.Kind = KindText
+		}
+	default:
+		d.Kind = KindCertificate
+	}
+	return d
 }
 
 // groupFiles collects the paths of one group on both sides.

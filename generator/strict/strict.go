@@ -102,7 +102,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, p field.Path) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		e := reflect.New(v.Type().Elem())
-		if d.decodeScalar(n, e.Elem(), p) {
+		before := len(d.errs)
+		d.decode(n, e.Elem(), p)
+		if len(d.errs) == before {
 			v.Set(e)
 		}
 	case reflect.Struct:

@@ -71,7 +71,7 @@ func sidecarVersion(t *testing.T, dir string) int {
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), pendingSuffix) {
+		if strings.HasSuffix(e.Name(), PendingSuffix) {
 			t.Fatalf("recovery left %s", e.Name())
 		}
 	}

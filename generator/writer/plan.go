@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,15 +26,28 @@ type plan struct {
 	record bundle.File
 }
 
-// prepare validates files and returns a sorted copy with SHA256SUMS added.
-func prepare(files []bundle.File) ([]bundle.File, error) {
+// prepare validates files and returns a sorted copy with SHA256SUMS added. Files with
+// pending content (a plan made without the root secret) are listed in SHA256SUMS with
+// the sums in disk, the SHA256SUMS on disk; where that has no line for one,
+// SHA256SUMS is pending too.
+func prepare(files []bundle.File, disk ...map[string][sha256.Size]byte) ([]bundle.File, error) {
 	if err := validate(files); err != nil {
 		return nil, err
 	}
 	out := make([]bundle.File, len(files), len(files)+1)
 	copy(out, files)
 	bundle.Sort(out)
-	out = append(out, bundle.File{Path: SumsName, Mode: bundle.ModePublic, Data: Sums(out)})
+	sums := bundle.File{Path: SumsName, Mode: bundle.ModePublic}
+	var known map[string][sha256.Size]byte
+	if len(disk) > 0 {
+		known = disk[0]
+	}
+	if data, ok := sumsWith(out, known); ok {
+		sums.Data = data
+	} else {
+		sums.Pending = "it lists files still to be issued"
+	}
+	out = append(out, sums)
 	bundle.Sort(out)
 	return out, nil
 }
@@ -99,6 +113,8 @@ func scan(fsys fileSystem, dir string, want []bundle.File) (*plan, error) {
 		switch {
 		case !live.files[f.Path]:
 			c.Added = append(c.Added, f.Path)
+		case f.Pending != "":
+			c.Unchecked = append(c.Unchecked, f.Path)
 		case same[i]:
 			p.same[f.Path] = true
 		default:
@@ -123,7 +139,7 @@ func compare(fsys fileSystem, dir string, want []bundle.File, exists map[string]
 	same := make([]bool, len(want))
 	err := parallel.DoN(len(want), ioWorkers(), func(i int) error {
 		f := want[i]
-		if !exists[f.Path] {
+		if !exists[f.Path] || f.Pending != "" {
 			return nil
 		}
 		var err error

@@ -86,6 +86,9 @@ func ReadBundle(dir string, want []bundle.File) ([]bundle.File, []string, error)
 	for _, p := range ch.Changed {
 		changed[p] = true
 	}
+	for _, p := range ch.Unchecked { // pending content: the disk's version is what there is
+		changed[p] = true
+	}
 	var old []bundle.File
 	var dirs []string
 	read := func(p string) error {
@@ -118,7 +121,7 @@ func ReadBundle(dir string, want []bundle.File) ([]bundle.File, []string, error)
 		}
 	}
 	// What remains in changed are directories.
-	for _, p := range ch.Changed {
+	for _, p := range append(ch.Changed, ch.Unchecked...) {
 		if changed[p] {
 			if err := read(p); err != nil {
 				return nil, nil, err

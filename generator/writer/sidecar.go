@@ -33,8 +33,8 @@ func WithSidecars(s ...Sidecar) Option {
 }
 
 const (
-	// pendingSuffix names a sidecar's new content before the commit.
-	pendingSuffix = ".scratchgen-pending"
+	// PendingSuffix names a sidecar's new content before the commit.
+	PendingSuffix = ".scratchgen-pending"
 	// CommitName is the commit record in the live bundle: it lists the sidecars (absolute
 	// path and SHA-256 of the committed content) whose pending copies must be moved into
 	// place. It exists only between a swap and the end of that Write, or after a crash in
@@ -120,7 +120,7 @@ func (c *config) changedSidecars() ([]Sidecar, error) {
 
 // writePending writes s's new content beside it, replacing an older pending copy.
 func (c *config) writePending(s Sidecar) error {
-	p := s.Path + pendingSuffix
+	p := s.Path + PendingSuffix
 	if err := c.fs.RemoveAll(p); err != nil {
 		return fmt.Errorf("removing %s: %w", p, err)
 	}
@@ -139,8 +139,8 @@ func (c *config) abortSidecars(sidecars []Sidecar) error {
 			errs = append(errs, err)
 			continue
 		}
-		if err := c.fs.RemoveAll(abs + pendingSuffix); err != nil {
-			errs = append(errs, fmt.Errorf("removing %s: %w", abs+pendingSuffix, err))
+		if err := c.fs.RemoveAll(abs + PendingSuffix); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s: %w", abs+PendingSuffix, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -163,7 +163,7 @@ func (c *config) finishCommit(dir string) error {
 		return fmt.Errorf("%s: %w; restore the files it names from version control, then remove it", record, err)
 	}
 	for _, l := range lines {
-		pending := l.path + pendingSuffix
+		pending := l.path + PendingSuffix
 		pdata, err := c.fs.ReadFile(pending)
 		switch {
 		case err == nil && hexSum(pdata) == l.sum:
@@ -203,7 +203,7 @@ func (c *config) writeSidecarsAlone(sidecars []Sidecar) error {
 		if err := c.writePending(s); err != nil {
 			return err
 		}
-		if err := c.fs.Rename(s.Path+pendingSuffix, s.Path); err != nil {
+		if err := c.fs.Rename(s.Path+PendingSuffix, s.Path); err != nil {
 			return fmt.Errorf("replacing %s: %w", s.Path, err)
 		}
 	}

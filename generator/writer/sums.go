@@ -4,6 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
@@ -16,8 +19,28 @@ const SumsName = "SHA256SUMS"
 // Sums renders SHA256SUMS for files ("<hex sha256>  <path>\n" per file, in the order
 // given: callers pass files sorted by path). This is the one place the format is written.
 func Sums(files []bundle.File) []byte {
+	out, _ := sumsWith(files, nil)
+	return out
+}
+
+// sumsWith is Sums where the sums of pending files come from known (the SHA256SUMS on
+// disk); it reports false when one is missing there.
+func sumsWith(files []bundle.File, known map[string][sha256.Size]byte) ([]byte, bool) {
 	hashes := make([][sha256.Size]byte, len(files))
-	parallel.DoN(len(files), ioWorkers(), func(i int) error { hashes[i] = sha256.Sum256(files[i].Data); return nil })
+	ok := true
+	parallel.DoN(len(files), ioWorkers(), func(i int) error {
+		if files[i].Pending == "" {
+			hashes[i] = sha256.Sum256(files[i].Data)
+		} else if h, found := known[files[i].Path]; found {
+			hashes[i] = h
+		} else {
+			ok = false
+		}
+		return nil
+	})
+	if !ok {
+		return nil, false
+	}
 	out := make([]byte, 0, len(files)*(64+2+48))
 	for i, f := range files {
 		out = hex.AppendEncode(out, hashes[i][:])
@@ -25,13 +48,14 @@ func Sums(files []bundle.File) []byte {
 		out = append(out, f.Path...)
 		out = append(out, '\n')
 	}
-	return out
+	return out, true
 }
 
 // WithSums returns a sorted copy of files with the SHA256SUMS the writer keeps beside
-// them: the complete bundle as it is on disk.
-func WithSums(files []bundle.File) []bundle.File {
-	out, err := prepare(files)
+// them in dir: the complete bundle as it would be on disk. Files whose content is pending
+// take their sums from the SHA256SUMS in dir.
+func WithSums(files []bundle.File, dir string) []bundle.File {
+	out, err := prepare(files, diskSums(dir, files))
 	if err != nil {
 		// Invalid paths are refused by Write; here the list is only compared.
 		out = append(append([]bundle.File(nil), files...), bundle.File{Path: SumsName, Mode: bundle.ModePublic, Data: Sums(files)})
@@ -76,4 +100,22 @@ func ParseSums(data []byte) ([]SumEntry, []SumError) {
 		entries = append(entries, e)
 	}
 	return entries, errs
+}
+
+// diskSums reads the SHA256SUMS in dir by path, when files has pending content (nil
+// otherwise, or when there is none).
+func diskSums(dir string, files []bundle.File) map[string][sha256.Size]byte {
+	if !slices.ContainsFunc(files, func(f bundle.File) bool { return f.Pending != "" }) {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(dir, SumsName))
+	if err != nil {
+		return nil
+	}
+	entries, _ := ParseSums(data)
+	out := make(map[string][sha256.Size]byte, len(entries))
+	for _, e := range entries {
+		out[e.Path] = e.Sum
+	}
+	return out
 }

@@ -56,12 +56,15 @@ var markerText = []byte("scratchgen staging directory; deleted by the next scrat
 
 // Changes lists what a write changes in a bundle, as sorted slash-separated paths relative
 // to the bundle root. SHA256SUMS is listed like any other file; Changed also lists
-// directories whose mode is not 0755 ("." for the root).
+// directories whose mode is not 0755 ("." for the root). Unchecked lists files whose
+// content is pending (a plan made without the root secret) and which exist on disk:
+// they were not compared.
 type Changes struct {
 	Added, Changed, Removed []string
+	Unchecked               []string
 }
 
-// Empty reports whether nothing would change.
+// Empty reports whether nothing would change (unchecked files aside).
 func (c Changes) Empty() bool { return len(c.Added)+len(c.Changed)+len(c.Removed) == 0 }
 
 // Result reports what Write did.
@@ -98,6 +101,11 @@ func Write(dir string, files []bundle.File, opts ...Option) (Result, error) {
 	c := config{fs: osFS{}, sync: true}
 	for _, o := range opts {
 		o(&c)
+	}
+	for _, f := range files {
+		if f.Pending != "" {
+			return Result{}, fmt.Errorf("cannot write %s: its content was not rendered (%s); render with the root secret", f.Path, f.Pending)
+		}
 	}
 	want, err := prepare(files)
 	if err != nil {
@@ -163,11 +171,13 @@ func Write(dir string, files []bundle.File, opts ...Option) (Result, error) {
 // Check reports what Write would change in dir, without writing anything. It refuses what
 // Write would refuse. It does not recover an interrupted write.
 func Check(dir string, files []bundle.File) (Changes, error) {
-	want, err := prepare(files)
+	dir, err := cleanDir(dir)
 	if err != nil {
 		return Changes{}, err
 	}
-	if dir, err = cleanDir(dir); err != nil {
+	// The sums of files that need the secret come from the SHA256SUMS on disk.
+	want, err := prepare(files, diskSums(dir, files))
+	if err != nil {
 		return Changes{}, err
 	}
 	if hasCommitRecord(osFS{}, dir) {

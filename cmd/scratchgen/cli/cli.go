@@ -29,6 +29,9 @@ type Env struct {
 	Now func() time.Time
 	// Random fills a new root secret.
 	Random io.Reader
+	// Getenv reads the environment ($SCRATCHGEN_SECRET, $SCRATCHGEN_AGE_IDENTITY); nil
+	// reads nothing.
+	Getenv func(string) string
 }
 
 // ExitError ends a command with a specific exit code; Msg (if any) goes to stderr.
@@ -74,7 +77,7 @@ func Main(args []string, stdio Stdio) int {
 
 // DefaultEnv is the real world.
 func DefaultEnv() Env {
-	return Env{Now: time.Now, Random: cryptoRand}
+	return Env{Now: time.Now, Random: cryptoRand, Getenv: os.Getenv}
 }
 
 // Exit maps Run's error to an exit code, printing the message.

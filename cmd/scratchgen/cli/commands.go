@@ -3,16 +3,16 @@ package cli
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/scratchgen/scratchgen/generator/field"
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/render"
+	"github.com/scratchgen/scratchgen/generator/rootsecret"
 	"github.com/scratchgen/scratchgen/generator/spec"
 	"github.com/scratchgen/scratchgen/generator/versions"
 	"github.com/scratchgen/scratchgen/generator/writer"
@@ -40,75 +40,6 @@ func runVersion(r *runner, args []string) error {
 	return nil
 }
 
-// specFlags are the flags shared by commands that read a spec.
-type specFlags struct {
-	spec, lock, secret string
-}
-
-func (r *runner) addSpecFlags(withSecret bool) *specFlags {
-	f := &specFlags{}
-	r.flags.StringVarP(&f.spec, "file", "f", "cluster.yaml", "the cluster spec")
-	r.flags.StringVar(&f.lock, "lock", "", "the lock file (default: <spec stem>.lock beside the spec)")
-	if withSecret {
-		r.flags.StringVar(&f.secret, "secret", "", "the root secret (default: <spec stem>.secret beside the spec; created 0600 on first render)")
-	}
-	return f
-}
-
-func (f *specFlags) defaults() {
-	stem := strings.TrimSuffix(f.spec, filepath.Ext(f.spec))
-	if f.lock == "" {
-		f.lock = stem + ".lock"
-	}
-	if f.secret == "" {
-		f.secret = stem + ".secret"
-	}
-}
-
-// load applies the defaults and reads the spec and the lock (nil when there is none yet).
-func (f *specFlags) load() ([]byte, *lock.Lock, error) {
-	f.defaults()
-	data, err := readFile(f.spec, "spec", "create one with `scratchgen init > cluster.yaml`")
-	if err != nil {
-		return nil, nil, err
-	}
-	lk, err := loadLock(f.lock)
-	return data, lk, err
-}
-
-// loadLock reads the lock, or returns nil when it does not exist yet.
-func loadLock(path string) (*lock.Lock, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading lock %s: %w", path, err)
-	}
-	l, err := lock.Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return l, nil
-}
-
-// reportSpecErrors prints validation problems, one per line, and returns exit 1.
-func reportSpecErrors(r *runner, file string, err error, consequence string) error {
-	var inv *render.InvalidSpecError
-	if errors.As(err, &inv) {
-		fmt.Fprint(r.io.Err, inv.Problems.Format(file))
-		n := len(inv.Problems.Errors())
-		return &ExitError{Code: 1, Msg: fmt.Sprintf("%s: %d problem(s)%s", file, n, consequence)}
-	}
-	return err
-}
-
-func printWarnings(r *runner, file string, w field.List) {
-	if len(w) > 0 {
-		fmt.Fprint(r.io.Err, w.Format(file))
-	}
-}
-
 func runValidate(r *runner, args []string) error {
 	f := r.addSpecFlags(false)
 	if done, err := r.parse("validate", args); done || err != nil {
@@ -117,65 +48,111 @@ func runValidate(r *runner, args []string) error {
 	if err := r.noArgs("validate"); err != nil {
 		return err
 	}
-	f.defaults()
-	data, lk, err := f.load()
+	res, _, err := r.resolve(f, "", render.ResolveOptions{})
 	if err != nil {
 		return err
 	}
-	res, err := render.Resolve(data, lk)
-	if err != nil {
-		return reportSpecErrors(r, f.spec, err, "")
-	}
-	printWarnings(r, f.spec, res.Warnings)
 	c := res.Cluster
 	fmt.Fprintf(r.io.Out, "%s: cluster %s is valid (Kubernetes %s, %d nodes)\n", f.spec, c.Name, c.Version, len(c.Nodes))
 	return nil
 }
 
+// outputFlag is -o: where bundles go.
+func (r *runner) outputFlag(name string) *string {
+	return r.flags.StringP(name, "o", "bundles", "output directory; the bundle goes to <output>/<cluster>")
+}
+
+// checkOutput refuses an empty -o, which would put keys in the current directory.
+func checkOutput(out string) error {
+	if strings.TrimSpace(out) == "" {
+		return &ExitError{Code: 1, Msg: "-o is empty: name the directory bundles go to (default bundles)"}
+	}
+	return nil
+}
+
+// renderOpts are render's flags that shape the plan.
+type renderOpts struct {
+	withImages, requirePinned, newPKI, allowNet bool
+	imageCache                                  string
+}
+
 func runRender(r *runner, args []string) error {
 	f := r.addSpecFlags(true)
-	out := r.flags.StringP("output", "o", "bundles", "output directory; the bundle goes to <output>/<cluster>")
-	check := r.flags.Bool("check", false, "write nothing; exit 2 when the bundle or lock on disk differs from what would be rendered")
+	out := r.outputFlag("output")
+	check := r.flags.Bool("check", false, "write nothing; exit 2 when the bundle or lock on disk differs from what would be rendered (works without the root secret)")
 	withImages := r.flags.Bool("with-images", false, "embed each node's images, read from the image cache (as images.embed: true)")
 	imageCache := r.flags.String("image-cache", "", cacheHelp)
 	requirePinned := r.flags.Bool("require-pinned", false, "fail when an image is not pinned by digest in the lock (as images.requirePinned: true)")
+	newPKI := r.flags.Bool("new-pki", false, "start a new PKI on purpose: issue every key, certificate and token anew (from the given secret, or a new one), ignoring the lock's records")
+	allowNet := r.flags.Bool("allow-network-change", false, "let the spec move the pod range, service range or node mask size the lock allocated in (re-addresses nodes)")
 	if done, err := r.parse("render", args); done || err != nil {
 		return err
 	}
 	if err := r.noArgs("render"); err != nil {
 		return err
 	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
 	f.defaults()
-	data, lk, err := f.load()
+	if *check {
+		return r.renderCheck(f, *out, renderOpts{withImages: *withImages, imageCache: *imageCache, requirePinned: *requirePinned, newPKI: *newPKI, allowNet: *allowNet})
+	}
+	// Finish (or undo) an interrupted render first, so the lock read below is current.
+	if name := clusterName(f); name != "" {
+		if err := writer.Recover(filepath.Join(*out, name), f.lock, r.secretPath(f)); err != nil {
+			return err
+		}
+	}
+	// Validate before anything is written, the secret included.
+	resolved, lk, err := r.resolve(f, "; nothing was rendered", render.ResolveOptions{AllowNetworkChange: *allowNet})
 	if err != nil {
 		return err
 	}
-	// Validate before anything is written, the secret included.
-	resolved, err := render.Resolve(data, lk)
-	if err != nil {
-		return reportSpecErrors(r, f.spec, err, "; nothing was rendered")
-	}
 	c := resolved.Cluster
+	dir := filepath.Join(*out, c.Name)
 	var archives map[string][]byte
 	if *withImages || c.Images.Embed {
 		if archives, err = loadImageArchives(c, lk, *imageCache); err != nil {
 			return err
 		}
 	}
-	// Refuse an output directory scratchgen did not write before creating the secret or
-	// the lock (comparing against no files only walks the tree and checks ownership).
-	if _, err := writer.Check(filepath.Join(*out, c.Name), nil); err != nil {
+	// Refuse an output directory scratchgen did not write before anything else.
+	if _, err := writer.Check(dir, nil); err != nil {
 		return err
 	}
-	secret, err := r.loadSecret(f.secret, !*check)
+	src, err := r.findSecret(f)
 	if err != nil {
 		return err
 	}
-	res, err := render.Plan(resolved, render.Deps{Secret: secret, Now: r.env.Now(), WithImages: *withImages, ImageArchives: archives, RequirePinned: *requirePinned})
-	if err != nil {
-		return reportSpecErrors(r, f.spec, err, "; nothing was rendered")
+	var sidecars []writer.Sidecar
+	switch {
+	case *newPKI:
+		fresh := resolved.Lock.Clone()
+		fresh.Certificates, fresh.RootSecret = nil, nil
+		resolved.Lock = fresh
+		fmt.Fprintf(r.io.Err, "--new-pki: issuing a new PKI: every key, certificate and token of %s is replaced; re-provision every node and replace every kubeconfig\n", c.Name)
+	default:
+		if err := checkSecret(f, lk, src, c.Name, dir); err != nil {
+			return err
+		}
 	}
-	printWarnings(r, f.spec, res.Warnings)
+	created := false
+	if src == nil {
+		if f.secret == "-" || strings.HasSuffix(r.secretPath(f), ageSuffix) {
+			return fmt.Errorf("no root secret to create at %s; pass a file path with --secret", secretLooked(f))
+		}
+		value := make([]byte, 32)
+		if _, err := io.ReadFull(r.env.Random, value); err != nil {
+			return fmt.Errorf("creating root secret: %w", err)
+		}
+		src, created = &secretSource{value: value, from: r.secretPath(f)}, true
+		sidecars = append(sidecars, writer.Sidecar{Path: r.secretPath(f), Data: rootsecret.Format(value), Mode: 0o600})
+	}
+	res, err := render.Plan(resolved, render.Deps{Secret: src.value, Now: r.env.Now(), WithImages: *withImages, ImageArchives: archives, RequirePinned: *requirePinned})
+	if err != nil {
+		return reportSpecErrors(r, f, err, "; nothing was rendered")
+	}
 	if u := res.Model.Images.Unpinned; len(u) > 0 {
 		fmt.Fprintf(r.io.Err, "%s: warning: %d image(s) not pinned by digest in %s, rendered by tag: %s; run `scratchgen images pin -f %s`\n", f.spec, len(u), f.lock, strings.Join(u, ", "), f.spec)
 	}
@@ -183,41 +160,47 @@ func runRender(r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	oldLock, _ := os.ReadFile(f.lock)
-	lockChanged := !bytes.Equal(oldLock, lockData)
-	dir := filepath.Join(*out, res.Plan.Cluster)
+	sidecars = append(sidecars, writer.Sidecar{Path: f.lock, Data: lockData, Mode: 0o644})
 	files := res.Plan.Files()
-	if *check {
-		ch, err := writer.Check(dir, files)
-		if err != nil {
-			return err
-		}
-		if ch.Empty() && !lockChanged {
-			fmt.Fprintf(r.io.Out, "%s is up to date\n", dir)
-			return nil
-		}
-		printChanges(r, dir, ch)
-		if lockChanged {
-			fmt.Fprintf(r.io.Out, "  lock %s would change\n", f.lock)
-		}
-		return exitChanges
-	}
-	// The lock first: a bundle without its lock could not be reproduced.
-	if lockChanged {
-		if err := writeFileAtomic(f.lock, lockData, 0o644); err != nil {
-			return fmt.Errorf("writing lock: %w", err)
-		}
-	}
-	result, err := writer.Write(dir, files)
+	result, err := writer.Write(dir, files, writer.WithSidecars(sidecars...))
 	if err != nil {
 		return err
 	}
+	if created {
+		fmt.Fprintf(r.io.Err, "created root secret %s (0600): back it up (or encrypt it with `scratchgen secret encrypt`) and never commit it in plain text; every key and token is derived from it, so losing it means a new PKI\n", src.from)
+	}
 	if !result.Wrote {
+		if len(result.Sidecars) > 0 {
+			fmt.Fprintf(r.io.Out, "%s is up to date (%d files); updated %s\n", dir, len(files), f.lock)
+			return nil
+		}
 		fmt.Fprintf(r.io.Out, "%s is up to date (%d files)\n", dir, len(files))
 		return nil
 	}
 	fmt.Fprintf(r.io.Out, "rendered %s: %d nodes, %d files and SHA256SUMS (%d added, %d changed, %d removed)\n", dir, len(res.Plan.Nodes), len(files), len(result.Added), len(result.Changed), len(result.Removed))
 	return nil
+}
+
+// secretPath is where a new root secret is created: --secret FILE, else <stem>.secret.
+func (r *runner) secretPath(f *specFlags) string {
+	if f.secret != "" && f.secret != "-" {
+		return f.secret
+	}
+	return f.stem() + ".secret"
+}
+
+// clusterName reads the cluster name from the spec without validating it ("" when it
+// cannot), to find the bundle directory before the lock is read.
+func clusterName(f *specFlags) string {
+	data, err := readBounded(f.spec, "spec", "", spec.MaxSize)
+	if err != nil {
+		return ""
+	}
+	doc, _ := spec.Parse(data)
+	if doc == nil || strings.ContainsAny(doc.Cluster.Metadata.Name, "/\\") || doc.Cluster.Metadata.Name == "" {
+		return ""
+	}
+	return doc.Cluster.Metadata.Name
 }
 
 func printChanges(r *runner, dir string, ch writer.Changes) {
@@ -230,42 +213,6 @@ func printChanges(r *runner, dir string, ch writer.Changes) {
 			fmt.Fprintf(r.io.Out, "  %s %s\n", s.mark, p)
 		}
 	}
-}
-
-// loadSecret reads the root secret (64 hex digits), creating it when create is set.
-func (r *runner) loadSecret(path string, create bool) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		if !create {
-			return nil, fmt.Errorf("root secret %s does not exist: render without --check first (it creates one), or pass --secret", path)
-		}
-		secret := make([]byte, 32)
-		if _, err := r.env.Random.Read(secret); err != nil {
-			return nil, fmt.Errorf("creating root secret: %w", err)
-		}
-		fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("creating root secret %s: %w", path, err)
-		}
-		_, werr := fh.WriteString(hex.EncodeToString(secret) + "\n")
-		if err := errors.Join(werr, fh.Sync(), fh.Close()); err != nil {
-			os.Remove(path)
-			return nil, fmt.Errorf("writing root secret %s: %w", path, err)
-		}
-		fmt.Fprintf(r.io.Err, "created root secret %s (0600): back it up and never commit it; every key and token is derived from it, so losing it means a new PKI\n", path)
-		return secret, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading root secret %s: %w", path, err)
-	}
-	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
-		fmt.Fprintf(r.io.Err, "warning: root secret %s is readable by others (mode %04o); run chmod 600 %s\n", path, st.Mode().Perm(), path)
-	}
-	secret, err := hex.DecodeString(strings.TrimSpace(string(data)))
-	if err != nil || len(secret) != 32 {
-		return nil, fmt.Errorf("root secret %s is not 64 hexadecimal digits; restore it from your backup (its content is not shown)", path)
-	}
-	return secret, nil
 }
 
 // writeFileAtomic replaces path with data via a temporary file and rename.
@@ -283,4 +230,125 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// renderCheck is render --check: it writes nothing and exits 2 when the bundle or the
+// lock on disk differs from what render would write. Without the root secret it checks
+// every public file exactly and reports what needs the secret.
+func (r *runner) renderCheck(f *specFlags, out string, o renderOpts) error {
+	if name := clusterName(f); name != "" {
+		if err := checkNoPending(filepath.Join(out, name), f.lock, r.secretPath(f)); err != nil {
+			return err
+		}
+	}
+	resolved, lk, err := r.resolve(f, "", render.ResolveOptions{AllowNetworkChange: o.allowNet})
+	if err != nil {
+		return err
+	}
+	c := resolved.Cluster
+	dir := filepath.Join(out, c.Name)
+	deps := render.Deps{Now: r.env.Now(), WithImages: o.withImages, RequirePinned: o.requirePinned}
+	if o.withImages || c.Images.Embed {
+		if deps.ImageArchives, err = loadImageArchives(c, lk, o.imageCache); err != nil {
+			return err
+		}
+	}
+	res, err := r.planForReview(f, resolved, lk, dir, deps, o.newPKI)
+	if err != nil {
+		return err
+	}
+	lockData, err := res.Lock.Marshal()
+	if err != nil {
+		return err
+	}
+	oldLock, _ := os.ReadFile(f.lock)
+	lockChanged := !bytes.Equal(oldLock, lockData)
+	ch, err := writer.Check(dir, res.Plan.Files())
+	if err != nil {
+		return err
+	}
+	notChecked := ""
+	if len(ch.Unchecked) > 0 {
+		notChecked = fmt.Sprintf(" (%d secret file(s) not checked: they need the root secret)", len(ch.Unchecked))
+	}
+	if ch.Empty() && !lockChanged && len(res.Pending) == 0 {
+		fmt.Fprintf(r.io.Out, "%s is up to date%s\n", dir, notChecked)
+		return nil
+	}
+	printChanges(r, dir, ch)
+	for _, p := range res.Pending {
+		fmt.Fprintf(r.io.Out, "  would issue %s: %s (needs the root secret)\n", p.ID, p.Reason)
+	}
+	if lockChanged {
+		fmt.Fprintf(r.io.Out, "  lock %s would change\n", f.lock)
+	}
+	if notChecked != "" {
+		fmt.Fprintf(r.io.Out, "%s\n", strings.TrimSpace(strings.Trim(notChecked, " ()")))
+	}
+	return exitChanges
+}
+
+// planForReview plans what render would write, for render --check and diff: with the
+// root secret when one is found (it must be the lock's), otherwise without it, reusing
+// the certificates of the bundle on disk that are still right.
+func (r *runner) planForReview(f *specFlags, resolved *render.Resolved, lk *lock.Lock, dir string, deps render.Deps, newPKI bool) (*render.Output, error) {
+	src, err := r.findSecret(f)
+	if err != nil {
+		return nil, err
+	}
+	if src == nil && f.secret != "" {
+		return nil, fmt.Errorf("root secret %s does not exist; pass the right --secret, or leave it out to review without the secret", f.secret)
+	}
+	switch {
+	case newPKI:
+		fresh := resolved.Lock.Clone()
+		fresh.Certificates, fresh.RootSecret = nil, nil
+		resolved.Lock = fresh
+	case src != nil:
+		if err := checkSecret(f, lk, src, resolved.Cluster.Name, dir); err != nil {
+			return nil, err
+		}
+	}
+	if src != nil {
+		deps.Secret = src.value
+	} else {
+		deps.Existing = existingFiles(dir)
+	}
+	res, err := render.Plan(resolved, deps)
+	if err != nil {
+		return nil, reportSpecErrors(r, f, err, "")
+	}
+	return res, nil
+}
+
+// existingFiles reads files of the bundle on disk for a review without the secret: a
+// node's file at its node path, or an admin/ file for node "".
+func existingFiles(dir string) func(node, path string) []byte {
+	return func(node, p string) []byte {
+		full := filepath.Join(dir, "admin", filepath.FromSlash(p))
+		if node != "" {
+			full = filepath.Join(dir, "nodes", node, "rootfs", filepath.FromSlash(p))
+		}
+		data, err := readBounded(full, "bundle file", "", 1<<20)
+		if err != nil {
+			return nil
+		}
+		return data
+	}
+}
+
+// checkNoPending refuses to compare while an interrupted render waits to be finished.
+func checkNoPending(dir string, sidecars ...string) error {
+	for _, p := range append([]string{filepath.Join(dir, writer.CommitName)}, sidecars...) {
+		if strings.HasSuffix(p, writer.CommitName) {
+			if _, err := os.Lstat(p); err == nil {
+				return fmt.Errorf("a render of %s was interrupted after its commit; run `scratchgen render` to finish it, then check again", dir)
+			}
+			continue
+		}
+		if _, err := os.Lstat(p + writer.PendingSuffix); err == nil {
+			return fmt.Errorf("an interrupted render left %s; run `scratchgen render` to finish or undo it, then check again", p+writer.PendingSuffix)
+		}
+	}
+	return nil
 }

@@ -67,16 +67,10 @@ func (r *runner) parseSub(sub string, args []string) (bool, error) {
 
 // loadModel reads and resolves the spec against the lock, printing warnings.
 func (r *runner) loadModel(f *specFlags) (*model.Cluster, *lock.Lock, error) {
-	f.defaults()
-	data, lk, err := f.load()
+	res, lk, err := r.resolve(f, "", render.ResolveOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := render.Resolve(data, lk)
-	if err != nil {
-		return nil, nil, reportSpecErrors(r, f.spec, err, "")
-	}
-	printWarnings(r, f.spec, res.Warnings)
 	return res.Cluster, lk, nil
 }
 

@@ -44,7 +44,7 @@ func imgRun(t *testing.T, dir string, args ...string) imgResult {
 	defer os.Chdir(wd)
 	var out, errb bytes.Buffer
 	stdio := Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}
-	env := Env{Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }, Random: bytes.NewReader(bytes.Repeat([]byte{7}, 64))}
+	env := Env{Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }, Random: bytes.NewReader([]byte("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+-"))}
 	code := Exit(Run(args, stdio, env), stdio)
 	return imgResult{code, out.String(), errb.String()}
 }

@@ -15,7 +15,7 @@ func runIn(t *testing.T, dir string, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	stdio := Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}
-	env := Env{Now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }, Random: bytes.NewReader(bytes.Repeat([]byte{9}, 64))}
+	env := Env{Now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }, Random: bytes.NewReader([]byte("9876543210abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+-"))}
 	wd, _ := os.Getwd()
 	if err := os.Chdir(dir); err != nil {
 		t.Fatal(err)
@@ -61,8 +61,12 @@ func TestRenderRefusesForeignOutputAndLosesNothing(t *testing.T) {
 func TestRenderCheckAndSecret(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(spec.Example("")), 0o644)
-	if _, stderr, code := runIn(t, dir, "render", "--check"); code != 1 || !strings.Contains(stderr, "does not exist") {
-		t.Fatalf("--check without a secret: exit %d %q", code, stderr)
+	// Without a secret and a bundle, --check reviews what a first render would add.
+	if stdout, stderr, code := runIn(t, dir, "render", "--check"); code != 2 || !strings.Contains(stdout, "would issue ca: new (needs the root secret)") {
+		t.Fatalf("--check without a secret: exit %d %q %q", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cluster.secret")); err == nil {
+		t.Fatal("--check created a secret")
 	}
 	stdout, stderr, code := runIn(t, dir, "render")
 	if code != 0 {

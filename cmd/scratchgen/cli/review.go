@@ -23,6 +23,7 @@ func runDiff(r *runner, args []string) error {
 	r.flags.Lookup("secret").Usage = "the root secret (default: <spec stem>.secret beside the spec)"
 	out := r.flags.StringP("bundles", "o", "bundles", "output directory of render; the bundle is <bundles>/<cluster>")
 	format := r.flags.String("output", "text", "text, or json for tools")
+	newPKI := r.flags.Bool("new-pki", false, "show what render --new-pki would change: a new PKI issued from the given secret")
 	if done, err := r.parse("diff", args); done || err != nil {
 		return err
 	}
@@ -33,23 +34,19 @@ func runDiff(r *runner, args []string) error {
 		return &ExitError{Code: 1, Msg: fmt.Sprintf("diff: --output %q is not text or json (the bundle directory is -o/--bundles)", *format)}
 	}
 	f.defaults()
-	data, lk, err := f.load()
+	if name := clusterName(f); name != "" {
+		if err := checkNoPending(filepath.Join(*out, name), f.lock, r.secretPath(f)); err != nil {
+			return err
+		}
+	}
+	resolved, lk, err := r.resolve(f, "", render.ResolveOptions{})
 	if err != nil {
 		return err
 	}
-	resolved, err := render.Resolve(data, lk)
-	if err != nil {
-		return reportSpecErrors(r, f.spec, err, "")
-	}
-	secret, err := r.loadSecret(f.secret, false)
+	res, err := r.planForReview(f, resolved, lk, filepath.Join(*out, resolved.Cluster.Name), render.Deps{Now: r.env.Now()}, *newPKI)
 	if err != nil {
 		return err
 	}
-	res, err := render.Plan(resolved, render.Deps{Secret: secret, Now: r.env.Now()})
-	if err != nil {
-		return reportSpecErrors(r, f.spec, err, "")
-	}
-	printWarnings(r, f.spec, res.Warnings)
 	lockData, err := res.Lock.Marshal()
 	if err != nil {
 		return err
@@ -59,7 +56,7 @@ func runDiff(r *runner, args []string) error {
 		return fmt.Errorf("reading lock %s: %w", f.lock, err)
 	}
 	dir := filepath.Join(*out, res.Plan.Cluster)
-	newFiles := writer.WithSums(res.Plan.Files())
+	newFiles := writer.WithSums(res.Plan.Files(), dir)
 	oldFiles, dirs, err := writer.ReadBundle(dir, newFiles)
 	if err != nil {
 		return err
@@ -68,9 +65,14 @@ func runDiff(r *runner, args []string) error {
 	for _, n := range res.Plan.Nodes {
 		nodes = append(nodes, n.Name)
 	}
+	var pending []review.PendingIdentity
+	for _, p := range res.Pending {
+		pending = append(pending, review.PendingIdentity{ID: string(p.ID), Reason: p.Reason, Nodes: p.Nodes, Admin: p.Admin})
+	}
 	rep := review.Compare(oldFiles, newFiles, review.Options{
 		Cluster: res.Plan.Cluster, Nodes: nodes,
 		OldLock: lk, NewLock: res.Lock, LockChanged: string(oldLockData) != string(lockData),
+		Pending: pending,
 	})
 	rep.Bundle, rep.Spec = dir, f.spec
 	for _, d := range dirs {
@@ -120,13 +122,9 @@ type certTable struct {
 // certIdentities resolves the spec against the lock and lists the cluster's identities
 // with their dates.
 func (r *runner) certIdentities(f *specFlags) (*certTable, error) {
-	data, lk, err := f.load()
+	res, lk, err := r.resolve(f, "", render.ResolveOptions{})
 	if err != nil {
 		return nil, err
-	}
-	res, err := render.Resolve(data, lk)
-	if err != nil {
-		return nil, reportSpecErrors(r, f.spec, err, "")
 	}
 	t := &certTable{lock: lk, ids: credentials.Identities(res.Cluster)}
 	for _, n := range res.Cluster.Nodes {

@@ -25,7 +25,7 @@ type vfResult struct {
 func vfRun(args ...string) vfResult {
 	var out, errb bytes.Buffer
 	stdio := Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}
-	env := Env{Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }, Random: bytes.NewReader(bytes.Repeat([]byte{7}, 64))}
+	env := Env{Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }, Random: bytes.NewReader([]byte("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+-"))}
 	return vfResult{Exit(Run(args, stdio, env), stdio), out.String(), errb.String()}
 }
 

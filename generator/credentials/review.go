@@ -1,0 +1,234 @@
+package credentials
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"slices"
+	"time"
+
+	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/scratchgen/scratchgen/generator/lock"
+	"github.com/scratchgen/scratchgen/generator/model"
+	"github.com/scratchgen/scratchgen/generator/paths"
+	"github.com/scratchgen/scratchgen/generator/pki"
+)
+
+// Review without the root secret. A certificate is a deterministic function of the
+// secret, the lock record and the template; so a certificate on disk whose SHA-256 the
+// lock records, and which matches the template the spec now asks for (subject, SANs,
+// usages, validity, serial, issuer), is exactly what a render with the secret would
+// write again, and is reused. Everything else that needs the secret is pending: keys,
+// tokens and kubeconfigs (secret files, never checked), and the certificates that would
+// be issued or re-issued (reported with the reason).
+
+// needsSecret is the Pending reason of secret files.
+const needsSecret = "needs the root secret"
+
+// reviewPlan is Plan without a secret (opts.Secret nil).
+func reviewPlan(c *model.Cluster, lk *lock.Lock, opts Options) (*Result, error) {
+	if opts.Existing == nil {
+		opts.Existing = func(string, string) []byte { return nil }
+	}
+	if lk == nil {
+		lk = lock.New(c.Name)
+	}
+	p := &planner{c: c, opts: opts, in: lk, out: lk.Clone(), issued: map[ID]*issued{},
+		dates: Schedule(c, lk, opts.Now), certs: templates(c), pending: map[ID]string{}}
+	p.out.Certificates = map[string]lock.Certificate{}
+	found := p.existingCerts()
+	for _, id := range Identities(c) {
+		d := p.dates[id.ID]
+		rec := lock.Certificate{Generation: d.Generation, NotBefore: d.NotBefore}
+		switch id.Kind {
+		case KindKeyPair:
+			p.reuseKeyPair(id)
+		default:
+			p.reuse(id, found[id.ID])
+		}
+		if p.pending[id.ID] == "" {
+			rec.SHA256 = lk.Certificates[string(id.ID)].SHA256
+		}
+		p.out.Certificates[string(id.ID)] = rec
+	}
+	res, err := p.place()
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range Identities(c) {
+		if r := p.pending[id.ID]; r != "" {
+			res.Pending = append(res.Pending, Pending{ID: id.ID, Reason: r, Nodes: id.Nodes, Admin: id.Admin})
+		}
+	}
+	return res, nil
+}
+
+// existingCerts collects, by identity, the certificates the bundle on disk holds where
+// the plan would place them: certificate files and the certificates inside kubeconfigs.
+func (p *planner) existingCerts() map[ID][]*x509.Certificate {
+	out := map[ID][]*x509.Certificate{}
+	add := func(id ID, data []byte) {
+		for len(data) > 0 {
+			var b *pem.Block
+			b, data = pem.Decode(data)
+			if b == nil {
+				return
+			}
+			if cert, err := x509.ParseCertificate(b.Bytes); err == nil && b.Type == "CERTIFICATE" {
+				out[id] = append(out[id], cert)
+			}
+		}
+	}
+	visit := func(node string, h holding) {
+		switch h.kind {
+		case holdCert:
+			add(h.id, p.opts.Existing(node, h.path))
+		case holdKubeconfig:
+			data := p.opts.Existing(node, h.path)
+			var cfg clientcmdv1.Config
+			if data == nil || yaml.Unmarshal(data, &cfg) != nil {
+				return
+			}
+			for _, cl := range cfg.Clusters {
+				add(CA, cl.Cluster.CertificateAuthorityData)
+			}
+			for _, u := range cfg.AuthInfos {
+				add(h.id, u.AuthInfo.ClientCertificateData)
+			}
+		}
+	}
+	for _, n := range p.c.Nodes {
+		for _, h := range holdings(p.c, n, p.certs) {
+			visit(n.Name, h)
+		}
+	}
+	visit("", adminHolding(p.c))
+	return out
+}
+
+// reuse takes identity id's certificate from candidates if it is the one the lock
+// records and still what the spec asks for; otherwise the identity is pending.
+func (p *planner) reuse(id Identity, candidates []*x509.Certificate) {
+	d := p.dates[id.ID]
+	rec, recorded := p.in.Certificates[string(id.ID)]
+	if !recorded {
+		p.pending[id.ID] = "new"
+		return
+	}
+	if rec.SHA256 == "" {
+		p.pending[id.ID] = "the lock records no fingerprint of it yet (render once with the secret)"
+		return
+	}
+	var cert *x509.Certificate
+	for _, c := range candidates {
+		if sum := sha256.Sum256(c.Raw); lock.HexSum(sum) == rec.SHA256 {
+			cert = c
+			break
+		}
+	}
+	if cert == nil {
+		p.pending[id.ID] = "the bundle on disk does not hold the certificate the lock records"
+		return
+	}
+	var ca *x509.Certificate
+	if id.Kind == KindLeaf {
+		if p.pending[id.Cert.CA] != "" {
+			p.pending[id.ID] = fmt.Sprintf("its CA %s would be re-issued", id.Cert.CA)
+			return
+		}
+		ca = p.issued[id.Cert.CA].cert
+	}
+	if why := mismatch(cert, id, d, pki.DeriveSerial(p.c.Name+"/"+string(id.ID), d.Generation), ca); why != "" {
+		p.pending[id.ID] = why
+		return
+	}
+	p.issued[id.ID] = &issued{spec: id.Cert, cert: cert, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})}
+}
+
+// reuseKeyPair takes the service-account public key from a control plane's sa.pub when
+// it is the one the lock records.
+func (p *planner) reuseKeyPair(id Identity) {
+	rec, ok := p.in.Certificates[string(id.ID)]
+	switch {
+	case !ok:
+		p.pending[id.ID] = "new"
+		return
+	case rec.SHA256 == "":
+		p.pending[id.ID] = "the lock records no fingerprint of it yet (render once with the secret)"
+		return
+	case rec.Generation != p.dates[id.ID].Generation:
+		p.pending[id.ID] = "it is renewed"
+		return
+	}
+	for _, n := range p.c.ControlPlanes() {
+		data := p.opts.Existing(n.Name, paths.SAPub)
+		b, _ := pem.Decode(data)
+		if b == nil || b.Type != "PUBLIC KEY" {
+			continue
+		}
+		if sum := sha256.Sum256(b.Bytes); lock.HexSum(sum) == rec.SHA256 {
+			p.saPubPEM = pem.EncodeToMemory(b)
+			return
+		}
+	}
+	p.pending[id.ID] = "the bundle on disk does not hold the public key the lock records"
+}
+
+// mismatch says how cert differs from what a render would issue for id now ("" when it
+// is exactly that): the template, the dates and serial of its generation, the issuer.
+func mismatch(cert *x509.Certificate, id Identity, d Dates, serial *big.Int, ca *x509.Certificate) string {
+	t := id.Cert
+	switch {
+	case cert.SerialNumber.Cmp(serial) != 0:
+		return fmt.Sprintf("it is renewed (generation %d)", d.Generation)
+	case !cert.NotBefore.Equal(d.NotBefore.Truncate(time.Second)) || !cert.NotAfter.Equal(d.NotAfter.Truncate(time.Second)):
+		return fmt.Sprintf("its validity changes (to %s – %s)", d.NotBefore.UTC().Format(time.RFC3339), d.NotAfter.UTC().Format(time.RFC3339))
+	case cert.Subject.CommonName != t.CN || !slices.Equal(cert.Subject.Organization, sortedCopy(t.O)):
+		return "its subject changes"
+	}
+	dns, ips := t.DNS, t.IPs
+	if id.Kind == KindCA && len(dns) == 0 && len(ips) == 0 {
+		dns = []string{t.CN}
+	}
+	var gotIPs, wantIPs []string
+	for _, ip := range cert.IPAddresses {
+		gotIPs = append(gotIPs, ip.String())
+	}
+	for _, ip := range ips {
+		wantIPs = append(wantIPs, ip.String())
+	}
+	if !slices.Equal(cert.DNSNames, dns) || !slices.Equal(gotIPs, wantIPs) {
+		return "its SANs change"
+	}
+	if id.Kind == KindLeaf {
+		if !slices.Equal(cert.ExtKeyUsage, extUsages(t.Usages)) {
+			return "its key usages change"
+		}
+		if !bytes.Equal(cert.RawIssuer, ca.RawSubject) || cert.CheckSignatureFrom(ca) != nil {
+			return "its CA changes"
+		}
+	}
+	return ""
+}
+
+func extUsages(u pki.Usage) []x509.ExtKeyUsage {
+	var out []x509.ExtKeyUsage
+	if u&pki.ServerAuth != 0 {
+		out = append(out, x509.ExtKeyUsageServerAuth)
+	}
+	if u&pki.ClientAuth != 0 {
+		out = append(out, x509.ExtKeyUsageClientAuth)
+	}
+	return out
+}
+
+func sortedCopy(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
