@@ -46,6 +46,37 @@ func run(args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
+// TestInvalidLocks: each bad lock gets its exact `validate` output against one spec (one
+// line per problem, with field path and line:column, prefixed with the lock's file) and
+// exit code 1; valid.lock passes.
+func TestInvalidLocks(t *testing.T) {
+	locks, _ := filepath.Glob("testdata/invalid-lock/*.lock")
+	if len(locks) < 9 {
+		t.Fatalf("only %d lock cases; want at least 8 bad ones", len(locks))
+	}
+	spec := "testdata/invalid-lock/cluster.yaml"
+	for _, lk := range locks {
+		name := strings.TrimSuffix(filepath.Base(lk), ".lock")
+		t.Run(name, func(t *testing.T) {
+			stdout, stderr, code := run("validate", "-f", spec, "--lock", lk)
+			if name == "valid" {
+				if code != 0 {
+					t.Errorf("valid.lock: exit %d\n%s", code, stderr)
+				}
+				return
+			}
+			got := fmt.Sprintf("exit %d\n%s%s", code, stdout, stderr)
+			if code != 1 || !strings.Contains(stderr, lk) && !strings.Contains(stderr, spec+":") {
+				t.Errorf("exit code %d, want 1 with the problem's file named:\n%s", code, got)
+			}
+			if strings.Contains(stderr, "internal error") {
+				t.Errorf("a bad lock reached an internal error:\n%s", stderr)
+			}
+			compareText(t, strings.TrimSuffix(lk, ".lock")+".txt", got)
+		})
+	}
+}
+
 // TestInvalidSpecs: each bad spec gets its exact error output (one line per problem, with
 // path and line:column) and exit code 1.
 func TestInvalidSpecs(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -107,12 +108,34 @@ func Parse(data []byte) (*Lock, field.List) {
 		return nil, errs
 	}
 	l.positions = pos
-	errs = append(errs, l.check()...)
+	// A record that failed to decode is not checked again (its zero values would only
+	// repeat the problem).
+	for _, e := range l.check() {
+		if !slices.ContainsFunc(errs, func(d *field.Error) bool { return sameRecord(d.Path, e.Path) }) {
+			errs = append(errs, e)
+		}
+	}
 	for _, e := range errs {
 		e.Input = field.InputLock
 	}
 	l.Locate(errs)
 	return l, errs
+}
+
+// sameRecord reports whether two paths are in the same record (the same map entry, or
+// the same top-level field).
+func sameRecord(a, b field.Path) bool {
+	rec := func(p field.Path) string {
+		s := string(p)
+		if i := strings.Index(s, "]"); i >= 0 {
+			return s[:i+1]
+		}
+		if i := strings.Index(s, "."); i >= 0 {
+			return s[:i]
+		}
+		return s
+	}
+	return a != "" && rec(a) == rec(b)
 }
 
 // check validates the lock on its own.

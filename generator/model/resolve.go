@@ -89,11 +89,8 @@ func (r *resolver) resolve() *Cluster {
 		r.errs.Add("kind", "%q is not supported; use %s", in.Kind, spec.Kind)
 	}
 	c.Name = in.Metadata.Name
-	switch {
-	case c.Name == "":
-		r.errs.Add("metadata.name", "missing; name the cluster with a short DNS label such as demo")
-	case len(c.Name) > 63 || !dns1123Label.MatchString(c.Name):
-		r.errs.Add("metadata.name", "%q is not a DNS-1123 label; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit", c.Name)
+	if err := CheckClusterName(c.Name); err != nil {
+		r.errs.Add("metadata.name", "%v", err)
 	}
 	r.version(c)
 	r.network(c)
@@ -104,6 +101,17 @@ func (r *resolver) resolve() *Cluster {
 	r.images(c)
 	r.provisioning(c)
 	return c
+}
+
+// CheckClusterName says what is wrong with a cluster name (CLUSTER_NAME), or nil.
+func CheckClusterName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("missing; name the cluster with a short DNS label such as demo")
+	case len(name) > 63 || !dns1123Label.MatchString(name):
+		return fmt.Errorf("%q is not a DNS-1123 label; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit", name)
+	}
+	return nil
 }
 
 func (r *resolver) version(c *Cluster) {
@@ -242,6 +250,8 @@ func (r *resolver) nodes(c *Cluster) {
 			r.errs.Add(p.Child("name"), "missing; give every node its hostname (a DNS-1123 name such as worker-1)")
 		case len(sn.Name) > 63 || !dns1123Subdomain.MatchString(sn.Name):
 			r.errs.Add(p.Child("name"), "%q is not a valid node name; use at most 63 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit", sn.Name)
+		case sn.Name == "localhost" || strings.HasPrefix(sn.Name, "localhost."):
+			r.errs.Add(p.Child("name"), "%q names every machine's loopback, not this node; give the node its own hostname", sn.Name)
 		default:
 			if j, dup := names[sn.Name]; dup {
 				r.errs.Add(p.Child("name"), "%q is already the name of spec.nodes[%d]; node names must be unique", sn.Name, j)
@@ -285,6 +295,12 @@ func (r *resolver) nodeAddress(c *Cluster, n *Node, sn spec.Node, p field.Path, 
 		return
 	case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		r.errs.Add(p, "%s cannot be a node address; use the node's unicast IPv4 address", a)
+		return
+	case a.IsLoopback():
+		r.errs.Add(p, "%s is a loopback address, which every machine has for itself; use the node's address on the cluster network", a)
+		return
+	case a.IsLinkLocalUnicast():
+		r.errs.Add(p, "%s is link-local: it is not routed and may change; use the node's routable address on the cluster network", a)
 		return
 	}
 	if j, dup := seen[a]; dup {
@@ -431,9 +447,9 @@ func (r *resolver) duration(p field.Path, s string, def time.Duration) time.Dura
 	if s == "" {
 		return def
 	}
-	d, err := time.ParseDuration(s)
+	d, err := ParseDuration(s)
 	if err != nil {
-		r.errs.Add(p, "%q is not a duration; use hours, e.g. 8760h for a year", s)
+		r.errs.Add(p, "%q is not a duration; use h, d or w, e.g. 8760h or 365d for a year", s)
 		return 0
 	}
 	if d < time.Hour {
@@ -586,6 +602,29 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// ParseDuration reads a duration the way every scratchgen input writes one: a number of
+// days ("30d") or weeks ("2w"), or a Go duration ("8760h", "1h30m"). Negative durations
+// are refused. The spec and the command line use this one syntax.
+func ParseDuration(s string) (time.Duration, error) {
+	for _, u := range []struct {
+		suffix string
+		d      time.Duration
+	}{{"d", 24 * time.Hour}, {"w", 7 * 24 * time.Hour}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.Atoi(n)
+			if err != nil || v < 0 || n == "" || n[0] == '+' || v > 100*53 {
+				return 0, fmt.Errorf("%q is not a duration (e.g. 30d, 2w, 720h)", s)
+			}
+			return time.Duration(v) * u.d, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration (e.g. 30d, 2w, 720h)", s)
+	}
+	return d, nil
 }
 
 // nthAddr returns the n-th address of a prefix (0 = the network address).

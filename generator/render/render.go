@@ -109,7 +109,10 @@ func Resolve(specData []byte, lk *lock.Lock, opts ...ResolveOptions) (*Resolved,
 		return nil, &InvalidSpecError{Problems: problems}
 	}
 	if lk != nil && lk.Cluster != "" && lk.Cluster != c.Name {
-		return nil, fmt.Errorf("the lock belongs to cluster %q, not %q: pass the right --lock, or remove it to start a new PKI", lk.Cluster, c.Name)
+		var e field.List
+		e.AddIn(field.InputLock, "cluster", "the lock belongs to cluster %q, not %q: pass the right --lock (a lock is never shared between clusters)", lk.Cluster, c.Name)
+		lk.Locate(e)
+		return nil, &InvalidSpecError{Problems: e}
 	}
 	return &Resolved{Cluster: c, Lock: newLock, Warnings: problems.Warnings()}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,26 +104,6 @@ func holders(r CertStatus, nodes []string) string {
 		return "-"
 	}
 	return strings.Join(parts, " + ")
-}
-
-// ParseWithin parses a window like "30d", "2w", "36h" or any Go duration ("1h30m").
-func ParseWithin(s string) (time.Duration, error) {
-	for _, u := range []struct {
-		suffix string
-		d      time.Duration
-	}{{"d", 24 * time.Hour}, {"w", 7 * 24 * time.Hour}, {"y", 365 * 24 * time.Hour}} {
-		if n, ok := strings.CutSuffix(s, u.suffix); ok {
-			v, err := strconv.Atoi(n)
-			if err == nil && v >= 0 {
-				return time.Duration(v) * u.d, nil
-			}
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q is not a duration (e.g. 30d, 2w, 720h)", s)
-	}
-	return d, nil
 }
 
 // Expiring returns the rows that expire before now+within.

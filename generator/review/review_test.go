@@ -438,16 +438,3 @@ func TestStatus(t *testing.T) {
 		t.Errorf("%d expiring within 400d, want every leaf", n)
 	}
 }
-
-func TestParseWithin(t *testing.T) {
-	for in, want := range map[string]time.Duration{"30d": 720 * time.Hour, "2w": 336 * time.Hour, "1y": 8760 * time.Hour, "36h": 36 * time.Hour, "1h30m": 90 * time.Minute, "0d": 0} {
-		if got, err := ParseWithin(in); err != nil || got != want {
-			t.Errorf("ParseWithin(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "d", "30x", "-3d", "-1h", "thirty days"} {
-		if _, err := ParseWithin(in); err == nil {
-			t.Errorf("ParseWithin(%q) succeeded", in)
-		}
-	}
-}

@@ -64,6 +64,7 @@ func commands() []command {
 		{"diff", "[-f cluster.yaml] [-o bundles] [--lock F] [--secret F] [--output text|json]", "show what render would change in the bundle, per node, without secrets (exit 2 on changes)", runDiff},
 		{"certs", "status [-f cluster.yaml] [--warn-within 30d] | renew (NAME… | --all | --expiring-within 30d) [-f cluster.yaml]", "list certificates with their expiry; renew them in the lock", runCerts},
 		{"verify", "[BUNDLE_DIR] [--require-pinned] [--at TIME]", "check a rendered bundle without the spec or secret: PKI, kubeconfigs, tokens, references, modes, views (exit 1 on problems)", runVerify},
+		{"secret", "encrypt (--recipient age1… | --recipients-file F) [-f cluster.yaml] [--secret F] [-o F]", "write the root secret age-encrypted, to commit it beside the spec", runSecret},
 		{"images", "list|pin|pull [-f cluster.yaml] [--lock F] [--cache DIR] [--insecure]", "list the images each node needs; pin them by digest and pull them (online)", runImages},
 		{"version", "", "print scratchgen's version and the supported Kubernetes minors", runVersion},
 		{"help", "[COMMAND]", "show help", nil},
@@ -103,8 +104,13 @@ func Run(args []string, stdio Stdio, env Env) (err error) {
 			err = fmt.Errorf("internal error (please report it): %v", p)
 		}
 	}()
-	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
-		if len(args) > 1 {
+	if len(args) == 0 {
+		// No command: usage on stderr and exit 2, so scripts notice.
+		usage(stdio.Err)
+		return &ExitError{Code: 2}
+	}
+	if args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+		if len(args) > 1 && args[1] != "--help" && args[1] != "-h" {
 			return help(stdio.Out, args[1])
 		}
 		usage(stdio.Out)

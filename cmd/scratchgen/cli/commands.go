@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/scratchgen/scratchgen/generator/lock"
+	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/render"
 	"github.com/scratchgen/scratchgen/generator/rootsecret"
 	"github.com/scratchgen/scratchgen/generator/spec"
@@ -27,6 +28,9 @@ func runInit(r *runner, args []string) error {
 	}
 	if err := r.noArgs("init"); err != nil {
 		return err
+	}
+	if err := model.CheckClusterName(*name); err != nil {
+		return &ExitError{Code: 1, Msg: "init: --name " + err.Error()}
 	}
 	fmt.Fprint(r.io.Out, spec.Example(*name))
 	return nil

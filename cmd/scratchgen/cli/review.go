@@ -12,6 +12,7 @@ import (
 
 	"github.com/scratchgen/scratchgen/generator/credentials"
 	"github.com/scratchgen/scratchgen/generator/lock"
+	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/render"
 	"github.com/scratchgen/scratchgen/generator/review"
 	"github.com/scratchgen/scratchgen/generator/writer"
@@ -28,6 +29,9 @@ func runDiff(r *runner, args []string) error {
 		return err
 	}
 	if err := r.noArgs("diff"); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
 		return err
 	}
 	if *format != "text" && *format != "json" {
@@ -147,7 +151,7 @@ func runCertsStatus(r *runner, args []string) error {
 	}
 	var within time.Duration
 	if *warn != "" {
-		d, err := review.ParseWithin(*warn)
+		d, err := model.ParseDuration(*warn)
 		if err != nil {
 			return &ExitError{Code: 1, Msg: "certs status: --warn-within " + err.Error()}
 		}
@@ -221,7 +225,7 @@ func runCertsRenew(r *runner, args []string) error {
 			pick = append(pick, row.Name)
 		}
 	case *expiring != "":
-		d, err := review.ParseWithin(*expiring)
+		d, err := model.ParseDuration(*expiring)
 		if err != nil {
 			return &ExitError{Code: 1, Msg: "certs renew: --expiring-within " + err.Error()}
 		}
