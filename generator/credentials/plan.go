@@ -290,14 +290,22 @@ func (p *planner) reviewFile(h holding) bundle.File {
 		if is := p.issued[h.id]; is != nil {
 			return public(h.path, is.certPEM)
 		}
-		return bundle.File{Path: h.path, Mode: bundle.ModePublic, Pending: "would be issued: " + p.pending[h.id]}
+		return bundle.File{Path: h.path, Mode: bundle.ModePublic, Pending: issueVerb(p.pending[h.id]) + ": " + p.pending[h.id]}
 	case holdSAPub:
 		if p.saPubPEM != nil {
 			return public(h.path, p.saPubPEM)
 		}
-		return bundle.File{Path: h.path, Mode: bundle.ModePublic, Pending: "would be issued: " + p.pending[SA]}
+		return bundle.File{Path: h.path, Mode: bundle.ModePublic, Pending: issueVerb(p.pending[SA]) + ": " + p.pending[SA]}
 	}
 	return bundle.File{Path: h.path, Mode: bundle.ModeSecret, Secret: true, Pending: needsSecret}
+}
+
+// issueVerb is how a pending certificate file comes about.
+func issueVerb(reason string) string {
+	if reason == "new" {
+		return "would be issued"
+	}
+	return "would be re-issued"
 }
 
 // tokenUser is one line of known_tokens.csv.

@@ -75,7 +75,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			if where == "" {
 				where = "no node"
 			}
-			fmt.Fprintf(&b, "  would issue %s (%s): %s\n", p.ID, where, p.Reason)
+			fmt.Fprintf(&b, "  %s %s (%s): %s\n", p.Verb(), p.ID, where, p.Reason)
 		}
 	}
 	if len(r.Impact) > 0 {

@@ -183,6 +183,14 @@ type PendingIdentity struct {
 	Admin  bool     `json:"admin,omitempty"`
 }
 
+// Verb is "would issue" for a new identity, "would re-issue" for one the lock records.
+func (p PendingIdentity) Verb() string {
+	if p.Reason == "new" {
+		return "would issue"
+	}
+	return "would re-issue"
+}
+
 // Compare reports how the bundle on disk (old) differs from the rendered one (new). Both
 // are complete file lists with paths relative to the bundle root, each path once. Secret
 // files are recognised by bundle.File.Secret, by mode (no access for group and others),

@@ -13,6 +13,7 @@ import (
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/render"
+	"github.com/scratchgen/scratchgen/generator/review"
 	"github.com/scratchgen/scratchgen/generator/rootsecret"
 	"github.com/scratchgen/scratchgen/generator/spec"
 	"github.com/scratchgen/scratchgen/generator/versions"
@@ -281,7 +282,8 @@ func (r *runner) renderCheck(f *specFlags, out string, o renderOpts) error {
 	}
 	printChanges(r, dir, ch)
 	for _, p := range res.Pending {
-		fmt.Fprintf(r.io.Out, "  would issue %s: %s (needs the root secret)\n", p.ID, p.Reason)
+		verb := review.PendingIdentity{Reason: p.Reason}.Verb()
+		fmt.Fprintf(r.io.Out, "  %s %s: %s (needs the root secret)\n", verb, p.ID, p.Reason)
 	}
 	if lockChanged {
 		fmt.Fprintf(r.io.Out, "  lock %s would change\n", f.lock)

@@ -82,3 +82,34 @@ func TestOldLockCheckedAgainstBundle(t *testing.T) {
 		t.Errorf("the render did not record the verifier and fingerprints: %v", problems)
 	}
 }
+
+// TestNetworkNeverMovesSilently: once rendered, moving the pod range, the service range or
+// the node mask size is an error naming the field; growing a range at the end is not;
+// --allow-network-change re-addresses on purpose.
+func TestNetworkNeverMovesSilently(t *testing.T) {
+	dir := rvWork(t)
+	for _, tc := range []struct {
+		from, to, want string
+		code           int
+	}{
+		{"podCIDR: 10.10.0.0/16", "podCIDR: 10.20.0.0/16", "spec.network.podCIDR: 10.20.0.0/16 moves the pod range", 1},
+		{"podCIDR: 10.10.0.0/16", "podCIDR: 10.10.0.0/16\n    serviceCIDR: 10.100.0.0/16", "spec.network.serviceCIDR: 10.100.0.0/16 moves the service range", 1},
+		{"podCIDR: 10.10.0.0/16", "podCIDR: 10.10.0.0/16\n    nodePodCIDRMaskSize: 25", "spec.network.nodePodCIDRMaskSize: 25 changes the node range size", 1},
+		{"podCIDR: 10.10.0.0/16", "podCIDR: 10.10.0.0/15", "", 0},
+		{"podCIDR: 10.10.0.0/16", "podCIDR: 10.10.0.0/16\n    serviceCIDR: 10.96.0.0/11", "", 0},
+	} {
+		os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(strings.Replace(rvSpec, tc.from, tc.to, 1)), 0o644)
+		out, code := rvRun(t, dir, rvNow, "validate", "-f", filepath.Join(dir, "cluster.yaml"))
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("%q: exit %d, want %d and %q\n%s", tc.to, code, tc.code, tc.want, out)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(strings.Replace(rvSpec, "podCIDR: 10.10.0.0/16", "podCIDR: 10.20.0.0/16", 1)), 0o644)
+	if out, code := rvRun(t, dir, rvNow, "render", "--allow-network-change"); code != 0 {
+		t.Fatalf("render --allow-network-change: exit %d\n%s", code, out)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "cluster.lock"))
+	if !strings.Contains(string(data), "worker-1: 10.20.1.0/24") || !strings.Contains(string(data), "podCIDR: 10.20.0.0/16") {
+		t.Errorf("the lock was not re-addressed:\n%s", data)
+	}
+}

@@ -287,7 +287,7 @@ func TestReviewWithoutSecret(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(strings.Replace(rvSpec, "controlPlaneEndpoint: 10.0.0.10", "controlPlaneEndpoint: api.demo.example.com", 1)), 0o644)
 	out, code = rvRun(t, dir, rvNow, "diff")
-	if code != 2 || !strings.Contains(out, "would issue apiserver/cp-1 (cp-1): its SANs change") || !strings.Contains(out, "~ /etc/kubernetes/pki/apiserver.crt (certificate CN=kube-apiserver, not checked: would be issued: its SANs change; needs the root secret)") {
+	if code != 2 || !strings.Contains(out, "would re-issue apiserver/cp-1 (cp-1): its SANs change") || !strings.Contains(out, "~ /etc/kubernetes/pki/apiserver.crt (certificate CN=kube-apiserver, not checked: would be re-issued: its SANs change; needs the root secret)") {
 		t.Errorf("diff after changing the endpoint: exit %d\n%s", code, out)
 	}
 }
