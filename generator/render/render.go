@@ -46,6 +46,8 @@ type Deps struct {
 	ImageArchives map[string][]byte
 	// RequirePinned fails the render when an image is not pinned (ORed with images.requirePinned).
 	RequirePinned bool
+	// Renderer names the scratchgen that renders, for bundle.json ("scratchgen dev" when empty).
+	Renderer string
 	// Existing reads the bundle on disk (see credentials.Options) for a plan without the
 	// secret: such a plan has pending files and can only be compared, never written.
 	Existing func(node, path string) []byte
@@ -219,7 +221,11 @@ func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
 	}
 	plan.Admin = append(append(plan.Admin, p.creds.Admin...), adds...)
 	bundle.Sort(plan.Admin)
-	plan.Top = []bundle.File{gitignore(plan)}
+	meta, err := metadata(c, plan, d, p.table)
+	if err != nil {
+		return nil, err
+	}
+	plan.Top = []bundle.File{gitignore(plan), meta}
 	return &Output{Model: c, Plan: plan, Lock: p.creds.Lock, Warnings: r.Warnings, Pending: p.creds.Pending}, nil
 }
 
@@ -260,6 +266,30 @@ func (p *planner) node(n *model.Node, steps []Step) (bundle.Node, error) {
 	}
 	node.Extra = views
 	return node, nil
+}
+
+// metadata is bundle.json: the views' inputs and the images the bundle renders.
+func metadata(c *model.Cluster, plan *bundle.Plan, d Deps, t component.Table) (bundle.File, error) {
+	m := &bundle.Metadata{Renderer: d.Renderer, Cluster: c.Name, KubernetesVersion: c.Version.String(),
+		EmbedSecrets: c.EmbedSecrets, Images: map[string]string{}}
+	if m.Renderer == "" {
+		m.Renderer = "scratchgen dev"
+	}
+	for i, n := range c.Nodes {
+		nm := bundle.NodeMetadata{Name: n.Name, Address: n.Address.String(), OS: n.OS, BinDir: n.BinDir(),
+			PodCIDR: n.PodCIDR.String(), Units: plan.Nodes[i].Units}
+		for _, r := range []model.Role{model.RoleControlPlane, model.RoleEtcd, model.RoleWorker} {
+			if n.Is(r) {
+				nm.Roles = append(nm.Roles, string(r))
+			}
+		}
+		for _, key := range t.Images(c, n) {
+			m.Images[key] = c.Images.Refs[key]
+		}
+		m.Nodes = append(m.Nodes, nm)
+	}
+	data, err := m.Marshal()
+	return bundle.File{Path: bundle.MetadataName, Mode: bundle.ModePublic, Data: data}, err
 }
 
 // pendingViews says why a node's views cannot be rendered without the secret ("" when

@@ -154,7 +154,7 @@ func runRender(r *runner, args []string) error {
 		src, created = &secretSource{value: value, from: r.secretPath(f)}, true
 		sidecars = append(sidecars, writer.Sidecar{Path: r.secretPath(f), Data: rootsecret.Format(value), Mode: 0o600})
 	}
-	res, err := render.Plan(resolved, render.Deps{Secret: src.value, Now: r.env.Now(), WithImages: *withImages, ImageArchives: archives, RequirePinned: *requirePinned})
+	res, err := render.Plan(resolved, render.Deps{Renderer: renderer(), Secret: src.value, Now: r.env.Now(), WithImages: *withImages, ImageArchives: archives, RequirePinned: *requirePinned})
 	if err != nil {
 		return reportSpecErrors(r, f, err, "; nothing was rendered")
 	}
@@ -252,7 +252,7 @@ func (r *runner) renderCheck(f *specFlags, out string, o renderOpts) error {
 	}
 	c := resolved.Cluster
 	dir := filepath.Join(out, c.Name)
-	deps := render.Deps{Now: r.env.Now(), WithImages: o.withImages, RequirePinned: o.requirePinned}
+	deps := render.Deps{Renderer: renderer(), Now: r.env.Now(), WithImages: o.withImages, RequirePinned: o.requirePinned}
 	if o.withImages || c.Images.Embed {
 		if deps.ImageArchives, err = loadImageArchives(c, lk, o.imageCache); err != nil {
 			return err
@@ -358,3 +358,6 @@ func checkNoPending(dir string, sidecars ...string) error {
 	}
 	return nil
 }
+
+// renderer names this scratchgen in bundle.json.
+func renderer() string { return "scratchgen " + Version }

@@ -47,7 +47,7 @@ func runDiff(r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := r.planForReview(f, resolved, lk, filepath.Join(*out, resolved.Cluster.Name), render.Deps{Now: r.env.Now()}, *newPKI)
+	res, err := r.planForReview(f, resolved, lk, filepath.Join(*out, resolved.Cluster.Name), render.Deps{Renderer: renderer(), Now: r.env.Now()}, *newPKI)
 	if err != nil {
 		return err
 	}
