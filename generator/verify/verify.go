@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/writer"
 )
@@ -129,6 +130,8 @@ type checker struct {
 	secrets map[string]bool
 	// adminKubeconfig is admin/admin.kubeconfig, parsed (nil when missing or broken).
 	adminKubeconfig *kubeconfig
+	// meta is bundle.json (nil when missing or unreadable).
+	meta *bundle.Metadata
 	// certCache holds every certificate file parsed so far, by bundle-relative path
 	// (nil for a file that is not a certificate).
 	certCache map[string]*x509.Certificate
@@ -169,6 +172,7 @@ func typeName(m fs.FileMode) string {
 func (b *checker) run() {
 	b.checkSums()
 	b.loadNodes()
+	b.loadMetadata()
 	b.parseNodes()
 	b.checkModes()
 	b.checkCAs()
@@ -179,6 +183,7 @@ func (b *checker) run() {
 	b.checkReferences()
 	b.checkImages()
 	b.checkViews()
+	b.checkViewBytes()
 	b.checkGitignore()
 }
 
