@@ -183,10 +183,13 @@ func apiServerPod(c *model.Cluster, n *model.Node, co *component.Component) (*co
 		// scratchgen issues every kubelet's serving certificate from the cluster CA (kubeadm's
 		// are self-signed, so kubeadm cannot set this): the API server verifies the kubelets
 		// it talks to for logs, exec and port-forward instead of trusting any certificate.
-		"kubelet-certificate-authority":      paths.CACert,
-		"kubelet-client-certificate":         paths.APIServerKubeletClientCert,
-		"kubelet-client-key":                 paths.APIServerKubeletClientKey,
-		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
+		"kubelet-certificate-authority":   paths.CACert,
+		"kubelet-client-certificate":      paths.APIServerKubeletClientCert,
+		"kubelet-client-key":              paths.APIServerKubeletClientKey,
+		"kubelet-preferred-address-types": "InternalIP,ExternalIP,Hostname",
+		// Off, as the CIS Kubernetes Benchmark asks (1.2.15): the profiling endpoints
+		// expose internals and nobody needs them on a production API server.
+		"profiling":                          "false",
 		"proxy-client-cert-file":             paths.FrontProxyClientCert,
 		"proxy-client-key-file":              paths.FrontProxyClientKey,
 		"requestheader-allowed-names":        "front-proxy-client",
@@ -268,6 +271,7 @@ func controllerManagerPod(c *model.Cluster, n *model.Node, co *component.Compone
 		"controllers":                      "*,bootstrapsigner,tokencleaner",
 		"kubeconfig":                       paths.ControllerManagerConf,
 		"leader-elect":                     "true",
+		"profiling":                        "false", // CIS 1.3.2
 		"requestheader-client-ca-file":     paths.FrontProxyCACert,
 		"root-ca-file":                     paths.CACert,
 		"service-account-private-key-file": paths.SAKey,
@@ -316,6 +320,7 @@ func schedulerPod(c *model.Cluster, _ *model.Node, co *component.Component) (*co
 		"bind-address":              localhost,
 		"kubeconfig":                paths.SchedulerConf,
 		"leader-elect":              "true",
+		"profiling":                 "false", // CIS 1.4.1
 	}
 	var m mounts
 	m.add("kubeconfig", paths.SchedulerConf, corev1.HostPathFileOrCreate, true)

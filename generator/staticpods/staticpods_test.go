@@ -585,6 +585,7 @@ func checkAPIServer(t *testing.T, ctx string, o options, topo topology, sn specN
 	ctr := pod.Spec.Containers[0]
 	wantFlag(t, ctx, flags, "advertise-address", sn.addr)
 	wantFlag(t, ctx, flags, "etcd-servers", topo.etcdServers)
+	wantFlag(t, ctx, flags, "profiling", "false")
 	wantFlag(t, ctx, flags, "secure-port", topo.securePort)
 	wantFlag(t, ctx, flags, "service-cluster-ip-range", "10.96.0.0/12")
 	wantFlag(t, ctx, flags, "allow-privileged", "true")
@@ -648,6 +649,7 @@ func checkControllerManager(t *testing.T, ctx string, o options, flexvolume bool
 	wantFlag(t, ctx, flags, "controllers", "*,bootstrapsigner,tokencleaner")
 	wantFlag(t, ctx, flags, "use-service-account-credentials", "true")
 	wantFlag(t, ctx, flags, "leader-elect", "true")
+	wantFlag(t, ctx, flags, "profiling", "false")
 	for _, f := range []string{"kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig"} {
 		wantFlag(t, ctx, flags, f, "/etc/kubernetes/controller-manager.conf")
 	}
@@ -696,7 +698,7 @@ func checkScheduler(t *testing.T, ctx string, pod *corev1.Pod, flags map[string]
 	if v := volume(pod, "kubeconfig"); v == nil || v.HostPath.Path != "/etc/kubernetes/scheduler.conf" {
 		t.Errorf("%s: kubeconfig volume %+v", ctx, v)
 	}
-	if len(flags) != 5 || flags["kubeconfig"] != "/etc/kubernetes/scheduler.conf" || flags["bind-address"] != "127.0.0.1" {
+	if len(flags) != 6 || flags["profiling"] != "false" || flags["kubeconfig"] != "/etc/kubernetes/scheduler.conf" || flags["bind-address"] != "127.0.0.1" {
 		t.Errorf("%s: flags %v", ctx, flags)
 	}
 	if len(pod.Annotations) != 0 {
