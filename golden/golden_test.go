@@ -148,6 +148,10 @@ func bundleCase(t *testing.T, dir string) {
 	got := filepath.Join(out, bundles[0].Name())
 	compareTree(t, filepath.Join(dir, "expected"), got)
 	assertPinned(t, got)
+	// Every golden bundle verifies clean: no problem, no posture finding, no warning.
+	if stdout, stderr, code := runAt(testNow.Add(time.Hour), "verify", "--require-pinned", got); code != 0 || stdout != "" {
+		t.Errorf("verify of the golden bundle: exit %d\n%s%s", code, stdout, stderr)
+	}
 	compareText(t, filepath.Join(dir, "expected.lock"), string(mustRead(t, filepath.Join(work, "cluster.lock"))))
 
 	// Re-rendering changes nothing and writes nothing.

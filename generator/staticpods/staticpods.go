@@ -187,7 +187,7 @@ func apiServerPod(c *model.Cluster, n *model.Node, co *component.Component) (*co
 		"kubelet-client-certificate":      paths.APIServerKubeletClientCert,
 		"kubelet-client-key":              paths.APIServerKubeletClientKey,
 		"kubelet-preferred-address-types": "InternalIP,ExternalIP,Hostname",
-		// Off, as the CIS Kubernetes Benchmark asks (1.2.15): the profiling endpoints
+		// Off, as the CIS Kubernetes Benchmark asks: the profiling endpoints
 		// expose internals and nobody needs them on a production API server.
 		"profiling":                          "false",
 		"proxy-client-cert-file":             paths.FrontProxyClientCert,

@@ -3,9 +3,14 @@ package verify_test
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/provision"
+	"github.com/scratchgen/scratchgen/generator/verify"
 )
 
 // appendText appends text to a node's view file (node.bu, user-data: YAML documents
@@ -144,5 +149,173 @@ func TestViewTamperings(t *testing.T) {
 				t.Errorf("SHA256SUMS was recomputed, yet it is blamed")
 			}
 		})
+	}
+}
+
+// consistently edits a node's rootfs file and re-renders its views from the edited
+// rootfs, as an attacker (or a well-meaning hand) who knows the format would: the views
+// then carry exactly rootfs, and only the posture rules can tell.
+func consistently(t *testing.T, dir, node, p string, edit func(string) string) {
+	t.Helper()
+	f := rootfs(dir, node, p)
+	write(t, f, []byte(edit(string(read(t, f)))))
+	rerenderViews(t, dir, node)
+}
+
+// rerenderViews writes a node's views from its rootfs on disk and bundle.json.
+func rerenderViews(t *testing.T, dir, node string) {
+	t.Helper()
+	meta, err := bundle.ParseMetadata(read(t, filepath.Join(dir, bundle.MetadataName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nm := meta.Node(node)
+	n := bundle.Node{Name: node, Units: nm.Units}
+	root := filepath.Join(dir, "nodes", node, "rootfs")
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, _ := d.Info()
+		rel, _ := filepath.Rel(root, p)
+		n.Rootfs = append(n.Rootfs, bundle.File{Path: "/" + filepath.ToSlash(rel), Mode: info.Mode().Perm(), Data: read(t, p), Secret: info.Mode().Perm() == bundle.ModeSecret})
+		return nil
+	})
+	bundle.Sort(n.Rootfs)
+	views, err := provision.Views(&n, nm.OS, meta.EmbedSecrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range views {
+		write(t, filepath.Join(dir, "nodes", node, v.Path), v.Data)
+	}
+}
+
+func replaceOnce(old, new string) func(string) string {
+	return func(s string) string {
+		if !strings.Contains(s, old) {
+			panic("tamper: " + old + " not found")
+		}
+		return strings.Replace(s, old, new, 1)
+	}
+}
+
+// postureTamperings are consistent edits of rootfs and views into a weaker cluster.
+var postureTamperings = []corruption{
+	{name: "apiserver AlwaysAllow", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "cp-1", "/etc/kubernetes/manifests/kube-apiserver.yaml", replaceOnce("--authorization-mode=Node,RBAC", "--authorization-mode=AlwaysAllow"))
+		},
+		path: "nodes/cp-1/rootfs/etc/kubernetes/manifests/kube-apiserver.yaml", msg: "posture api-authorization (CIS 1.2.7, 1.2.8, 1.2.9): --authorization-mode=AlwaysAllow"},
+	{name: "apiserver anonymous auth on", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "cp-1", "/etc/kubernetes/manifests/kube-apiserver.yaml", replaceOnce("    - --allow-privileged=true\n", "    - --allow-privileged=true\n    - --anonymous-auth=true\n"))
+		},
+		path: "nodes/cp-1/rootfs/etc/kubernetes/manifests/kube-apiserver.yaml", msg: "posture api-anonymous-auth (CIS 1.2.1): --anonymous-auth=true"},
+	{name: "apiserver without --kubelet-certificate-authority", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "cp-1", "/etc/kubernetes/manifests/kube-apiserver.yaml", replaceOnce("    - --kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt\n", ""))
+		},
+		path: "nodes/cp-1/rootfs/etc/kubernetes/manifests/kube-apiserver.yaml", msg: "posture api-kubelet-tls (CIS 1.2.5, 1.2.6): --kubelet-certificate-authority is not set"},
+	{name: "etcd client-cert-auth off", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "cp-1", "/etc/kubernetes/manifests/etcd.yaml", replaceOnce("--client-cert-auth=true", "--client-cert-auth=false"))
+		},
+		path: "nodes/cp-1/rootfs/etc/kubernetes/manifests/etcd.yaml", msg: "posture etcd-tls (CIS 2.1, 2.2, 2.3, 2.4, 2.5, 2.6): --client-cert-auth is \"false\""},
+	{name: "apiserver image from another registry", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "cp-1", "/etc/kubernetes/manifests/kube-apiserver.yaml", replaceOnce("image: registry.k8s.io/kube-apiserver:", "image: evil.example/kube-apiserver:"))
+		},
+		path: "nodes/cp-1/rootfs/etc/kubernetes/manifests/kube-apiserver.yaml", msg: "posture images: runs image evil.example/kube-apiserver:v1.36.3"},
+	{name: "kubelet anonymous auth", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "worker-1", "/var/lib/kubelet/config.yaml", replaceOnce("anonymous:\n    enabled: false", "anonymous:\n    enabled: true"))
+		},
+		path: "nodes/worker-1/rootfs/var/lib/kubelet/config.yaml", msg: "posture kubelet-authn (CIS 4.2.1, 4.2.3): authentication.anonymous.enabled is not false"},
+	{name: "kubelet AlwaysAllow", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "worker-1", "/var/lib/kubelet/config.yaml", replaceOnce("mode: Webhook", "mode: AlwaysAllow"))
+		},
+		path: "nodes/worker-1/rootfs/var/lib/kubelet/config.yaml", msg: "posture kubelet-authz (CIS 4.2.2): authorization.mode is \"AlwaysAllow\""},
+	{name: "sandbox image changed", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "worker-2", "/etc/containerd/config.toml", replaceOnce(`sandbox_image = "registry.k8s.io/pause:3.10.1"`, `sandbox_image = "registry.k8s.io/pause:3.9"`))
+		},
+		path: "nodes/worker-2/rootfs/etc/containerd/config.toml", msg: "posture images: runs image registry.k8s.io/pause:3.9"},
+	{name: "kubelet ExecStart from elsewhere", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "worker-1", "/etc/systemd/system/kubelet.service.d/10-scratchgen.conf", replaceOnce("ExecStart=/usr/local/bin/kubelet", "ExecStart=/opt/evil/kubelet"))
+		},
+		path: "nodes/worker-1/rootfs/etc/systemd/system/kubelet.service.d/10-scratchgen.conf", msg: "posture unit-binaries: ExecStart runs /opt/evil/kubelet"},
+	{name: "route next hop outside the cluster", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "worker-1", "/etc/scratchgen/routes.sh", replaceOnce("via 10.0.0.10 ", "via 192.0.2.66 "))
+		},
+		path: "nodes/worker-1/rootfs/etc/scratchgen/routes.sh", msg: "posture routes: routes 10.10.0.0/24 via 192.0.2.66, which is not a cluster node's address"},
+	{name: "kubelet pod range overlapping another node's", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "worker-2", "/var/lib/kubelet/config.yaml", replaceOnce("podCIDR: 10.10.7.0/24", "podCIDR: 10.10.1.0/24"))
+		},
+		path: "nodes/worker-2/rootfs/var/lib/kubelet/config.yaml", msg: "posture pod-ranges: podCIDR 10.10.1.0/24 overlaps node worker-1's 10.10.1.0/24"},
+	{name: "kubelet read-only port", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "worker-1", "/var/lib/kubelet/config.yaml", replaceOnce("podCIDR:", "readOnlyPort: 10255\npodCIDR:"))
+		},
+		path: "nodes/worker-1/rootfs/var/lib/kubelet/config.yaml", msg: "posture kubelet-read-only-port (CIS 4.2.4): readOnlyPort is 10255"},
+	{name: "controller manager profiling", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "cp-1", "/etc/kubernetes/manifests/kube-controller-manager.yaml", replaceOnce("    - --profiling=false\n", ""))
+		},
+		path: "nodes/cp-1/rootfs/etc/kubernetes/manifests/kube-controller-manager.yaml", msg: "posture profiling-off (CIS 1.3.2, 1.4.1): kube-controller-manager runs without --profiling=false"},
+	{name: "scheduler bound to every address", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "cp-1", "/etc/kubernetes/manifests/kube-scheduler.yaml", replaceOnce("--bind-address=127.0.0.1", "--bind-address=0.0.0.0"))
+		},
+		path: "nodes/cp-1/rootfs/etc/kubernetes/manifests/kube-scheduler.yaml", msg: "posture local-bind (CIS 1.3.7, 1.4.2): kube-scheduler --bind-address=\"0.0.0.0\""},
+	{name: "NodeRestriction dropped", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "cp-1", "/etc/kubernetes/manifests/kube-apiserver.yaml", replaceOnce("    - --enable-admission-plugins=NodeRestriction\n", ""))
+		},
+		path: "nodes/cp-1/rootfs/etc/kubernetes/manifests/kube-apiserver.yaml", msg: "posture api-node-restriction (CIS 1.2.16): --enable-admission-plugins=\"\" lacks NodeRestriction"},
+	{name: "etcd trusts the cluster CA", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "cp-1", "/etc/kubernetes/manifests/etcd.yaml", func(s string) string {
+				return strings.ReplaceAll(s, "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt", "--trusted-ca-file=/etc/kubernetes/pki/ca.crt")
+			})
+		},
+		path: "nodes/cp-1/rootfs/etc/kubernetes/manifests/etcd.yaml", msg: "posture etcd-own-ca (CIS 2.7): --trusted-ca-file is the cluster CA"},
+	{name: "service-account signing key mismatch", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "cp-1", "/etc/kubernetes/manifests/kube-controller-manager.yaml", replaceOnce("--service-account-private-key-file=/etc/kubernetes/pki/sa.key", "--service-account-private-key-file=/etc/kubernetes/pki/apiserver.key"))
+		},
+		path: "nodes/cp-1/rootfs/etc/kubernetes/manifests/kube-controller-manager.yaml", msg: "posture service-account-keys (CIS 1.2.24, 1.2.25, 1.3.3, 1.3.4, 1.3.5): --service-account-private-key-file is not the key"},
+}
+
+// TestPostureTamperings: each consistent edit into a weaker cluster fails its rule, with
+// the views re-rendered and SHA256SUMS recomputed.
+func TestPostureTamperings(t *testing.T) {
+	for _, c := range postureTamperings {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := fixture(t, c.spec)
+			c.corrupt(t, dir)
+			resum(t, dir)
+			ps := verifyAt(t, dir, c.opts)
+			expect(t, ps, c.path, c.msg)
+			for _, p := range verify.Errors(ps) {
+				if p.Rule == "" && strings.Contains(p.Path, "/user-data") {
+					t.Errorf("the views were re-rendered, yet: %s", p)
+				}
+			}
+		})
+	}
+}
+
+// TestCorpusSize: the tampering corpus covers at least the 40 cases the review asked for.
+func TestCorpusSize(t *testing.T) {
+	if n := len(corruptions) + len(viewTamperings) + len(postureTamperings); n < 40 {
+		t.Errorf("%d tamperings, want at least 40", n)
+	} else {
+		t.Logf("%d tamperings: %d consistency, %d view directives, %d posture", n, len(corruptions), len(viewTamperings), len(postureTamperings))
 	}
 }

@@ -39,6 +39,8 @@ type Options struct {
 	// Components is the component table manifests are checked against (nil: the
 	// built-in one).
 	Components component.Table
+	// NoPosture skips the security posture rules (Rules).
+	NoPosture bool
 }
 
 // Problem is one thing wrong with a bundle.
@@ -52,6 +54,8 @@ type Problem struct {
 	Msg string
 	// Warning marks a problem that does not fail verification (an unpinned image).
 	Warning bool
+	// Rule is the posture rule the problem breaks ("" for consistency problems).
+	Rule string
 }
 
 // String formats the problem as one line: "<path>: <msg>", with "warning: " before the
@@ -184,6 +188,9 @@ func (b *checker) run() {
 	b.checkImages()
 	b.checkViews()
 	b.checkViewBytes()
+	if !b.opts.NoPosture {
+		b.checkPosture()
+	}
 	b.checkGitignore()
 }
 
