@@ -80,6 +80,15 @@ func diffCase(t *testing.T, dir string) {
 		wantCode, now = 2, renewNow // the diff that follows a renewal
 	}
 
+	// A case may edit the rendered bundle: the file's first line names a bundle file, the
+	// rest is appended to it (a view gaining a directive, as a tampered bundle would).
+	if edit, err := os.ReadFile(filepath.Join(dir, "tamper")); err == nil {
+		target, text, _ := strings.Cut(string(edit), "\n")
+		p := filepath.Join(out, "demo", filepath.FromSlash(target))
+		mustWrite(t, p, append(mustRead(t, p), text...), 0o644)
+		wantCode = 2
+	}
+
 	text, stderr, code := runAt(now, "diff", "-f", spec, "-o", out)
 	if code != wantCode || stderr != "" {
 		t.Fatalf("diff: exit %d, want %d\n%s%s", code, wantCode, text, stderr)
@@ -96,7 +105,10 @@ func diffCase(t *testing.T, dir string) {
 	if doc["changed"] != (wantCode == 2) {
 		t.Errorf("json changed = %v", doc["changed"])
 	}
-	compareText(t, filepath.Join(dir, "expected.json"), strings.ReplaceAll(js, work, "$WORK"))
+	// Large cases keep only the text golden (the JSON lists every node's files in full).
+	if _, err := os.Stat(filepath.Join(dir, "text-only")); err != nil {
+		compareText(t, filepath.Join(dir, "expected.json"), strings.ReplaceAll(js, work, "$WORK"))
+	}
 
 	// Render the change: the new bundle's secrets join the search, and diff is then clean.
 	if _, stderr, code := runAt(now, "render", "-f", spec, "-o", out); code != 0 {

@@ -10,11 +10,12 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"github.com/scratchgen/scratchgen/generator/provision"
 	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/scratchgen/scratchgen/generator/provision"
 
 	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
 	"sigs.k8s.io/yaml"

@@ -38,7 +38,26 @@ func (r *Report) WriteText(w io.Writer) error {
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
-	for _, g := range r.Groups {
+	if len(r.Impact) > 0 {
+		b.WriteString("\nimpact:\n")
+		for _, im := range groupImpacts(r.Impact) {
+			b.WriteString("  " + im + "\n")
+		}
+	}
+	if dirs := r.directives(); len(dirs) > 0 {
+		b.WriteString("\nprovisioning views say more than their files (not rendered by scratchgen: read these):\n")
+		for _, d := range dirs {
+			b.WriteString("  ! " + d + "\n")
+		}
+	}
+	shared, rest := r.sharedChanges()
+	if len(shared) > 0 {
+		b.WriteString("\nthe same change on several nodes:\n")
+		for _, sc := range shared {
+			b.WriteString(sc)
+		}
+	}
+	for _, g := range rest {
 		b.WriteString("\n")
 		writeGroup(&b, g)
 	}
@@ -65,29 +84,62 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "\nnote: %s\n", n)
 	}
-	if len(r.NeedsSecret) > 0 {
-		b.WriteString("\nneeds the root secret (reviewed without it):\n")
-		for _, p := range r.NeedsSecret {
-			where := strings.Join(p.Nodes, ",")
-			if p.Admin {
-				where = strings.TrimPrefix(where+",admin/", ",")
-			}
-			if where == "" {
-				where = "no node"
-			}
-			fmt.Fprintf(&b, "  %s %s (%s): %s\n", p.Verb(), p.ID, where, p.Reason)
-		}
-	}
-	if len(r.Impact) > 0 {
-		b.WriteString("\nimpact:\n")
-		for _, im := range r.Impact {
-			fmt.Fprintf(&b, "  %s: %s (%s)\n", im.Node, im.Component, strings.Join(im.Reasons, ", "))
-		}
-	}
+	r.writeNeedsSecret(&b)
 	b.WriteString("\n" + r.summary() + "\n")
 	if r.Unchecked > 0 {
 		fmt.Fprintf(&b, "%d secret file(s) not checked (they need the root secret)\n", r.Unchecked)
 	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeNeedsSecret lists what a review without the root secret could not render.
+func (r *Report) writeNeedsSecret(b *strings.Builder) {
+	if len(r.NeedsSecret) == 0 {
+		return
+	}
+	b.WriteString("\nneeds the root secret (reviewed without it):\n")
+	for _, p := range r.NeedsSecret {
+		where := CompressNames(p.Nodes)
+		if p.Admin {
+			where = strings.TrimPrefix(where+", admin/", ", ")
+		}
+		if where == "" {
+			where = "no node"
+		}
+		fmt.Fprintf(b, "  %s %s (%s): %s\n", p.Verb(), p.ID, where, p.Reason)
+	}
+}
+
+// WriteSummary writes only the header, the impact, what needs the root secret and the
+// counts: a review short enough for any pull-request comment.
+func (r *Report) WriteSummary(w io.Writer) error {
+	var b strings.Builder
+	if r.Bundle != "" {
+		fmt.Fprintf(&b, "--- %s (on disk)\n", r.Bundle)
+		if r.Spec != "" {
+			fmt.Fprintf(&b, "+++ %s (rendered)\n", r.Spec)
+		}
+	}
+	if !r.Changed {
+		b.WriteString("no changes\n")
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	if len(r.Impact) > 0 {
+		b.WriteString("\nimpact:\n")
+		for _, im := range groupImpacts(r.Impact) {
+			b.WriteString("  " + im + "\n")
+		}
+	}
+	if dirs := r.directives(); len(dirs) > 0 {
+		b.WriteString("\nprovisioning views say more than their files (not rendered by scratchgen: read these):\n")
+		for _, d := range dirs {
+			b.WriteString("  ! " + d + "\n")
+		}
+	}
+	r.writeNeedsSecret(&b)
+	b.WriteString("\n" + r.summary() + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -133,10 +185,22 @@ func writeGroup(b *strings.Builder, g Group) {
 	default:
 		fmt.Fprintf(b, "%s:\n", g.Name)
 	}
-	files := g.Files
+	for _, e := range entries(g.Files) {
+		writeFile(b, e.f, e.names)
+	}
+}
+
+// entry is one line of a group's listing: a file, or the provisioning views that carry
+// the same changes (shown once).
+type entry struct {
+	names []string
+	f     FileDiff
+}
+
+func entries(files []FileDiff) []entry {
+	var out []entry
 	for i := 0; i < len(files); i++ {
 		f := files[i]
-		// Provisioning views carrying the same changes are shown once.
 		names := []string{f.Path}
 		if f.Kind == KindView {
 			for i+1 < len(files) && sameViewChange(f, files[i+1]) {
@@ -144,12 +208,179 @@ func writeGroup(b *strings.Builder, g Group) {
 				names = append(names, files[i].Path)
 			}
 		}
-		writeFile(b, f, names)
+		out = append(out, entry{names, f})
 	}
+	return out
+}
+
+// directives lists every view directive that differs, as "node view: directive".
+func (r *Report) directives() []string {
+	var out []string
+	for _, g := range r.Groups {
+		for _, f := range g.Files {
+			for _, d := range f.Directives {
+				out = append(out, g.Name+" "+f.Path+": "+d)
+			}
+		}
+	}
+	return out
+}
+
+// changedLines keeps a unified diff's added and removed lines: what changed, whatever
+// the context (which differs from node to node).
+func changedLines(diff string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(diff, "\n") {
+		if strings.HasPrefix(l, "+") || strings.HasPrefix(l, "-") {
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}
+
+// sharedChanges pulls out the entries that are the same on several changed nodes (text
+// diffs compared by their changed lines), rendered with the nodes they apply to, and
+// returns the groups with what remains.
+func (r *Report) sharedChanges() ([]string, []Group) {
+	type shared struct {
+		text  string
+		nodes []string
+	}
+	var order []string
+	byKey := map[string]*shared{}
+	render := func(e entry) string {
+		var sb strings.Builder
+		if e.f.Diff != "" {
+			e.f.Diff = changedLines(e.f.Diff)
+		}
+		writeFile(&sb, e.f, e.names)
+		return sb.String()
+	}
+	for _, g := range r.Groups {
+		if !g.Node || g.Status != Changed {
+			continue
+		}
+		for _, e := range entries(g.Files) {
+			key := render(e)
+			if byKey[key] == nil {
+				byKey[key] = &shared{text: key}
+				order = append(order, key)
+			}
+			byKey[key].nodes = append(byKey[key].nodes, g.Name)
+		}
+	}
+	var out []string
+	isShared := map[string]bool{}
+	for _, k := range order {
+		sh := byKey[k]
+		if len(sh.nodes) < 2 {
+			continue
+		}
+		isShared[k] = true
+		first, rest, _ := strings.Cut(sh.text, "\n")
+		tail := ""
+		for _, t := range []string{" carry:", " carries:"} {
+			if strings.HasSuffix(first, t) {
+				first, tail = strings.TrimSuffix(first, t), t
+			}
+		}
+		out = append(out, fmt.Sprintf("%s on %d nodes (%s)%s\n%s", first, len(sh.nodes), CompressNames(sh.nodes), tail, rest))
+	}
+	var groups []Group
+	for _, g := range r.Groups {
+		if !g.Node || g.Status != Changed || len(isShared) == 0 {
+			groups = append(groups, g)
+			continue
+		}
+		keep := g
+		keep.Files = nil
+		for _, e := range entries(g.Files) {
+			if !isShared[render(e)] {
+				keep.Files = append(keep.Files, e.files()...)
+			}
+		}
+		if len(keep.Files) > 0 {
+			groups = append(groups, keep)
+		}
+	}
+	return out, groups
+}
+
+// files are the file diffs an entry stands for.
+func (e entry) files() []FileDiff {
+	out := make([]FileDiff, len(e.names))
+	for i, n := range e.names {
+		out[i] = e.f
+		out[i].Path = n
+	}
+	return out
+}
+
+// groupImpacts lists the impacts, one line each, the same impact on several nodes once
+// with the nodes compressed ("scratchgen-routes (routes.sh changed) on 200 nodes: …").
+func groupImpacts(impacts []Impact) []string {
+	var order []string
+	nodes := map[string][]string{}
+	for _, im := range impacts {
+		key := im.Component + " (" + strings.Join(im.Reasons, ", ") + ")"
+		if nodes[key] == nil {
+			order = append(order, key)
+		}
+		nodes[key] = append(nodes[key], im.Node)
+	}
+	var out []string
+	for _, key := range order {
+		if ns := nodes[key]; len(ns) == 1 {
+			out = append(out, ns[0]+": "+key)
+		} else {
+			out = append(out, fmt.Sprintf("%s on %d nodes: %s", key, len(ns), CompressNames(ns)))
+		}
+	}
+	return out
+}
+
+// CompressNames joins node names, writing runs that differ only in a trailing number
+// counting up by one as ranges: "cp-1..cp-3, worker-1..worker-200, db".
+func CompressNames(names []string) string {
+	split := func(s string) (string, int, bool) {
+		i := len(s)
+		for i > 0 && s[i-1] >= '0' && s[i-1] <= '9' {
+			i--
+		}
+		if i == len(s) || (len(s)-i > 1 && s[i] == '0') {
+			return s, 0, false
+		}
+		n := 0
+		for _, c := range s[i:] {
+			n = n*10 + int(c-'0')
+		}
+		return s[:i], n, true
+	}
+	var parts []string
+	for i := 0; i < len(names); {
+		prefix, n, ok := split(names[i])
+		j := i + 1
+		for ok && j < len(names) {
+			p, m, ok2 := split(names[j])
+			if !ok2 || p != prefix || m != n+(j-i) {
+				break
+			}
+			j++
+		}
+		switch {
+		case j-i >= 3:
+			parts = append(parts, names[i]+".."+names[j-1])
+		default:
+			j = i + 1
+			parts = append(parts, names[i])
+		}
+		i = j
+	}
+	return strings.Join(parts, ", ")
 }
 
 func sameViewChange(a, b FileDiff) bool {
-	if b.Kind != KindView || a.Change != b.Change || a.Note != b.Note || a.Pending != b.Pending || a.OldMode != b.OldMode || a.NewMode != b.NewMode {
+	if b.Kind != KindView || a.Change != b.Change || a.Note != b.Note || a.Pending != b.Pending || a.OldMode != b.OldMode || a.NewMode != b.NewMode || len(a.Directives) > 0 || len(b.Directives) > 0 {
 		return false
 	}
 	if len(a.Carried) != len(b.Carried) {

@@ -1,6 +1,7 @@
 package review
 
 import (
+	"fmt"
 	"path"
 	"strings"
 
@@ -61,7 +62,13 @@ func impacts(t component.Table, groups []Group, oldBy, newBy map[string]*bundle.
 				continue
 			}
 			if !strings.HasPrefix(f.Path, "/") {
-				continue // provisioning views: used at first boot only
+				// Provisioning views are used at first boot only; but directives that are
+				// not files are what a reviewer must look at.
+				if len(f.Directives) > 0 {
+					extra = append(extra, Impact{Node: g.Name, Component: "provisioning views",
+						Reasons: []string{fmt.Sprintf("%s: %d directive(s) besides its files", f.Path, len(f.Directives))}})
+				}
+				continue
 			}
 			r, ok := lookupImpact(t, f.Path)
 			if !ok {

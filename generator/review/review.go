@@ -21,6 +21,7 @@ import (
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/lock"
+	"github.com/scratchgen/scratchgen/generator/provision"
 )
 
 // Change is what happens to a file, a field or a lock entry.
@@ -132,6 +133,10 @@ type FileDiff struct {
 	// Pending is set when the new content needs the root secret (a review without it):
 	// why it cannot be shown ("would be issued: its SANs change").
 	Pending string `json:"pending,omitempty"`
+	// Directives are, for a provisioning view, what differs besides the files it writes
+	// and the units it enables (commands, users, links, remote sources, …): "on disk, not
+	// rendered: runcmd: curl … | sh" or "rendered, not on disk: …".
+	Directives []string `json:"directives,omitempty"`
 }
 
 // FieldDiff is one decoded field that differs. Secret fields carry no values.
@@ -464,6 +469,17 @@ func compareFile(display, bundlePath string, o, n *bundle.File, status Change) F
 			}
 		}
 		d.Carried = compareCarried(oc, nc)
+		if o != nil && n != nil {
+			if dirs, err := provision.DiffDirectives(display, n.Data, o.Data); err == nil {
+				for _, l := range dirs {
+					if rest, ok := strings.CutPrefix(l, "adds "); ok {
+						d.Directives = append(d.Directives, "on disk, not rendered: "+rest)
+					} else if rest, ok := strings.CutPrefix(l, "lacks "); ok {
+						d.Directives = append(d.Directives, "rendered, not on disk: "+rest)
+					}
+				}
+			}
+		}
 	case secret:
 		fingerprints()
 		d.Kind = KindSecret

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -25,6 +26,8 @@ func runDiff(r *runner, args []string) error {
 	out := r.flags.StringP("bundles", "o", "bundles", "output directory of render; the bundle is <bundles>/<cluster>")
 	format := r.flags.String("output", "text", "text, or json for tools")
 	newPKI := r.flags.Bool("new-pki", false, "show what render --new-pki would change: a new PKI issued from the given secret")
+	summary := r.flags.Bool("summary", false, "text output: only the impact, what needs the secret and the counts")
+	maxLines := r.flags.Int("max-lines", 0, "text output: stop after this many lines, saying how many were left out (0: no limit; e.g. for a pull-request comment)")
 	if done, err := r.parse("diff", args); done || err != nil {
 		return err
 	}
@@ -83,10 +86,13 @@ func runDiff(r *runner, args []string) error {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("directory %s has the wrong mode; render resets it to 0755", d))
 		rep.Changed = true
 	}
-	if *format == "json" {
+	switch {
+	case *format == "json":
 		err = rep.WriteJSON(r.io.Out)
-	} else {
-		err = rep.WriteText(r.io.Out)
+	case *summary:
+		err = rep.WriteSummary(r.io.Out)
+	default:
+		err = rep.WriteText(&lineLimit{w: r.io.Out, max: *maxLines})
 	}
 	if err != nil {
 		return err
@@ -276,4 +282,41 @@ func runCertsRenew(r *runner, args []string) error {
 	}
 	fmt.Fprintf(r.io.Out, "review with `scratchgen diff -f %s`, then `scratchgen render -f %s` re-issues them\n", f.spec, f.spec)
 	return nil
+}
+
+// lineLimit passes at most max lines (0: all) and then says how many it left out.
+type lineLimit struct {
+	w       io.Writer
+	max     int
+	written int
+	dropped int
+}
+
+func (l *lineLimit) Write(p []byte) (int, error) {
+	if l.max <= 0 {
+		return l.w.Write(p)
+	}
+	for _, line := range strings.SplitAfter(string(p), "\n") {
+		if line == "" {
+			continue
+		}
+		if l.written >= l.max {
+			if strings.HasSuffix(line, "\n") {
+				l.dropped++
+			}
+			continue
+		}
+		if _, err := io.WriteString(l.w, line); err != nil {
+			return 0, err
+		}
+		if strings.HasSuffix(line, "\n") {
+			l.written++
+		}
+	}
+	if l.dropped > 0 && l.written >= l.max {
+		// Reported once, after the report (WriteText writes in one call).
+		fmt.Fprintf(l.w, "… %d more line(s) left out (--max-lines %d); run diff --summary, or --output json for everything\n", l.dropped, l.max)
+		l.dropped = 0
+	}
+	return len(p), nil
 }

@@ -272,3 +272,22 @@ func TestHelpListsReviewCommands(t *testing.T) {
 		t.Errorf("certs status --help: exit %d\n%s", code, out)
 	}
 }
+
+// TestDiffSummaryAndMaxLines: --summary keeps the impact and the counts; --max-lines
+// stops the text and says how much it left out.
+func TestDiffSummaryAndMaxLines(t *testing.T) {
+	dir := rvWork(t)
+	os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(rvSpec+"  - {name: worker-2, address: 10.0.0.22, roles: [worker]}\n"), 0o644)
+	full, code := rvRun(t, dir, rvNow, "diff")
+	if code != 2 {
+		t.Fatalf("diff: exit %d\n%s", code, full)
+	}
+	sum, code := rvRun(t, dir, rvNow, "diff", "--summary")
+	if code != 2 || !strings.Contains(sum, "impact:") || !strings.Contains(sum, "worker-2: new node") || strings.Contains(sum, "+ /etc/cni") || len(sum) >= len(full) {
+		t.Errorf("diff --summary: exit %d\n%s", code, sum)
+	}
+	short, code := rvRun(t, dir, rvNow, "diff", "--max-lines", "10")
+	if code != 2 || strings.Count(short, "\n") != 11 || !strings.Contains(short, "more line(s) left out (--max-lines 10)") {
+		t.Errorf("diff --max-lines 10: exit %d\n%s", code, short)
+	}
+}
