@@ -176,10 +176,20 @@ func TestCertsStatusGolden(t *testing.T) {
 		t.Fatalf("render: exit %d\n%s", code, stderr)
 	}
 	var b strings.Builder
-	for _, args := range [][]string{{}, {"--warn-within", "400d"}} {
-		stdout, stderr, code := run(append([]string{"certs", "status", "-f", spec}, args...)...)
+	bundles := filepath.Join(work, "bundles")
+	status := func(now time.Time, args ...string) {
+		stdout, stderr, code := runAt(now, append([]string{"certs", "status", "-f", spec, "-o", bundles}, args...)...)
 		fmt.Fprintf(&b, "$ %s\n%s%sexit %d\n\n", strings.Join(append([]string{"scratchgen certs status"}, args...), " "), stdout, stderr, code)
 	}
+	status(testNow)
+	status(testNow, "--warn-within", "400d")
+	// Renewed in the lock, not yet rendered: the bundle still holds the old certificate,
+	// and that is what expires.
+	if _, stderr, code := runAt(renewNow, "certs", "renew", "-f", spec, "admin"); code != 0 {
+		t.Fatalf("certs renew: exit %d\n%s", code, stderr)
+	}
+	b.WriteString("$ scratchgen certs renew admin   (half a year later, not rendered)\n\n")
+	status(renewNow)
 	compareText(t, "testdata/diff/certs-status.txt", strings.ReplaceAll(b.String(), work, "$WORK"))
 }
 

@@ -69,8 +69,17 @@ func reviewPlan(c *model.Cluster, lk *lock.Lock, opts Options) (*Result, error) 
 }
 
 // existingCerts collects, by identity, the certificates the bundle on disk holds where
-// the plan would place them: certificate files and the certificates inside kubeconfigs.
+// the plan would place them.
 func (p *planner) existingCerts() map[ID][]*x509.Certificate {
+	return DiskCertificates(p.c, p.opts.Existing)
+}
+
+// DiskCertificates collects, by identity, the certificates a bundle on disk holds where
+// a render of c places them: certificate files and the certificates inside kubeconfigs,
+// on every node that holds the identity and in admin/. existing reads the bundle (see
+// Options.Existing).
+func DiskCertificates(c *model.Cluster, existing func(node, path string) []byte) map[ID][]*x509.Certificate {
+	p := &planner{c: c, opts: Options{Existing: existing}, certs: templates(c)}
 	out := map[ID][]*x509.Certificate{}
 	add := func(id ID, data []byte) {
 		for len(data) > 0 {
@@ -230,5 +239,58 @@ func extUsages(u pki.Usage) []x509.ExtKeyUsage {
 func sortedCopy(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
+	return out
+}
+
+// OnDisk is an identity's certificate as the bundle on disk holds it.
+type OnDisk struct {
+	// NotAfter is the earliest end of the certificates found for the identity (zero when
+	// none was found).
+	NotAfter time.Time
+	// Note says where the disk and the lock disagree: "renewed in the lock (generation
+	// 2), not rendered yet", "not rendered yet", "differs from the lock (render to
+	// update)"; empty when they agree.
+	Note string
+}
+
+// CertificatesOnDisk reports, per certificate identity of c, what the bundle on disk
+// (read through existing) holds compared with the lock lk.
+func CertificatesOnDisk(c *model.Cluster, lk *lock.Lock, now time.Time, existing func(node, path string) []byte) map[ID]OnDisk {
+	dates := Schedule(c, lk, now)
+	disk := DiskCertificates(c, existing)
+	out := map[ID]OnDisk{}
+	for _, id := range Identities(c) {
+		if id.Kind == KindKeyPair {
+			continue
+		}
+		d := dates[id.ID]
+		var st OnDisk
+		for _, cert := range disk[id.ID] {
+			if st.NotAfter.IsZero() || cert.NotAfter.Before(st.NotAfter) {
+				st.NotAfter = cert.NotAfter.UTC()
+			}
+		}
+		switch {
+		case len(disk[id.ID]) == 0 && d.Issued:
+			st.Note = "not on disk: render to write it"
+		case len(disk[id.ID]) == 0:
+		default:
+			want := pki.DeriveSerial(c.Name+"/"+string(id.ID), d.Generation)
+			for _, cert := range disk[id.ID] {
+				if cert.SerialNumber.Cmp(want) == 0 {
+					continue
+				}
+				st.Note = "differs from the lock: render to update it"
+				for g := d.Generation - 1; g >= 1; g-- {
+					if cert.SerialNumber.Cmp(pki.DeriveSerial(c.Name+"/"+string(id.ID), g)) == 0 {
+						st.Note = fmt.Sprintf("renewed in the lock (generation %d), not rendered yet", d.Generation)
+						break
+					}
+				}
+				break
+			}
+		}
+		out[id.ID] = st
+	}
 	return out
 }

@@ -3,6 +3,7 @@ package review
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -28,20 +29,34 @@ type CertStatus struct {
 	// Issued is false for an identity the lock does not record yet (its dates assume a
 	// render now).
 	Issued bool `json:"issued"`
+	// OnDisk is set when NotAfter comes from the certificate in the bundle on disk (not
+	// from the lock); Note says where disk and lock disagree.
+	OnDisk bool   `json:"onDisk,omitempty"`
+	Note   string `json:"note,omitempty"`
 }
 
 // Status lists every certificate of a cluster (identities from credentials.Identities,
 // dates from credentials.Schedule): CAs first, then leaves, each sorted by name. The
 // service-account key pair has no certificate and is not listed.
-func Status(ids []credentials.Identity, dates map[credentials.ID]credentials.Dates) []CertStatus {
+//
+// disk (nil when there is no bundle) is what the bundle on disk holds: its expiry is the
+// one reported, and where it disagrees with the lock the row says so.
+func Status(ids []credentials.Identity, dates map[credentials.ID]credentials.Dates, disk map[credentials.ID]credentials.OnDisk) []CertStatus {
 	var out []CertStatus
 	for _, id := range ids {
 		if id.Kind == credentials.KindKeyPair {
 			continue
 		}
 		d := dates[id.ID]
-		out = append(out, CertStatus{Name: string(id.ID), CA: string(id.Cert.CA), Nodes: id.Nodes, Admin: id.Admin,
-			NotAfter: d.NotAfter.UTC(), Issued: d.Issued})
+		row := CertStatus{Name: string(id.ID), CA: string(id.Cert.CA), Nodes: id.Nodes, Admin: id.Admin,
+			NotAfter: d.NotAfter.UTC(), Issued: d.Issued}
+		if od, ok := disk[id.ID]; ok {
+			row.Note = od.Note
+			if !od.NotAfter.IsZero() {
+				row.NotAfter, row.OnDisk = od.NotAfter, true
+			}
+		}
+		out = append(out, row)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if (out[i].CA == "") != (out[j].CA == "") {
@@ -55,8 +70,13 @@ func Status(ids []credentials.Identity, dates map[credentials.ID]credentials.Dat
 // WriteStatus prints the status table, like `kubeadm certs check-expiration`: RESIDUAL
 // is the time left (days, or years beyond two), "expired" once past.
 func WriteStatus(w io.Writer, rows []CertStatus, nodes []string, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "CERTIFICATE\tEXPIRES\tRESIDUAL\tCA\tNODES")
+	tw := tabwriter.NewWriter(trimRight{w}, 0, 0, 3, ' ', 0)
+	notes := slices.ContainsFunc(rows, func(r CertStatus) bool { return r.Note != "" })
+	if notes {
+		fmt.Fprintln(tw, "CERTIFICATE\tEXPIRES\tRESIDUAL\tCA\tNODES\tNOTE")
+	} else {
+		fmt.Fprintln(tw, "CERTIFICATE\tEXPIRES\tRESIDUAL\tCA\tNODES")
+	}
 	pending := false
 	for _, r := range rows {
 		ca := r.CA
@@ -68,7 +88,11 @@ func WriteStatus(w io.Writer, rows []CertStatus, nodes []string, now time.Time) 
 			name += " *"
 			pending = true
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, r.NotAfter.Format(time.RFC3339), Residual(r.NotAfter, now), ca, holders(r, nodes))
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s", name, r.NotAfter.Format(time.RFC3339), Residual(r.NotAfter, now), ca, holders(r, nodes))
+		if notes {
+			line += "\t" + r.Note
+		}
+		fmt.Fprintln(tw, line)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -115,4 +139,20 @@ func Expiring(rows []CertStatus, now time.Time, within time.Duration) []CertStat
 		}
 	}
 	return out
+}
+
+// trimRight drops the spaces tabwriter pads the last column with.
+type trimRight struct{ w io.Writer }
+
+func (t trimRight) Write(p []byte) (int, error) {
+	lines := strings.SplitAfter(string(p), "\n")
+	for i, l := range lines {
+		if strings.HasSuffix(l, "\n") {
+			lines[i] = strings.TrimRight(l[:len(l)-1], " ") + "\n"
+		}
+	}
+	if _, err := io.WriteString(t.w, strings.Join(lines, "")); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -407,7 +407,7 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := Status(credentials.Identities(r.Cluster), credentials.Schedule(r.Cluster, out.Lock, testNow))
+	rows := Status(credentials.Identities(r.Cluster), credentials.Schedule(r.Cluster, out.Lock, testNow), nil)
 	if len(rows) != len(out.Lock.Certificates)-1 { // all but the service-account key pair
 		t.Errorf("%d rows for %d lock entries", len(rows), len(out.Lock.Certificates))
 	}

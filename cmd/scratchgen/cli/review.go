@@ -127,20 +127,31 @@ type certTable struct {
 	nodes []string
 	ids   []credentials.Identity
 	rows  []review.CertStatus
+	// note says where the dates come from when not from a bundle.
+	note string
 }
 
 // certIdentities resolves the spec against the lock and lists the cluster's identities
-// with their dates.
-func (r *runner) certIdentities(f *specFlags) (*certTable, error) {
+// with their dates: as the bundle in out holds them when there is one, else as the lock
+// records them.
+func (r *runner) certIdentities(f *specFlags, out string) (*certTable, error) {
 	res, lk, err := r.resolve(f, "", render.ResolveOptions{})
 	if err != nil {
 		return nil, err
 	}
-	t := &certTable{lock: lk, ids: credentials.Identities(res.Cluster)}
-	for _, n := range res.Cluster.Nodes {
+	c := res.Cluster
+	t := &certTable{lock: lk, ids: credentials.Identities(c)}
+	for _, n := range c.Nodes {
 		t.nodes = append(t.nodes, n.Name)
 	}
-	t.rows = review.Status(t.ids, credentials.Schedule(res.Cluster, lk, r.env.Now()))
+	var disk map[credentials.ID]credentials.OnDisk
+	dir := filepath.Join(out, c.Name)
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		disk = credentials.CertificatesOnDisk(c, lk, r.env.Now(), existingFiles(dir))
+	} else {
+		t.note = fmt.Sprintf("no bundle at %s: the dates are the lock's, as the next render would issue them", dir)
+	}
+	t.rows = review.Status(t.ids, credentials.Schedule(c, lk, r.env.Now()), disk)
 	return t, nil
 }
 
@@ -148,6 +159,8 @@ func (r *runner) certIdentities(f *specFlags) (*certTable, error) {
 func runCertsStatus(r *runner, args []string) error {
 	f := r.addSpecFlags(true)
 	r.flags.MarkHidden("secret") // accepted for old scripts; names and dates do not depend on it
+	r.flags.MarkHidden("age-identity")
+	out := r.flags.StringP("bundles", "o", "bundles", "where the rendered bundles are: the expiry shown is the certificates' on disk")
 	warn := r.flags.String("warn-within", "", "exit 2 when a certificate expires within this window (e.g. 30d, 2w, 720h)")
 	if done, err := r.parse("certs", args); done || err != nil {
 		return err
@@ -164,7 +177,7 @@ func runCertsStatus(r *runner, args []string) error {
 		within = d
 	}
 	f.defaults()
-	t, err := r.certIdentities(f)
+	t, err := r.certIdentities(f, *out)
 	if err != nil {
 		return err
 	}
@@ -172,6 +185,9 @@ func runCertsStatus(r *runner, args []string) error {
 	rows := t.rows
 	if err := review.WriteStatus(r.io.Out, rows, t.nodes, now); err != nil {
 		return err
+	}
+	if t.note != "" {
+		fmt.Fprintln(r.io.Out, t.note)
 	}
 	if *warn == "" {
 		return nil
@@ -193,6 +209,7 @@ func runCertsStatus(r *runner, args []string) error {
 // runCertsRenew bumps certificate generations in the lock.
 func runCertsRenew(r *runner, args []string) error {
 	f := r.addSpecFlags(false)
+	out := r.flags.StringP("bundles", "o", "bundles", "where the rendered bundles are (--expiring-within reads their certificates)")
 	all := r.flags.Bool("all", false, "renew every certificate (the service-account key pair \"sa\" only when named)")
 	expiring := r.flags.String("expiring-within", "", "renew the certificates that expire within this window (e.g. 30d)")
 	if done, err := r.parse("certs", args); done || err != nil {
@@ -212,7 +229,7 @@ func runCertsRenew(r *runner, args []string) error {
 	if _, err := os.Stat(f.lock); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("lock %s does not exist: nothing was issued yet, render first", f.lock)
 	}
-	t, err := r.certIdentities(f)
+	t, err := r.certIdentities(f, *out)
 	if err != nil {
 		return err
 	}
