@@ -1,6 +1,7 @@
 package review
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"slices"
@@ -70,7 +71,16 @@ func Status(ids []credentials.Identity, dates map[credentials.ID]credentials.Dat
 // WriteStatus prints the status table, like `kubeadm certs check-expiration`: RESIDUAL
 // is the time left (days, or years beyond two), "expired" once past.
 func WriteStatus(w io.Writer, rows []CertStatus, nodes []string, now time.Time) error {
-	tw := tabwriter.NewWriter(trimRight{w}, 0, 0, 3, ' ', 0)
+	var buf bytes.Buffer
+	defer func() {
+		for _, l := range strings.SplitAfter(buf.String(), "\n") {
+			if strings.HasSuffix(l, "\n") {
+				l = strings.TrimRight(l[:len(l)-1], " ") + "\n"
+			}
+			io.WriteString(w, l)
+		}
+	}()
+	tw := tabwriter.NewWriter(&buf, 0, 0, 3, ' ', 0)
 	notes := slices.ContainsFunc(rows, func(r CertStatus) bool { return r.Note != "" })
 	if notes {
 		fmt.Fprintln(tw, "CERTIFICATE\tEXPIRES\tRESIDUAL\tCA\tNODES\tNOTE")
@@ -98,8 +108,7 @@ func WriteStatus(w io.Writer, rows []CertStatus, nodes []string, now time.Time) 
 		return err
 	}
 	if pending {
-		_, err := fmt.Fprintln(w, "* not in the lock yet: issued by the next render, dates assume it happens now")
-		return err
+		fmt.Fprintln(&buf, "* not in the lock yet: issued by the next render, dates assume it happens now")
 	}
 	return nil
 }
@@ -139,20 +148,4 @@ func Expiring(rows []CertStatus, now time.Time, within time.Duration) []CertStat
 		}
 	}
 	return out
-}
-
-// trimRight drops the spaces tabwriter pads the last column with.
-type trimRight struct{ w io.Writer }
-
-func (t trimRight) Write(p []byte) (int, error) {
-	lines := strings.SplitAfter(string(p), "\n")
-	for i, l := range lines {
-		if strings.HasSuffix(l, "\n") {
-			lines[i] = strings.TrimRight(l[:len(l)-1], " ") + "\n"
-		}
-	}
-	if _, err := io.WriteString(t.w, strings.Join(lines, "")); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }
