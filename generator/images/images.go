@@ -33,6 +33,7 @@ package images
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -71,6 +72,18 @@ func Needed(t component.Table, c *model.Cluster) []string {
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// Unpinned returns the tag references some node needs that the lock does not pin, sorted:
+// what a render warns about (kube-proxy's image, which no node runs, is not among them).
+func Unpinned(t component.Table, c *model.Cluster) []string {
+	var out []string
+	for _, tag := range Needed(t, c) {
+		if slices.Contains(c.Images.Unpinned, tag) {
+			out = append(out, tag)
+		}
+	}
 	return out
 }
 

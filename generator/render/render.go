@@ -64,6 +64,8 @@ type Output struct {
 	// Pending lists, for a plan without the secret, the identities a render with it would
 	// issue or re-issue.
 	Pending []credentials.Pending
+	// Unpinned are the images some node needs that the lock does not pin (rendered by tag).
+	Unpinned []string
 }
 
 // InvalidSpecError carries every problem of a spec (and of its lock, Input
@@ -190,12 +192,12 @@ func (p *planner) credentials(_ *model.Cluster, n *model.Node, b *bundle.NodeBui
 // its provisioning views, the add-ons and the bundle's .gitignore.
 func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
 	c := r.Cluster
-	if (c.Images.RequirePinned || d.RequirePinned) && len(c.Images.Unpinned) > 0 {
-		return nil, fmt.Errorf("pinned images are required (images.requirePinned or --require-pinned) but the lock pins none of: %s; run `scratchgen images pin`", strings.Join(c.Images.Unpinned, ", "))
-	}
 	p := &planner{c: c, deps: d, table: component.Default()}
 	for _, o := range opts {
 		o(p)
+	}
+	if u := images.Unpinned(p.table, c); (c.Images.RequirePinned || d.RequirePinned) && len(u) > 0 {
+		return nil, fmt.Errorf("pinned images are required (images.requirePinned or --require-pinned) but the lock pins none of: %s; run `scratchgen images pin`", strings.Join(u, ", "))
 	}
 	var err error
 	if p.creds, err = credentials.Plan(c, r.Lock, credentials.Options{Secret: d.Secret, Now: d.Now, Existing: d.Existing}); err != nil {
@@ -226,7 +228,7 @@ func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
 		return nil, err
 	}
 	plan.Top = []bundle.File{gitignore(plan), meta}
-	return &Output{Model: c, Plan: plan, Lock: p.creds.Lock, Warnings: r.Warnings, Pending: p.creds.Pending}, nil
+	return &Output{Model: c, Plan: plan, Lock: p.creds.Lock, Warnings: r.Warnings, Pending: p.creds.Pending, Unpinned: images.Unpinned(p.table, c)}, nil
 }
 
 // node runs every step for n, then renders its provisioning views.

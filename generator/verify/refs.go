@@ -229,16 +229,24 @@ var pinnedRE = regexp.MustCompile(`@sha256:[0-9a-f]{64}$`)
 // checkImages reports every image of the static pods, the add-ons and containerd's
 // sandbox that is not pinned by digest.
 func (b *checker) checkImages() {
+	// Without --require-pinned, one warning for the whole bundle.
+	unpinned := map[string]bool{}
+	files := map[string]bool{}
+	defer func() {
+		if len(unpinned) > 0 {
+			list := slices.Sorted(maps.Keys(unpinned))
+			b.warnf(".", "%d image(s) in %d file(s) are not pinned by digest (@sha256:…): %s; run `scratchgen images pin` and re-render, and verify with --require-pinned to make it an error", len(list), len(files), strings.Join(list, ", "))
+		}
+	}()
 	report := func(rel, image string) {
 		if pinnedRE.MatchString(image) {
 			return
 		}
-		msg := "image " + image + " is not pinned by digest (@sha256:…); run `scratchgen images pin` and re-render"
 		if b.opts.RequirePinned {
-			b.problemf(rel, "%s", msg)
-		} else {
-			b.warnf(rel, "%s", msg)
+			b.problemf(rel, "image %s is not pinned by digest (@sha256:…); run `scratchgen images pin` and re-render", image)
+			return
 		}
+		unpinned[image], files[rel] = true, true
 	}
 	for _, n := range b.nodes {
 		for _, sp := range n.pods {

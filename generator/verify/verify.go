@@ -105,6 +105,9 @@ func Bundle(dir string, opts Options) ([]Problem, error) {
 		return nil, fmt.Errorf("verifying bundle %s: %w", dir, err)
 	}
 	b.run()
+	if p := writer.Leftover(dir); p != "" {
+		b.add(Problem{Path: ".", Warning: true, Msg: fmt.Sprintf("an interrupted render left %s beside the bundle (a half-written bundle, keys included); the next render removes it", p)})
+	}
 	sortProblems(b.problems)
 	return dedupProblems(b.problems), nil
 }

@@ -246,6 +246,12 @@ func classify(t *testing.T, dir string, old, new []bundle.File) string {
 	t.Helper()
 	_, err := os.Lstat(stagingDir(dir))
 	staging := err == nil
+	// Once the half-written bundle (keys included) exists, git must ignore it.
+	if _, err := os.Lstat(filepath.Join(stagingDir(dir), stagingTree)); err == nil {
+		if data, err := os.ReadFile(filepath.Join(stagingDir(dir), ".gitignore")); err != nil || !strings.Contains(string(data), "\n*\n") {
+			t.Fatalf("staging holds a tree but no .gitignore ignoring everything: %v", err)
+		}
+	}
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return "during the swap: directory missing (fallback window)"
 	}

@@ -230,6 +230,11 @@ func (c *config) replace(dir string, p *plan) (bool, error) {
 	if err := c.fs.WriteFile(filepath.Join(staging, markerName), markerText, bundle.ModePublic); err != nil {
 		return false, fmt.Errorf("marking staging directory: %w", err)
 	}
+	// A half-written bundle holds keys: keep git from ever adding it, whatever the
+	// repository's own .gitignore says.
+	if err := c.fs.WriteFile(filepath.Join(staging, ".gitignore"), []byte("# scratchgen staging: never commit\n*\n"), bundle.ModePublic); err != nil {
+		return false, fmt.Errorf("writing the staging directory's .gitignore: %w", err)
+	}
 	if err := c.stage(dir, tree, p); err != nil {
 		return false, err
 	}
@@ -399,6 +404,16 @@ func hasMarker(entries []fs.DirEntry) bool {
 		}
 	}
 	return false
+}
+
+// Leftover returns the staging directory an interrupted write left beside dir (it may
+// hold keys; the next Write or Recover removes it), or "".
+func Leftover(dir string) string {
+	p := stagingDir(filepath.Clean(dir))
+	if _, err := os.Lstat(p); err == nil {
+		return p
+	}
+	return ""
 }
 
 func stagingDir(dir string) string {

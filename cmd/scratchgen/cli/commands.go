@@ -158,7 +158,7 @@ func runRender(r *runner, args []string) error {
 	if err != nil {
 		return reportSpecErrors(r, f, err, "; nothing was rendered")
 	}
-	if u := res.Model.Images.Unpinned; len(u) > 0 {
+	if u := res.Unpinned; len(u) > 0 {
 		fmt.Fprintf(r.io.Err, "%s: warning: %d image(s) not pinned by digest in %s, rendered by tag: %s; run `scratchgen images pin -f %s`\n", f.spec, len(u), f.lock, strings.Join(u, ", "), f.spec)
 	}
 	lockData, err := res.Lock.Marshal()
@@ -272,6 +272,7 @@ func (r *runner) renderCheck(f *specFlags, out string, o renderOpts) error {
 	if err != nil {
 		return err
 	}
+	warnLeftover(r, dir)
 	notChecked := ""
 	if len(ch.Unchecked) > 0 {
 		notChecked = fmt.Sprintf(" (%d secret file(s) not checked: they need the root secret)", len(ch.Unchecked))
@@ -361,3 +362,10 @@ func checkNoPending(dir string, sidecars ...string) error {
 
 // renderer names this scratchgen in bundle.json.
 func renderer() string { return "scratchgen " + Version }
+
+// warnLeftover says when an interrupted render left its staging directory behind.
+func warnLeftover(r *runner, dir string) {
+	if p := writer.Leftover(dir); p != "" {
+		fmt.Fprintf(r.io.Err, "warning: an interrupted render left %s (a half-written bundle, keys included; git ignores it); the next render removes it\n", p)
+	}
+}

@@ -68,6 +68,7 @@ func runDiff(r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
+	warnLeftover(r, dir)
 	var nodes []string
 	for _, n := range res.Plan.Nodes {
 		nodes = append(nodes, n.Name)
