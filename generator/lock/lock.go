@@ -9,6 +9,7 @@ package lock
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -184,7 +185,7 @@ func (l *Lock) check() field.List {
 		}
 		owner[pr] = name
 	}
-	for _, id := range sortedKeys(l.Certificates) {
+	for _, id := range slices.Sorted(maps.Keys(l.Certificates)) {
 		c, p := l.Certificates[id], field.Path("certificates").Key(id)
 		if c.Generation < 1 {
 			errs.Add(p.Child("generation"), "%d; generations start at 1", c.Generation)
@@ -196,12 +197,12 @@ func (l *Lock) check() field.List {
 			errs.Add(p.Child("sha256"), "%q is not 64 lowercase hexadecimal digits", c.SHA256)
 		}
 	}
-	for _, ref := range sortedKeys(l.Images) {
+	for _, ref := range slices.Sorted(maps.Keys(l.Images)) {
 		im, p := l.Images[ref], field.Path("images").Key(ref)
 		if !digestRE.MatchString(im.Digest) {
 			errs.Add(p.Child("digest"), "%q is not a digest such as sha256:<64 hex digits>; run `scratchgen images pin`", im.Digest)
 		}
-		for _, plat := range sortedKeys(im.Platforms) {
+		for _, plat := range slices.Sorted(maps.Keys(im.Platforms)) {
 			if !digestRE.MatchString(im.Platforms[plat]) {
 				errs.Add(p.Child("platforms").Key(plat), "%q is not a digest such as sha256:<64 hex digits>", im.Platforms[plat])
 			}
@@ -256,15 +257,6 @@ func (l *Lock) Clone() *Lock {
 
 // HexSum formats a SHA-256 sum as the lock records it.
 func HexSum(sum [32]byte) string { return hex.EncodeToString(sum[:]) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
 
 func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 	if m == nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
 	"regexp"
@@ -419,7 +420,7 @@ func checkUnitBinaries(b *checker, r Rule) {
 			continue
 		}
 		binDir := b.meta.Node(n.name).BinDir
-		for _, name := range sortedKeys(n.units) {
+		for _, name := range slices.Sorted(maps.Keys(n.units)) {
 			u := n.units[name]
 			for key, cmds := range u.exec {
 				for _, c := range cmds {
@@ -438,15 +439,6 @@ func checkUnitBinaries(b *checker, r Rule) {
 			}
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 var routeRE = regexp.MustCompile(`(?m)^\s*ip route (?:replace|add) (\S+) via (\S+)`)

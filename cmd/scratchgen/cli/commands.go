@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,33 +242,11 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 // lock on disk differs from what render would write. Without the root secret it checks
 // every public file exactly and reports what needs the secret.
 func (r *runner) renderCheck(f *specFlags, out string, o renderOpts) error {
-	if name := clusterName(f); name != "" {
-		if err := checkNoPending(filepath.Join(out, name), f.lock, r.secretPath(f)); err != nil {
-			return err
-		}
-	}
-	resolved, lk, err := r.resolve(f, "", render.ResolveOptions{AllowNetworkChange: o.allowNet})
+	rv, err := r.reviewPlan(f, out, o)
 	if err != nil {
 		return err
 	}
-	c := resolved.Cluster
-	dir := filepath.Join(out, c.Name)
-	deps := render.Deps{Renderer: renderer(), Now: r.env.Now(), WithImages: o.withImages, RequirePinned: o.requirePinned}
-	if o.withImages || c.Images.Embed {
-		if deps.ImageArchives, err = loadImageArchives(c, lk, o.imageCache); err != nil {
-			return err
-		}
-	}
-	res, err := r.planForReview(f, resolved, lk, dir, deps, o.newPKI)
-	if err != nil {
-		return err
-	}
-	lockData, err := res.Lock.Marshal()
-	if err != nil {
-		return err
-	}
-	oldLock, _ := os.ReadFile(f.lock)
-	lockChanged := !bytes.Equal(oldLock, lockData)
+	res, dir, lockChanged := rv.res, rv.dir, rv.lockChanged
 	ch, err := writer.Check(dir, res.Plan.Files())
 	if err != nil {
 		return err
@@ -293,6 +272,50 @@ func (r *runner) renderCheck(f *specFlags, out string, o renderOpts) error {
 		fmt.Fprintf(r.io.Out, "%s\n", strings.TrimSpace(strings.Trim(notChecked, " ()")))
 	}
 	return exitChanges
+}
+
+// reviewed is what render would write and how its lock compares, for render --check and
+// diff.
+type reviewed struct {
+	res         *render.Output
+	lock        *lock.Lock // the lock on disk (nil when none)
+	dir         string     // the bundle directory
+	lockChanged bool
+}
+
+// reviewPlan resolves the spec and plans what render would write into out, without
+// writing anything (see planForReview).
+func (r *runner) reviewPlan(f *specFlags, out string, o renderOpts) (*reviewed, error) {
+	if name := clusterName(f); name != "" {
+		if err := checkNoPending(filepath.Join(out, name), f.lock, r.secretPath(f)); err != nil {
+			return nil, err
+		}
+	}
+	resolved, lk, err := r.resolve(f, "", render.ResolveOptions{AllowNetworkChange: o.allowNet})
+	if err != nil {
+		return nil, err
+	}
+	c := resolved.Cluster
+	dir := filepath.Join(out, c.Name)
+	deps := render.Deps{Renderer: renderer(), Now: r.env.Now(), WithImages: o.withImages, RequirePinned: o.requirePinned}
+	if o.withImages || c.Images.Embed {
+		if deps.ImageArchives, err = loadImageArchives(c, lk, o.imageCache); err != nil {
+			return nil, err
+		}
+	}
+	res, err := r.planForReview(f, resolved, lk, dir, deps, o.newPKI)
+	if err != nil {
+		return nil, err
+	}
+	lockData, err := res.Lock.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	oldLock, err := os.ReadFile(f.lock)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading lock %s: %w", f.lock, err)
+	}
+	return &reviewed{res: res, lock: lk, dir: dir, lockChanged: !bytes.Equal(oldLock, lockData)}, nil
 }
 
 // planForReview plans what render would write, for render --check and diff: with the

@@ -26,6 +26,8 @@ func runDiff(r *runner, args []string) error {
 	out := r.flags.StringP("bundles", "o", "bundles", "output directory of render; the bundle is <bundles>/<cluster>")
 	format := r.flags.String("output", "text", "text, or json for tools")
 	newPKI := r.flags.Bool("new-pki", false, "show what render --new-pki would change: a new PKI issued from the given secret")
+	withImages := r.flags.Bool("with-images", false, "compare with a render --with-images (images read from the image cache)")
+	imageCache := r.flags.String("image-cache", "", cacheHelp)
 	summary := r.flags.Bool("summary", false, "text output: only the impact, what needs the secret and the counts")
 	maxLines := r.flags.Int("max-lines", 0, "text output: stop after this many lines, saying how many were left out (0: no limit; e.g. for a pull-request comment)")
 	if done, err := r.parse("diff", args); done || err != nil {
@@ -41,28 +43,11 @@ func runDiff(r *runner, args []string) error {
 		return &ExitError{Code: 1, Msg: fmt.Sprintf("diff: --output %q is not text or json (the bundle directory is -o/--bundles)", *format)}
 	}
 	f.defaults()
-	if name := clusterName(f); name != "" {
-		if err := checkNoPending(filepath.Join(*out, name), f.lock, r.secretPath(f)); err != nil {
-			return err
-		}
-	}
-	resolved, lk, err := r.resolve(f, "", render.ResolveOptions{})
+	rv, err := r.reviewPlan(f, *out, renderOpts{withImages: *withImages, imageCache: *imageCache, newPKI: *newPKI})
 	if err != nil {
 		return err
 	}
-	res, err := r.planForReview(f, resolved, lk, filepath.Join(*out, resolved.Cluster.Name), render.Deps{Renderer: renderer(), Now: r.env.Now()}, *newPKI)
-	if err != nil {
-		return err
-	}
-	lockData, err := res.Lock.Marshal()
-	if err != nil {
-		return err
-	}
-	oldLockData, err := os.ReadFile(f.lock)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("reading lock %s: %w", f.lock, err)
-	}
-	dir := filepath.Join(*out, res.Plan.Cluster)
+	res, dir := rv.res, rv.dir
 	newFiles := writer.WithSums(res.Plan.Files(), dir)
 	oldFiles, dirs, err := writer.ReadBundle(dir, newFiles)
 	if err != nil {
@@ -79,7 +64,7 @@ func runDiff(r *runner, args []string) error {
 	}
 	rep := review.Compare(oldFiles, newFiles, review.Options{
 		Cluster: res.Plan.Cluster, Nodes: nodes,
-		OldLock: lk, NewLock: res.Lock, LockChanged: string(oldLockData) != string(lockData),
+		OldLock: rv.lock, NewLock: res.Lock, LockChanged: rv.lockChanged,
 		Pending: pending,
 	})
 	rep.Bundle, rep.Spec = dir, f.spec
