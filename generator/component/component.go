@@ -151,6 +151,7 @@ const (
 	Routes            = "scratchgen-routes"
 	Masquerade        = "scratchgen-masquerade"
 	Images            = "scratchgen-images"
+	EnabledUnits      = "enabled units"
 	Operator          = "operator credentials"
 )
 
@@ -217,6 +218,8 @@ func Default() Table {
 			Reads: []Read{{Path: paths.MasqueradeUnit, What: "unit"}, {Path: paths.MasqueradeScript}}},
 		{Name: Images, Kind: Service, Unit: paths.ImagesService,
 			Reads: []Read{{Path: paths.ImagesUnit, What: "unit"}, {Path: paths.ImagesDir + "/", What: "image archive"}}},
+		// The units the node enables: after a change, enable them again (EnableCommand).
+		{Name: EnabledUnits, Kind: Other, Reads: []Read{{Path: paths.UnitList, What: "unit list"}}},
 		{Name: Operator, Kind: Other,
 			Reads: []Read{{Path: paths.EtcdHealthcheckClientCert, What: "etcd/healthcheck-client.crt"},
 				{Path: paths.EtcdHealthcheckClientKey, What: "etcd/healthcheck-client.key"},

@@ -53,7 +53,10 @@ func Kernel(_ *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
 			// Bare command names: systemd resolves them on its fixed search path
 			// (/usr/local/sbin … /usr/bin), which covers Debian, Flatcar and Fedora CoreOS.
 			kv("ExecStart", append([]string{"modprobe", "-a"}, kernelModules...)...),
-			kv("ExecStart", "sysctl", "--system"),
+			// Only this bundle's settings: `sysctl --system` would re-apply every file
+			// under sysctl.d, and fails where an unrelated key is read-only (containers,
+			// hardened hosts) although ours were applied.
+			kv("ExecStart", "sysctl", "-p", paths.SysctlConf),
 		}},
 		{"Install", []entry{kv("WantedBy", "multi-user.target")}},
 	}

@@ -123,7 +123,15 @@ const (
 	ModulesConf = "/etc/modules-load.d/scratchgen.conf"
 	// ImagesUnit imports the image archives under ImagesDir into containerd.
 	ImagesUnit = SystemdDir + "/" + ImagesService
+	// UnitList lists the units the node enables, one per line in start order: what the
+	// operator enables after copying rootfs/ onto a running machine (EnableCommand).
+	UnitList = ScriptDir + "/units"
 )
+
+// EnableCommand enables and starts, in order, the units a node's bundle lists, once
+// rootfs/ is on the machine: the README's "Deliver a bundle" command (a test holds it to
+// the README, and the machine test runs it).
+const EnableCommand = "systemctl daemon-reload && xargs -n1 systemctl enable --now < " + UnitList
 
 // Ports.
 const (

@@ -18,6 +18,7 @@ import (
 	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/nodeconfig"
+	"github.com/scratchgen/scratchgen/generator/paths"
 	"github.com/scratchgen/scratchgen/generator/parallel"
 	"github.com/scratchgen/scratchgen/generator/provision"
 	"github.com/scratchgen/scratchgen/generator/spec"
@@ -244,6 +245,8 @@ func (p *planner) node(n *model.Node, steps []Step) (bundle.Node, error) {
 	if err != nil {
 		return node, err
 	}
+	node.Rootfs = append(node.Rootfs, unitList(node.Units))
+	bundle.Sort(node.Rootfs)
 	if why := pendingViews(node, p.c.EmbedSecrets); why != "" {
 		// Without the secret the views cannot be made byte for byte: they carry a file
 		// whose content is pending.
@@ -292,6 +295,15 @@ func metadata(c *model.Cluster, plan *bundle.Plan, d Deps, t component.Table) (b
 	}
 	data, err := m.Marshal()
 	return bundle.File{Path: bundle.MetadataName, Mode: bundle.ModePublic, Data: data}, err
+}
+
+// unitList is paths.UnitList: the node's units in start order, for paths.EnableCommand.
+func unitList(units []string) bundle.File {
+	var b strings.Builder
+	for _, u := range units {
+		b.WriteString(u + "\n")
+	}
+	return bundle.File{Path: paths.UnitList, Mode: bundle.ModePublic, Data: []byte(b.String()), Owner: "units"}
 }
 
 // pendingViews says why a node's views cannot be rendered without the secret ("" when
