@@ -343,7 +343,7 @@ func editCommand(t *testing.T, file string, edit func([]string) []string) {
 }
 
 // checkReadyz waits until GET /readyz with c answers "ok".
-func checkReadyz(apiserver *Proc, c *Client, bound time.Duration) error {
+func checkReadyz(apiserver watched, c *Client, bound time.Duration) error {
 	return apiserver.Poll(bound, "GET /readyz with "+c.Source, func() error {
 		ctx, cancel := ctxTimeout()
 		defer cancel()

@@ -253,7 +253,7 @@ func TestNodeBoot(t *testing.T) {
 			}
 		}
 	}
-	kubelets := map[string]*Proc{}
+	kubelets := map[string]watched{}
 	for _, m := range machines {
 		u, err := nbReadUnit(m.Disk, "kubelet.service")
 		if err == nil {
@@ -298,9 +298,13 @@ func TestNodeBoot(t *testing.T) {
 	}
 
 	// kube-proxy: its unit would restart it until the API server answers; it starts now.
-	var services []*Proc // every node's containerd, kubelet and kube-proxy: checks fail at once when one exits
+	var services []watched // every node's containerd, kubelet and kube-proxy: checks fail at once when one exits
+	nets := map[string]*NetNode{}
 	for _, m := range machines {
-		services = append(services, m.procs...)
+		nets[m.Name] = m.Net
+		for _, p := range m.procs {
+			services = append(services, p)
+		}
 		u, err := nbReadUnit(m.Disk, "kube-proxy.service")
 		if err == nil {
 			var argv []string
@@ -326,7 +330,7 @@ func TestNodeBoot(t *testing.T) {
 
 	var web *nbWeb
 	if !t.Run("3 a Deployment runs on the workers, pods in their nodes' ranges, reaching each other", func(t *testing.T) {
-		web, err = nbCheckDeployment(h, byName, kubelets, admin, workloadRef)
+		web, err = nbCheckDeployment(h, nets, kubelets, admin, workloadRef)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,7 +348,7 @@ func TestNodeBoot(t *testing.T) {
 	})
 
 	t.Run("5 a Service's ClusterIP reaches the pods through kube-proxy", func(t *testing.T) {
-		if err := nbCheckService(h, byName, services, web); err != nil {
+		if err := nbCheckService(h, nets, services, web); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -353,7 +357,7 @@ func TestNodeBoot(t *testing.T) {
 		if noDNS != "" {
 			t.Skipf("SKIPPED (LOUD): CoreDNS could not be built: %s", noDNS)
 		}
-		if err := nbCheckDNS(h, byName, services, admin, web); err != nil {
+		if err := nbCheckDNS(h, nets, services, admin, web); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -361,8 +365,22 @@ func TestNodeBoot(t *testing.T) {
 		built.Sub(start).Round(time.Second), booted.Sub(built).Round(time.Second), time.Since(booted).Round(time.Second), time.Since(start).Round(time.Second))
 }
 
+// watched is what a check polls with and blames when it fails: a service process the
+// node test started, or a unit systemd runs in a booted machine (the machine test).
+type watched interface {
+	// Poll calls f until it returns nil, a permanent error, or bound passes; the error
+	// names the service and carries its log.
+	Poll(bound time.Duration, what string, f func() error) error
+	// Failure is an error about the service with its log.
+	Failure(format string, a ...any) error
+	// Exited reports whether the service has ended for good.
+	Exited() (bool, error)
+}
+
+var _ watched = (*Proc)(nil)
+
 // nbExited returns the failure of the first service that has exited (with its log tail).
-func nbExited(services []*Proc) error {
+func nbExited(services []watched) error {
 	for _, p := range services {
 		if done, _ := p.Exited(); done {
 			return p.Failure("exited")
@@ -373,7 +391,7 @@ func nbExited(services []*Proc) error {
 
 // nbPoll calls f every interval until it returns nil, returns a permanent error, a
 // service exits, or bound passes; it returns the last error.
-func nbPoll(bound, interval time.Duration, services []*Proc, f func() error) error {
+func nbPoll(bound, interval time.Duration, services []watched, f func() error) error {
 	deadline := time.Now().Add(bound)
 	for {
 		if err := nbExited(services); err != nil {
@@ -495,7 +513,7 @@ func nbCheckContainerdConfig(ctx context.Context, m *nbMachine) error {
 
 // nbCheckMirrorPods: every manifest of cp-1 runs, its mirror pod is Running and Ready,
 // and the container runs the manifest's image, whose digest is the pinned one.
-func nbCheckMirrorPods(h *Harness, kubelet *Proc, c *Client) error {
+func nbCheckMirrorPods(h *Harness, kubelet watched, c *Client) error {
 	dir := h.NodeFile("cp-1", paths.ManifestsDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -586,7 +604,7 @@ func nbContainerStates(p *corev1.Pod) string {
 
 // nbCheckNodes: every kubelet kubeconfig is its node's identity, and every Node is Ready
 // with the kubelet's version, the rendered address and, for cp-1, the rendered taint.
-func nbCheckNodes(h *Harness, kubelets map[string]*Proc, c *Client) error {
+func nbCheckNodes(h *Harness, kubelets map[string]watched, c *Client) error {
 	for _, n := range bootNodes {
 		kc, err := KubeconfigClient(h.NodeFile(n.Name, paths.KubeletKubeconfig))
 		if err != nil {
@@ -702,8 +720,8 @@ func nbPodRange(h *Harness, node string) (netip.Prefix, error) {
 
 // nbPodGet asks the workload in a pod to GET u, through a connection started in node's
 // network namespace (nodes route to every pod range).
-func nbPodGet(m *nbMachine, pod *corev1.Pod, u string) (string, error) {
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DialContext: m.Net.DialContext, DisableKeepAlives: true}}
+func nbPodGet(m *NetNode, pod *corev1.Pod, u string) (string, error) {
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DialContext: m.DialContext, DisableKeepAlives: true}}
 	target := "http://" + net.JoinHostPort(pod.Status.PodIP, "8080") + u
 	resp, err := client.Get(target)
 	if err != nil {
@@ -719,7 +737,7 @@ func nbPodGet(m *nbMachine, pod *corev1.Pod, u string) (string, error) {
 
 // nbCheckDeployment creates the workload (one pod per worker) and its Service, and checks
 // pod addresses and pod-to-pod traffic across nodes.
-func nbCheckDeployment(h *Harness, ms map[string]*nbMachine, kubelets map[string]*Proc, c *Client, image string) (*nbWeb, error) {
+func nbCheckDeployment(h *Harness, ms map[string]*NetNode, kubelets map[string]watched, c *Client, image string) (*nbWeb, error) {
 	labels := map[string]string{"app": "web"}
 	replicas := int32(2)
 	grace := int64(2)
@@ -890,7 +908,7 @@ func nbCheckKubeletServing(h *Harness) error {
 
 // nbCheckService: the Service's ClusterIP answers from both pods, asked from a pod on
 // worker-1 (kube-proxy's PREROUTING rules) and from worker-2 itself (OUTPUT rules).
-func nbCheckService(h *Harness, ms map[string]*nbMachine, services []*Proc, web *nbWeb) error {
+func nbCheckService(h *Harness, ms map[string]*NetNode, services []watched, web *nbWeb) error {
 	want := map[string]bool{web.Pods["worker-1"].Name: true, web.Pods["worker-2"].Name: true}
 	svcURL := "http://" + net.JoinHostPort(web.ClusterIP, "80") + "/"
 	for _, via := range []struct {
@@ -901,7 +919,7 @@ func nbCheckService(h *Harness, ms map[string]*nbMachine, services []*Proc, web 
 			return nbPodGet(ms["worker-1"], web.Pods["worker-1"], "/get?url="+url.QueryEscape(svcURL))
 		}},
 		{"node worker-2", func() (string, error) {
-			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: ms["worker-2"].Net.DialContext, DisableKeepAlives: true}}
+			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: ms["worker-2"].DialContext, DisableKeepAlives: true}}
 			resp, err := client.Get(svcURL)
 			if err != nil {
 				return "", err
@@ -942,7 +960,7 @@ func nbCheckService(h *Harness, ms map[string]*nbMachine, services []*Proc, web 
 
 // nbCheckDNS: CoreDNS (admin/addons/coredns.yaml) becomes available, its Service has the
 // kubelets' clusterDNS address, and a pod resolves the Service by full and short name.
-func nbCheckDNS(h *Harness, ms map[string]*nbMachine, services []*Proc, c *Client, web *nbWeb) error {
+func nbCheckDNS(h *Harness, ms map[string]*NetNode, services []watched, c *Client, web *nbWeb) error {
 	kc, err := os.ReadFile(h.NodeFile("worker-1", paths.KubeletConfig))
 	if err != nil {
 		return err

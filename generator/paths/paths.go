@@ -128,10 +128,11 @@ const (
 	UnitList = ScriptDir + "/units"
 )
 
-// EnableCommand enables and starts, in order, the units a node's bundle lists, once
-// rootfs/ is on the machine: the README's "Deliver a bundle" command (a test holds it to
-// the README, and the machine test runs it).
-const EnableCommand = "systemctl daemon-reload && xargs -n1 systemctl enable --now < " + UnitList
+// EnableCommand enables the units a node's bundle lists and (re)starts them in order, once
+// rootfs/ is on the machine (restarted, because a unit the OS already runs, such as
+// containerd, must read the files just copied): the README's "Deliver a bundle" command
+// (a test holds it to the README, and the machine test runs it).
+const EnableCommand = "systemctl daemon-reload && xargs systemctl enable < " + UnitList + " && xargs -n1 systemctl restart < " + UnitList
 
 // Ports.
 const (

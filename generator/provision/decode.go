@@ -306,7 +306,7 @@ func readUserData(v *Decoded, data []byte) error {
 		}
 		v.add(f.Path, mode, content)
 	}
-	// runcmd: "systemctl enable --now <unit>", as a list or a shell string.
+	// runcmd: "systemctl enable [--now] <unit>", as a list or a shell string.
 	for _, c := range cfg.RunCmd {
 		var args []string
 		switch t := c.(type) {

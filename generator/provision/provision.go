@@ -313,7 +313,7 @@ type (
 // userData writes the #cloud-config: write_files for every file (base64, gzip+base64 for
 // large files that compress, sorted by path,
 // owned by root, written before runcmd), then runcmd reloads systemd and enables and
-// starts each unit in order, one command per unit so the start order holds.
+// (re)starts each unit in order, one command per unit so the start order holds.
 func userData(files []bundle.File, zipped map[string][]byte, units []string, header string) ([]byte, error) {
 	var cfg cloudConfig
 	for _, f := range files {
@@ -331,9 +331,11 @@ func userData(files []bundle.File, zipped map[string][]byte, units []string, hea
 		})
 	}
 	if len(units) > 0 {
+		// Restart, not just start: on an image where a unit (containerd) already runs from
+		// its package's defaults, it must pick up the files just written.
 		cfg.RunCmd = append(cfg.RunCmd, []string{"systemctl", "daemon-reload"})
 		for _, u := range units {
-			cfg.RunCmd = append(cfg.RunCmd, []string{"systemctl", "enable", "--now", u})
+			cfg.RunCmd = append(cfg.RunCmd, []string{"systemctl", "enable", u}, []string{"systemctl", "restart", u})
 		}
 	}
 	y, err := marshalYAML(cfg)

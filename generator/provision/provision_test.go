@@ -168,7 +168,7 @@ func TestViewsEquivalence(t *testing.T) {
 				compareSets(t, "user-data", gotUD, want)
 				wantCmd := [][]string{{"systemctl", "daemon-reload"}}
 				for _, u := range n.Units {
-					wantCmd = append(wantCmd, []string{"systemctl", "enable", "--now", u})
+					wantCmd = append(wantCmd, []string{"systemctl", "enable", u}, []string{"systemctl", "restart", u})
 				}
 				if fmt.Sprint(runcmd) != fmt.Sprint(wantCmd) {
 					t.Errorf("user-data runcmd = %v, want %v", runcmd, wantCmd)
