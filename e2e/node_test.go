@@ -141,54 +141,10 @@ func TestNodeBoot(t *testing.T) {
 	nbRemoveStale(t)
 	t.Log(nbOverridesTable())
 
-	// 1. Binaries and images.
-	bins := nbBuildBinaries(t, h)
-	cache := nbCacheDir(t)
-	pause, workload := nbBuildTools(t, cache)
-	coredns, noDNS := nbBuildCoreDNS(t, cache, h.Profile.CoreDNS)
-	if noDNS != "" {
-		t.Logf("CoreDNS is not built (%s): its image is the pause program, and check 6 is skipped", noDNS)
-	}
-	reg := nbStartRegistry(t)
-	spec := nbSpec(h, reg.Host)
-	resolved, err := render.Resolve([]byte(spec), nil)
-	if err != nil {
-		t.Fatalf("resolving the test's spec: %v\n%s", err, spec)
-	}
-	c := resolved.Cluster
-	ims, err := nbClusterImages(c, bins, pause, coredns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wref := reg.Host + "/scratchgen-e2e/workload:v1"
-	ims = append(ims, nbImage{ref: wref, bin: workload, path: "/workload", entrypoint: []string{"/workload"}})
-	ctx := nbContext(t)
-	for _, im := range ims {
-		img, err := nbBuildImage(cache, im)
-		if err != nil {
-			t.Fatalf("image %s: %v", im.ref, err)
-		}
-		d, err := reg.Push(ctx, im.ref, img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("pushed %s@%s (%s at %s)", im.ref, d, filepath.Base(im.bin), im.path)
-	}
-	built := time.Now()
-	t.Logf("binaries and images ready after %s", built.Sub(start).Round(time.Second))
-
-	// 2. Pin, pull, render with the images.
-	specFile := filepath.Join(h.State, nbCluster+".yaml")
-	if err := os.WriteFile(specFile, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	imageCache := filepath.Join(h.State, "image-cache")
-	nbCLI(t, "images", "pin", "-f", specFile, "--insecure")
-	nbCLI(t, "images", "pull", "-f", specFile, "--cache", imageCache, "--insecure")
-	out := filepath.Join(h.State, "bundles")
-	nbCLI(t, "render", "-f", specFile, "-o", out, "--with-images", "--image-cache", imageCache, "--require-pinned")
-	h.Bundle = filepath.Join(out, nbCluster)
-	workloadRef, workloadArchive := nbWorkloadArchive(t, ctx, h, wref, imageCache)
+	// 1. Binaries and images; 2. pin, pull, render with the images.
+	prep := nbPrepare(t, h, start)
+	bins, noDNS, workloadRef, workloadArchive, ctx := prep.Bins, prep.NoDNS, prep.WorkloadRef, prep.WorkloadArchive, prep.Ctx
+	built := prep.Built
 
 	// 3. Machines.
 	binByName := map[string]string{}
@@ -378,6 +334,75 @@ type watched interface {
 }
 
 var _ watched = (*Proc)(nil)
+
+// nbPrepared is what the node and machine tests boot: the binaries, the images in the
+// test's registry and the bundle rendered with them.
+type nbPrepared struct {
+	Bins  string // kubelet, kube-proxy, kubectl, ... of the test's version
+	NoDNS string // why CoreDNS was not built ("" when it was)
+	// WorkloadRef is the workload image (tag@digest); WorkloadArchive its OCI archive,
+	// which no bundle carries: the tests import it on the workers.
+	WorkloadRef, WorkloadArchive string
+	Ctx                          context.Context
+	Built                        time.Time // when binaries and images were ready
+}
+
+// nbPrepare builds the binaries and images, pushes the images to an in-process registry,
+// and renders the test's spec as a user would: images pin, images pull, render
+// --with-images --require-pinned. h.Bundle is the rendered bundle afterwards.
+func nbPrepare(t *testing.T, h *Harness, start time.Time) *nbPrepared {
+	t.Helper()
+	// 1. Binaries and images.
+	bins := nbBuildBinaries(t, h)
+	cache := nbCacheDir(t)
+	pause, workload := nbBuildTools(t, cache)
+	coredns, noDNS := nbBuildCoreDNS(t, cache, h.Profile.CoreDNS)
+	if noDNS != "" {
+		t.Logf("CoreDNS is not built (%s): its image is the pause program, and check 6 is skipped", noDNS)
+	}
+	reg := nbStartRegistry(t)
+	spec := nbSpec(h, reg.Host)
+	resolved, err := render.Resolve([]byte(spec), nil)
+	if err != nil {
+		t.Fatalf("resolving the test's spec: %v\n%s", err, spec)
+	}
+	c := resolved.Cluster
+	ims, err := nbClusterImages(c, bins, pause, coredns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wref := reg.Host + "/scratchgen-e2e/workload:v1"
+	ims = append(ims, nbImage{ref: wref, bin: workload, path: "/workload", entrypoint: []string{"/workload"}})
+	ctx := nbContext(t)
+	for _, im := range ims {
+		img, err := nbBuildImage(cache, im)
+		if err != nil {
+			t.Fatalf("image %s: %v", im.ref, err)
+		}
+		d, err := reg.Push(ctx, im.ref, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("pushed %s@%s (%s at %s)", im.ref, d, filepath.Base(im.bin), im.path)
+	}
+	built := time.Now()
+	t.Logf("binaries and images ready after %s", built.Sub(start).Round(time.Second))
+
+	// 2. Pin, pull, render with the images.
+	specFile := filepath.Join(h.State, nbCluster+".yaml")
+	if err := os.WriteFile(specFile, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	imageCache := filepath.Join(h.State, "image-cache")
+	nbCLI(t, "images", "pin", "-f", specFile, "--insecure")
+	nbCLI(t, "images", "pull", "-f", specFile, "--cache", imageCache, "--insecure")
+	out := filepath.Join(h.State, "bundles")
+	nbCLI(t, "render", "-f", specFile, "-o", out, "--with-images", "--image-cache", imageCache, "--require-pinned")
+	h.Bundle = filepath.Join(out, nbCluster)
+	workloadRef, workloadArchive := nbWorkloadArchive(t, ctx, h, wref, imageCache)
+
+	return &nbPrepared{Bins: bins, NoDNS: noDNS, WorkloadRef: workloadRef, WorkloadArchive: workloadArchive, Ctx: ctx, Built: built}
+}
 
 // nbExited returns the failure of the first service that has exited (with its log tail).
 func nbExited(services []watched) error {
