@@ -64,6 +64,7 @@ func commands() []command {
 		{"diff", "[-f cluster.yaml] [-o bundles] [--lock F] [--secret F] [--output text|json]", "show what render would change in the bundle, per node, without secrets (exit 2 on changes)", runDiff},
 		{"certs", "status [-f cluster.yaml] [--warn-within 30d] | renew (NAME… | --all | --expiring-within 30d) [-f cluster.yaml]", "list certificates with their expiry; renew them in the lock", runCerts},
 		{"verify", "[BUNDLE_DIR] [--require-pinned] [--at TIME]", "check a rendered bundle without the spec or secret: PKI, kubeconfigs, tokens, references, modes, views (exit 1 on problems)", runVerify},
+		{"validate-cluster", "[-f cluster.yaml] [--kubeconfig F] [--output text|json]", "check a running cluster against the spec (online, read-only): nodes Ready with their identities and pod ranges, control plane, API servers, etcd, DNS", runValidateCluster},
 		{"secret", "encrypt (--recipient age1… | --recipients-file F) [-f cluster.yaml] [--secret F] [-o F]", "write the root secret age-encrypted, to commit it beside the spec", runSecret},
 		{"images", "list|pin|pull [-f cluster.yaml] [--lock F] [--cache DIR] [--insecure]", "list the images each node needs; pin them by digest and pull them (online)", runImages},
 		{"version", "", "print scratchgen's version and the supported Kubernetes minors", runVersion},
@@ -154,8 +155,12 @@ func (r *runner) noArgs(name string) error {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, "scratchgen renders offline, reproducible per-node bundles for a Kubernetes cluster built from scratch.\n\nUsage:\n  scratchgen COMMAND [flags]\n\nCommands:\n")
+	width := 0
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.short)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-*s %s\n", width, c.name, c.short)
 	}
 	fmt.Fprint(w, "\nRun `scratchgen COMMAND --help` for a command's flags.\nExit codes: 0 ok, 1 error, 2 changes (render --check, diff) or expiring certificates (certs status --warn-within).\n")
 }
