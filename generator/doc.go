@@ -7,6 +7,8 @@
 //	model.Cluster ─ render.Plan (+ root secret, clock) ─▶ bundle.Plan ─ writer.Write ─▶ bundles/<cluster>/
 //	bundle.Plan ─ review.Compare ─▶ diff;   bundles/<cluster>/ ─ verify.Bundle ─▶ problems
 //
+// Where each stage lives:
+//
 //   - spec/parse.go, spec/types.go: the strict YAML parser and the versioned spec types.
 //   - model/resolve.go: validation (every problem with its field path) and everything
 //     derived (pod ranges from the lock, routes, service and DNS IPs, the version profile

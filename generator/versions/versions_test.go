@@ -57,7 +57,6 @@ func TestTableTiedToRepository(t *testing.T) {
 	}
 }
 
-
 func TestIPVSDeprecatedSince(t *testing.T) {
 	if got := IPVSDeprecatedSince(); got != "1.35" {
 		t.Errorf("IPVSDeprecatedSince() = %s", got)
