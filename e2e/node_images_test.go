@@ -1,8 +1,8 @@
 package e2e
 
-// The node boot test's container images: single-layer OCI images made from the built
+// The machine test's container images: single-layer OCI images made from the built
 // binaries, pushed to an in-process registry under their real repository names, then
-// pinned, pulled and embedded by scratchgen itself (see TestNodeBoot).
+// pinned, pulled and embedded by scratchgen itself (see TestMachines).
 
 import (
 	"archive/tar"
@@ -69,11 +69,11 @@ func nbCacheDir(t *testing.T) string {
 	return abs
 }
 
-// nbComponents are the binaries the node boot test needs: the control plane's, the
+// nbComponents are the binaries the machine test needs: the control plane's, the
 // kubelet, kube-proxy (host services of the bundle) and kubectl (for exec).
 var nbComponents = append(append([]string{}, components...), "kubelet", "kube-proxy", "kubectl")
 
-// nbBuildBinaries builds (or reuses) every binary the node test needs, in the same
+// nbBuildBinaries builds (or reuses) every binary the machine test needs, in the same
 // cache and tools modules as the control-plane boot test.
 func nbBuildBinaries(t *testing.T, h *Harness) string {
 	t.Helper()
@@ -105,7 +105,7 @@ func nbContext(t *testing.T) context.Context {
 
 // nbPauseSource is the pause image's program: the sandbox's first process, which waits
 // for the end and reaps orphans, like registry.k8s.io/pause.
-const nbPauseSource = `// pause: the pod sandbox's process of the scratchgen node boot test.
+const nbPauseSource = `// pause: the pod sandbox's process of the scratchgen machine test.
 package main
 
 import (
@@ -134,7 +134,7 @@ func main() {
 // nbWorkloadSource is the workload image's program: an HTTP server whose answers say
 // which pod answered, and which makes, on request, the GETs and DNS lookups of the checks
 // from inside its pod. As a command (kubectl exec) it does the same once.
-const nbWorkloadSource = `// workload: the pod of the scratchgen node boot test.
+const nbWorkloadSource = `// workload: the pod of the scratchgen machine test.
 //
 //	workload [serve]     HTTP on :8080: / answers the pod's hostname; /get?url=U GETs U
 //	                     and answers its body; /lookup?name=N answers N's addresses
@@ -445,7 +445,7 @@ func nbBuildImage(cache string, im nbImage) (v1.Image, error) {
 		return nil, err
 	}
 	return mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
-		CreatedBy: "scratchgen node boot test: " + im.path + " from " + filepath.Base(im.bin),
+		CreatedBy: "scratchgen machine test: " + im.path + " from " + filepath.Base(im.bin),
 		Created:   v1.Time{Time: time.Unix(0, 0).UTC()},
 	}})
 }
@@ -495,7 +495,7 @@ func nbClusterImages(c *model.Cluster, bins, pause, coredns string) ([]nbImage, 
 		case model.ImageEtcd, model.ImageAPIServer, model.ImageControllerManager, model.ImageScheduler, model.ImageProxy:
 			im.bin, im.path = filepath.Join(bins, comp), "/usr/local/bin/"+comp
 		default:
-			return nil, fmt.Errorf("the model names image %q (%s), which the node boot test cannot build", comp, ref)
+			return nil, fmt.Errorf("the model names image %q (%s), which the machine test cannot build", comp, ref)
 		}
 		out = append(out, im)
 	}

@@ -1,91 +1,38 @@
 package e2e
 
-// TestNodeBoot runs whole bundles the way machines would: containerd configured from the
-// bundle, the kubelet from its unit's command line, config and kubeconfig, the control
-// plane as static pods in real containers from images the bundle carries, pinned by
-// digest, workers joining with their own credentials, pods addressed from each node's pod
-// range by the bundle's CNI config and routed between nodes by the bundle's routes.
+// The cluster checks of the machine test (machines_test.go), and its preparation: the
+// binaries, the images and the bundle rendered with them. (The "nb" prefix is from the node
+// boot test, which ran the same checks with the test process playing the init system; the
+// machine test replaced it.)
 //
-// # How the nodes boot
+// # Images and render
 //
-//  1. Images. The test builds single-layer OCI images (linux/<this machine's arch>) from
-//     the built binaries: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-//     kube-proxy, CoreDNS (github.com/coredns/coredns at the profile's version, built
-//     with its own go.mod), a pause program and a workload program (an HTTP server that
-//     also makes the checks' GETs and DNS lookups from inside its pod). Layers are cached
-//     in e2e/.cache/images by binary hash. It pushes them to an in-process registry on
-//     127.0.0.1 under their real repository names (kube-apiserver:v1.36.3, ...): the
-//     spec's images.registry is that registry, so rendered references read
-//     127.0.0.1:<port>/kube-apiserver:v1.36.3@sha256:…
+// The test builds single-layer OCI images (linux/<this machine's arch>) from the built
+// binaries: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy,
+// CoreDNS (github.com/coredns/coredns at the profile's version, built with its own
+// go.mod), a pause program and a workload program (an HTTP server that also makes the
+// checks' GETs and DNS lookups from inside its pod). Layers are cached in e2e/.cache/images
+// by binary hash. It pushes them to an in-process registry on 127.0.0.1 under their real
+// repository names (kube-apiserver:v1.36.3, ...): the spec's images.registry is that
+// registry. Then it renders as a user would: `scratchgen images pin`, `images pull
+// --cache`, `render --with-images --image-cache --require-pinned`. Nodes never reach the
+// registry: every image a pod runs comes from the node's bundle (the workload image, which
+// no bundle carries, is imported on the workers). SCRATCHGEN_E2E_COREDNS=0 skips building
+// CoreDNS (and check 6).
 //
-//  2. Render, as a user would: `scratchgen images pin`, `images pull --cache`, then
-//     `render --with-images --image-cache --require-pinned`. Nodes never reach the
-//     registry (127.0.0.1 inside a node is the node): every image a pod runs comes from
-//     the node's bundle (the workload image, which no bundle carries, is imported the
-//     same way on the workers).
+// # Checks
 //
-//  3. Machines. cp-1 (control plane and etcd), worker-1 and worker-2 are the harness's
-//     network namespaces on one bridge (see boot_test.go). Each node's rootfs is copied
-//     (installed) into <state>/nodes/<node>/disk and the environment overrides (the
-//     table in node_overrides_test.go, printed at the start) are applied to that copy,
-//     never to the bundle. A holder process per node,
-//
-//     nsenter --net=/run/netns/<netns> -- unshare --mount --uts --propagation private sh setup.sh
-//
-//     sets the hostname and builds the node's filesystem: copy-on-write overlays of
-//     /etc, /opt, /run, /usr and /var, with the installed bundle layered over the host's
-//     /etc and /var; /var/lib/kubelet, /var/lib/containerd and /run/containerd bound
-//     from per-node directories (so each node has its own containerd root, state and
-//     socket at the rendered /run/containerd/containerd.sock); the built kubelet and
-//     kube-proxy bound at the paths their units name (/usr/local/bin/...); Debian's
-//     /usr/lib/cni at /opt/cni/bin; a sysfs of the node's network namespace. Every
-//     service then runs in those namespaces (nsenter --target <holder> --mount --uts
-//     --net), in the node's cgroup subtree /scratchgen-e2e-<pid>/<node>.host, with
-//     PATH and LANG only, as systemd would run it:
-//
-//     scratchgen-kernel.service, scratchgen-routes.service (`routes.sh start`: routes
-//     to the other nodes' pod ranges via their addresses) and
-//     scratchgen-masquerade.service (`masquerade.sh start`), each ExecStart in order;
-//     containerd (/usr/bin/containerd, as Debian's unit, reading the installed
-//     /etc/containerd/config.toml; the bundle's drop-in's LimitNOFILE); the bundle's
-//     scratchgen-images.service (`ctr -n k8s.io images import /var/lib/scratchgen/images/…`,
-//     each ExecStart as rendered); the kubelet, with exactly the ExecStart its unit and
-//     drop-in give (--config, --kubeconfig, --hostname-override, --node-ip); once the API
-//     server answers, kube-proxy with its unit's ExecStart. The kubelet of cp-1 runs the
-//     static pods of /etc/kubernetes/manifests (its staticPodPath) through containerd.
-//
-//  4. Add-ons. admin/addons/ is created with cp-1's super-admin.conf (its rbac.yaml
-//     gives the admin kubeconfig's group its rights, coredns.yaml runs CoreDNS).
-//
-//  5. Checks, one subtest each, with the bundle's credentials and full TLS verification:
-//     (1) the control plane runs as static pods, its mirror pods are visible through the
-//     API, Running and Ready, from the pinned image digests; (2) every node registered
-//     with its own kubelet credentials and is Ready, with its rendered address and
-//     taints; (3) a Deployment of the workload (pinned digest) runs one pod on each
-//     worker, each pod's IP lies in its node's rendered pod range, and each worker's pod
-//     reaches the other's across nodes (routed mode); (4) pods/log and `kubectl exec`
-//     through the API server (its kubelet client certificate against the kubelet's
-//     webhook authn/authz), and every kubelet's serving certificate verifies against the
-//     cluster CA for its address; (5) a Service's ClusterIP reaches both pods through
-//     kube-proxy, from a pod and from a node; (6) CoreDNS from admin/addons resolves the
-//     Service's name from a pod (skipped, saying why, when CoreDNS could not be built).
-//
-// Everything is torn down afterwards, also on failure: services get SIGTERM, then
-// SIGKILL; every process left in a node's cgroups (containers, shims) is killed; the
-// holders go, taking the namespaces and their mounts; cgroups, namespaces and the bridge
-// are removed. The tail of every service's and container's log is printed (60 lines on
-// failure, 5 otherwise). Leftovers of a killed run are removed by the next one.
-//
-// # Running it
-//
-//	make e2e-node   # as root; the first run builds binaries and CoreDNS into e2e/.cache
-//
-// It is skipped unless SCRATCHGEN_E2E=1 and SCRATCHGEN_E2E_NODE=1 (make e2e-node sets
-// both; make e2e does not run it). Besides the boot test's needs it needs the Debian
-// packages containerd, runc, containernetworking-plugins, iptables and conntrack (kmod
-// for modprobe is optional). SCRATCHGEN_E2E_COREDNS=0 skips building CoreDNS (and check 6).
-// SCRATCHGEN_E2E_KEEP=1 keeps the state directory: spec, lock, bundle, every node's
-// installed disk, setup and service scripts, logs.
+// One subtest each, with the bundle's credentials and full TLS verification: (1) the
+// control plane runs as static pods, its mirror pods are visible through the API, Running
+// and Ready, from the pinned image digests; (2) every node registered with its own kubelet
+// credentials and is Ready, with its rendered address and taints; (3) a Deployment of the
+// workload (pinned digest) runs one pod on each worker, each pod's IP lies in its node's
+// rendered pod range, and each worker's pod reaches the other's across nodes (routed
+// mode); (4) pods/log and `kubectl exec` through the API server (its kubelet client
+// certificate against the kubelet's webhook authn/authz), and every kubelet's serving
+// certificate verifies against the cluster CA for its address; (5) a Service's ClusterIP
+// reaches both pods through kube-proxy, from a pod and from a node; (6) CoreDNS from
+// admin/addons resolves the Service's name from a pod.
 
 import (
 	"bytes"
@@ -118,10 +65,7 @@ import (
 	"github.com/scratchgen/scratchgen/generator/render"
 )
 
-// envNode=1 (with envEnable=1) runs TestNodeBoot: `make e2e-node`.
-const envNode = "SCRATCHGEN_E2E_NODE"
-
-// Failure bounds of the node test (not timing assertions).
+// Failure bounds of the machine test (not timing assertions).
 const (
 	nbBootBound = 5 * time.Minute // static pods up, API server ready
 	nbStepBound = 3 * time.Minute // nodes Ready, pods running, rules programmed
@@ -130,199 +74,8 @@ const (
 // nbCluster is the rendered cluster's name.
 const nbCluster = "e2e-node"
 
-func TestNodeBoot(t *testing.T) {
-	if os.Getenv(envEnable) != "1" || os.Getenv(envNode) != "1" {
-		t.Skip("SKIPPED: the node boot test runs containerd, kubelets and containers as root; run `make e2e-node` " +
-			"(or set " + envEnable + "=1 " + envNode + "=1)")
-	}
-	nbPrerequisites(t)
-	start := time.Now()
-	h := New(t, nodeNames(bootNodes)...)
-	nbRemoveStale(t)
-	t.Log(nbOverridesTable())
-
-	// 1. Binaries and images; 2. pin, pull, render with the images.
-	prep := nbPrepare(t, h, start)
-	bins, noDNS, workloadRef, workloadArchive, ctx := prep.Bins, prep.NoDNS, prep.WorkloadRef, prep.WorkloadArchive, prep.Ctx
-	built := prep.Built
-
-	// 3. Machines.
-	binByName := map[string]string{}
-	for _, c := range nbComponents {
-		binByName[c] = filepath.Join(bins, c)
-	}
-	var machines []*nbMachine
-	t.Cleanup(func() {
-		lines := 5
-		if t.Failed() {
-			lines = logTailLines
-		}
-		for i := len(machines) - 1; i >= 0; i-- {
-			machines[i].Teardown(t.Failed())
-		}
-		for _, m := range machines {
-			m.Logs(lines)
-		}
-		if err := nbCgroupRemove(nbCgroupBase()); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-	})
-	byName := map[string]*nbMachine{}
-	for _, n := range nodeNames(bootNodes) {
-		m, err := nbNewMachine(h, n, binByName)
-		if m != nil {
-			machines = append(machines, m)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		byName[n] = m
-	}
-	for _, m := range machines {
-		for _, unit := range []string{"scratchgen-kernel.service", "scratchgen-routes.service", "scratchgen-masquerade.service"} {
-			if err := m.RunUnit(ctx, unit); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	containerd, err := exec.LookPath("containerd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range machines {
-		p, err := m.Start("containerd", "containerd.service (the OS package's unit, ExecStart="+containerd+", with the bundle's drop-in)", []string{containerd}, m.nofile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Poll(30*time.Second, "ctr version in "+m.Name, func() error { _, err := m.Run(ctx, "ctr", "version"); return err }); err != nil {
-			t.Fatal(err)
-		}
-		if err := nbCheckContainerdConfig(ctx, m); err != nil {
-			t.Fatal(p.Failure("%v", err))
-		}
-		if err := m.RunUnit(ctx, "scratchgen-images.service"); err != nil {
-			t.Fatal(p.Failure("%v", err))
-		}
-		if m.Name != "cp-1" {
-			if _, err := m.Run(ctx, "ctr", "-n", "k8s.io", "images", "import", workloadArchive); err != nil {
-				t.Fatal(p.Failure("importing the workload image: %v", err))
-			}
-		}
-	}
-	kubelets := map[string]watched{}
-	for _, m := range machines {
-		u, err := nbReadUnit(m.Disk, "kubelet.service")
-		if err == nil {
-			var argv []string
-			if argv, err = u.Single(); err == nil {
-				t.Logf("kubelet on %s from %s: %s", m.Name, strings.Join(u.Files, " + "), strings.Join(argv, " "))
-				kubelets[m.Name], err = m.Start("kubelet", "kubelet.service", argv, 0)
-			}
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	booted := time.Now()
-	t.Logf("nodes booting %s after start", booted.Sub(start).Round(time.Second))
-
-	admin, err := KubeconfigClient(h.AdminFile(paths.AdminKubeconfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	superAdmin, err := KubeconfigClient(h.NodeFile("cp-1", paths.SuperAdminConf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpKubelet := kubelets["cp-1"]
-
-	if !t.Run("1 control plane as static pods, mirror pods visible through the API", func(t *testing.T) {
-		if err := checkReadyz(cpKubelet, admin, nbBootBound); err != nil {
-			t.Fatalf("kube-apiserver, a static pod of cp-1's kubelet, is not ready: %v", err)
-		}
-		t.Logf("kube-apiserver ready %s after the kubelets started", time.Since(booted).Round(time.Second))
-		created, err := superAdmin.ApplyDir(h.AdminFile("addons"))
-		if err != nil {
-			t.Fatalf("creating the add-ons of %s with super-admin.conf: %v", h.AdminFile("addons"), err)
-		}
-		t.Logf("add-ons: created %d objects: %s", len(created), strings.Join(created, "; "))
-		if err := nbCheckMirrorPods(h, cpKubelet, admin); err != nil {
-			t.Fatal(err)
-		}
-	}) {
-		t.FailNow() // everything else needs the control plane
-	}
-
-	// kube-proxy: its unit would restart it until the API server answers; it starts now.
-	var services []watched // every node's containerd, kubelet and kube-proxy: checks fail at once when one exits
-	nets := map[string]*NetNode{}
-	for _, m := range machines {
-		nets[m.Name] = m.Net
-		for _, p := range m.procs {
-			services = append(services, p)
-		}
-		u, err := nbReadUnit(m.Disk, "kube-proxy.service")
-		if err == nil {
-			var argv []string
-			if argv, err = u.Single(); err == nil {
-				var p *Proc
-				p, err = m.Start("kube-proxy", "kube-proxy.service", argv, 0)
-				services = append(services, p)
-			}
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	if !t.Run("2 every node registers with its own kubelet credentials and is Ready", func(t *testing.T) {
-		if err := nbCheckNodes(h, kubelets, admin); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("all nodes Ready %s after the kubelets started", time.Since(booted).Round(time.Second))
-	}) {
-		t.FailNow()
-	}
-
-	var web *nbWeb
-	if !t.Run("3 a Deployment runs on the workers, pods in their nodes' ranges, reaching each other", func(t *testing.T) {
-		web, err = nbCheckDeployment(h, nets, kubelets, admin, workloadRef)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}) {
-		t.FailNow()
-	}
-
-	t.Run("4 kubectl logs and exec through the API server; kubelet serving certificates", func(t *testing.T) {
-		if err := nbCheckLogsExec(h, bins, admin, web); err != nil {
-			t.Error(err)
-		}
-		if err := nbCheckKubeletServing(h); err != nil {
-			t.Error(err)
-		}
-	})
-
-	t.Run("5 a Service's ClusterIP reaches the pods through kube-proxy", func(t *testing.T) {
-		if err := nbCheckService(h, nets, services, web); err != nil {
-			t.Fatal(err)
-		}
-	})
-
-	t.Run("6 CoreDNS from admin/addons resolves the Service's name from a pod", func(t *testing.T) {
-		if noDNS != "" {
-			t.Skipf("SKIPPED (LOUD): CoreDNS could not be built: %s", noDNS)
-		}
-		if err := nbCheckDNS(h, nets, services, admin, web); err != nil {
-			t.Fatal(err)
-		}
-	})
-	t.Logf("timings: binaries and images %s; pin, pull, render, install and image import %s; boot and checks %s; total %s",
-		built.Sub(start).Round(time.Second), booted.Sub(built).Round(time.Second), time.Since(booted).Round(time.Second), time.Since(start).Round(time.Second))
-}
-
-// watched is what a check polls with and blames when it fails: a service process the
-// node test started, or a unit systemd runs in a booted machine (the machine test).
+// watched is what a check polls with and blames when it fails: a process a boot test
+// started, or a unit systemd runs in a booted machine (the machine test).
 type watched interface {
 	// Poll calls f until it returns nil, a permanent error, or bound passes; the error
 	// names the service and carries its log.
@@ -335,7 +88,7 @@ type watched interface {
 
 var _ watched = (*Proc)(nil)
 
-// nbPrepared is what the node and machine tests boot: the binaries, the images in the
+// nbPrepared is what the machine test boots: the binaries, the images in the
 // test's registry and the bundle rendered with them.
 type nbPrepared struct {
 	Bins  string // kubelet, kube-proxy, kubectl, ... of the test's version
@@ -431,26 +184,6 @@ func nbPoll(bound, interval time.Duration, services []watched, f func() error) e
 	}
 }
 
-// nbPrerequisites fails, naming the packages, when a tool of the node test is missing.
-func nbPrerequisites(t *testing.T) {
-	t.Helper()
-	var missing []string
-	for tool, pkg := range map[string]string{"containerd": "containerd", "ctr": "containerd", "runc": "runc",
-		"iptables": "iptables", "nsenter": "util-linux", "unshare": "util-linux", "ip": "iproute2", "sysctl": "procps"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool+" ("+pkg+")")
-		}
-	}
-	for _, f := range []string{"/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback"} {
-		if _, err := os.Stat(f); err != nil {
-			missing = append(missing, f+" (containernetworking-plugins)")
-		}
-	}
-	if len(missing) > 0 {
-		t.Fatalf("the node boot test needs: %s\n(apt-get install -y containerd runc containernetworking-plugins iptables conntrack)", strings.Join(sortStrings(missing), ", "))
-	}
-}
-
 // nbSpec is the test's cluster: the boot test's nodes at their namespaces' addresses,
 // images from the test's registry.
 func nbSpec(h *Harness, registry string) string {
@@ -508,32 +241,6 @@ func nbWorkloadArchive(t *testing.T, ctx context.Context, h *Harness, ref, cache
 		t.Fatal(err)
 	}
 	return ref + "@" + pins[ref].Digest, file
-}
-
-// nbCheckContainerdConfig asks the node's containerd for its effective configuration:
-// the rendered settings and the overrides are in force.
-func nbCheckContainerdConfig(ctx context.Context, m *nbMachine) error {
-	out, err := m.Run(ctx, "containerd", "config", "dump")
-	if err != nil {
-		return err
-	}
-	rendered, err := os.ReadFile(filepath.Join(m.Rootfs, filepath.FromSlash(paths.ContainerdConfig)))
-	if err != nil {
-		return err
-	}
-	var want []string
-	for _, line := range strings.Split(string(rendered), "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), " = "); ok && k != "version" && k != "SystemdCgroup" && !strings.HasPrefix(k, "#") {
-			want = append(want, k+" = "+v)
-		}
-	}
-	want = append(want, "SystemdCgroup = false", "restrict_oom_score_adj = true")
-	for _, w := range want {
-		if !strings.Contains(out, w) {
-			return fmt.Errorf("containerd config dump on %s lacks %q (rendered %s plus the overrides)", m.Name, w, paths.ContainerdConfig)
-		}
-	}
-	return nil
 }
 
 // nbCheckMirrorPods: every manifest of cp-1 runs, its mirror pod is Running and Ready,

@@ -128,6 +128,10 @@ const (
 	UnitList = ScriptDir + "/units"
 )
 
+// RsyncFlags are the flags of the README's rsync of a node's rootfs/ onto the machine (a
+// test holds the README to them, and the machine test runs them).
+const RsyncFlags = "-a --chown=root:root"
+
 // EnableCommand enables the units a node's bundle lists and (re)starts them in order, once
 // rootfs/ is on the machine (restarted, because a unit the OS already runs, such as
 // containerd, must read the files just copied): the README's "Deliver a bundle" command
