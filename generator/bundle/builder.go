@@ -56,6 +56,10 @@ func (b *NodeBuilder) Secret(path string, data []byte) {
 	b.Add(File{Path: path, Mode: ModeSecret, Data: data, Secret: true})
 }
 
+// Files returns the files added so far (what earlier steps rendered), in order. The
+// slice is the builder's: do not modify it.
+func (b *NodeBuilder) Files() []File { return b.files }
+
 // Unit declares a unit to enable (see Unit for its ordering).
 func (b *NodeBuilder) Unit(u Unit) {
 	u.After, u.Before = slices.Clone(u.After), slices.Clone(u.Before)

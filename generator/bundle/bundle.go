@@ -38,6 +38,12 @@ type File struct {
 	// issued"), and Data is empty. A plan with pending files can be compared, never
 	// written.
 	Pending string
+	// Version is set on secret files: a digest of everything their content is derived
+	// from except the root secret itself (identities, generations, the certificates they
+	// embed, the secret's verifier), so it is the same with and without the secret and
+	// changes exactly when the content does. Digests of a component's inputs (the static
+	// pods' inputs annotation) use it instead of the content.
+	Version string
 }
 
 // Node is everything rendered for one machine.

@@ -4,6 +4,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/x509"
 	"fmt"
+	"maps"
+	"math/big"
+	"slices"
 	"time"
 
 	"github.com/scratchgen/scratchgen/generator/field"
@@ -113,10 +116,63 @@ func leaves(c *model.Cluster) []Cert {
 // Dates are an identity's generation and validity, as the lock records them (or as a
 // render now would record them).
 type Dates struct {
-	Generation          int
+	Generation int
+	// Renewal counts a CA's same-key renewals within its generation.
+	Renewal             int
 	NotBefore, NotAfter time.Time
 	// Issued is false for an identity the lock does not record yet.
 	Issued bool
+	// SignerGeneration is, for a leaf, the generation of the CA that signs it: the
+	// previous one in stage 1 of a rotation of that CA.
+	SignerGeneration int
+}
+
+// Serial is the serial number of identity id issued with dates d in cluster: a hash of
+// the cluster, the identity, its generation and, when not the first, its renewal and its
+// signer's generation, so that no two certificates of one issuer name share a serial.
+func Serial(cluster string, id ID, d Dates) *big.Int {
+	label := cluster + "/" + string(id)
+	if d.Renewal > 0 {
+		label += fmt.Sprintf("/renewal-%d", d.Renewal)
+	}
+	if d.SignerGeneration > 1 {
+		label += fmt.Sprintf("/ca-%d", d.SignerGeneration)
+	}
+	return pki.DeriveSerial(label, d.Generation)
+}
+
+// Rotatable are the identities `certs rotate-ca` and `certs rotate-sa` rotate.
+var Rotatable = []ID{CA, EtcdCA, FrontProxyCA, SA}
+
+// Stage names of a staged rotation. Stage 3 (retire) is not recorded: advancing from
+// stage 2 ends the rotation.
+const (
+	StageTrustBoth = 1
+	StageReissue   = 2
+	StageRetire    = 3
+)
+
+// rotation returns lk's rotation of id in progress.
+func rotation(lk *lock.Lock, id ID) (lock.Rotation, bool) {
+	if lk == nil {
+		return lock.Rotation{}, false
+	}
+	r, ok := lk.Rotations[string(id)]
+	return r, ok
+}
+
+// Previous returns the dates of the generation that the rotation of id in progress
+// replaces; ok is false when id is not rotating.
+func Previous(c *model.Cluster, lk *lock.Lock, id ID) (Dates, bool) {
+	r, ok := rotation(lk, id)
+	if !ok {
+		return Dates{}, false
+	}
+	d := Dates{Generation: r.Previous.Generation, Renewal: r.Previous.Renewal, NotBefore: r.Previous.NotBefore, Issued: true}
+	if IsCA(id) {
+		d.NotAfter = d.NotBefore.Add(c.CAValidity)
+	}
+	return d, true
 }
 
 // Schedule returns the dates of every identity of c under lock lk (nil: none yet): the
@@ -128,7 +184,7 @@ func Schedule(c *model.Cluster, lk *lock.Lock, now time.Time) map[ID]Dates {
 	record := func(id ID) Dates {
 		if lk != nil {
 			if r, ok := lk.Certificates[string(id)]; ok {
-				return Dates{Generation: r.Generation, NotBefore: r.NotBefore, Issued: true}
+				return Dates{Generation: r.Generation, Renewal: r.Renewal, NotBefore: r.NotBefore, Issued: true}
 			}
 		}
 		return Dates{Generation: 1, NotBefore: now.Add(-Backdate).UTC().Truncate(time.Second)}
@@ -139,14 +195,27 @@ func Schedule(c *model.Cluster, lk *lock.Lock, now time.Time) map[ID]Dates {
 		case KindCA:
 			d.NotAfter = d.NotBefore.Add(c.CAValidity)
 		case KindLeaf:
+			signer := Signer(c, lk, out, id.Cert.CA)
+			d.SignerGeneration = signer.Generation
 			d.NotAfter = d.NotBefore.Add(c.CertValidity)
-			if caEnd := out[id.Cert.CA].NotAfter; d.NotAfter.After(caEnd) {
-				d.NotAfter = caEnd // never outlive the CA
+			if d.NotAfter.After(signer.NotAfter) {
+				d.NotAfter = signer.NotAfter // never outlive the CA
 			}
 		}
 		out[id.ID] = d
 	}
 	return out
+}
+
+// Signer returns the dates of the generation of CA (or of the service-account key) that
+// signs now: the previous one in stage 1 of its rotation, else the current one (dates
+// holds the current ones, as Schedule computes them).
+func Signer(c *model.Cluster, lk *lock.Lock, dates map[ID]Dates, ca ID) Dates {
+	if r, ok := rotation(lk, ca); ok && r.Stage == StageTrustBoth {
+		prev, _ := Previous(c, lk, ca)
+		return prev
+	}
+	return dates[ca]
 }
 
 // Renewal is one identity renewed in the lock.
@@ -155,9 +224,14 @@ type Renewal struct {
 	Old, New lock.Certificate
 }
 
-// Renew returns a copy of lk in which each identity gets the next generation and a
-// NotBefore of now minus Backdate (UTC, whole seconds), as at first issue: the next render
-// derives a new key and serial for exactly those. Every identity must be recorded in lk.
+// Renew returns a copy of lk in which each identity is renewed with a NotBefore of now
+// minus Backdate (UTC, whole seconds), as at first issue, so with the spec's lifetimes: a
+// leaf gets the next generation (the next render derives a new key and serial for
+// exactly those); a CA keeps its generation and key and gets the next renewal (a new
+// serial and validity, the same subject and key: every certificate it signed stays
+// valid). The service-account key pair is not renewed but rotated (StartRotation): a new
+// key at once would invalidate every token. Every identity must be recorded in lk, and a
+// CA must not be rotating.
 func Renew(lk *lock.Lock, ids []ID, now time.Time) (*lock.Lock, []Renewal, error) {
 	out := lk.Clone()
 	if out.Certificates == nil {
@@ -169,11 +243,99 @@ func Renew(lk *lock.Lock, ids []ID, now time.Time) (*lock.Lock, []Renewal, error
 		if !ok {
 			return nil, nil, fmt.Errorf("%s is not in the lock yet: render first, which issues it", id)
 		}
-		n := lock.Certificate{Generation: old.Generation + 1, NotBefore: now.Add(-Backdate).UTC().Truncate(time.Second)}
+		nb := now.Add(-Backdate).UTC().Truncate(time.Second)
+		n := lock.Certificate{Generation: old.Generation + 1, NotBefore: nb}
+		switch {
+		case id == SA:
+			return nil, nil, fmt.Errorf("the service-account key is not renewed but rotated, in stages, so that existing tokens keep working: run `scratchgen certs rotate-sa`")
+		case IsCA(id):
+			if r, rotating := rotation(lk, id); rotating {
+				return nil, nil, fmt.Errorf("%s is rotating (stage %d): finish the rotation with `scratchgen certs rotate-ca %s --next` first", id, r.Stage, RotationTarget(id))
+			}
+			n = lock.Certificate{Generation: old.Generation, Renewal: old.Renewal + 1, NotBefore: nb}
+		}
 		out.Certificates[string(id)] = n
 		done = append(done, Renewal{ID: id, Old: old, New: n})
 	}
 	return out, done, nil
+}
+
+// rotationTargets are the names `certs rotate-ca` takes.
+var rotationTargets = map[string]ID{"cluster": CA, "etcd": EtcdCA, "front-proxy": FrontProxyCA}
+
+// RotationTargetID returns the CA that `certs rotate-ca name` rotates.
+func RotationTargetID(name string) (ID, bool) {
+	id, ok := rotationTargets[name]
+	return id, ok
+}
+
+// RotationTarget returns the `certs rotate-ca` name of CA id ("sa" for the key pair).
+func RotationTarget(id ID) string {
+	for name, t := range rotationTargets {
+		if t == id {
+			return name
+		}
+	}
+	return string(id)
+}
+
+// StartRotation returns a copy of lk in which id (a CA or SA) starts a staged rotation:
+// its record becomes the next generation (a new key, NotBefore now minus Backdate) and
+// the rotation, at stage 1, keeps the previous record.
+func StartRotation(lk *lock.Lock, id ID, now time.Time) (*lock.Lock, error) {
+	if !slices.Contains(Rotatable, id) {
+		return nil, fmt.Errorf("%s cannot be rotated; rotate one of %v", id, Rotatable)
+	}
+	old, ok := lk.Certificates[string(id)]
+	if !ok {
+		return nil, fmt.Errorf("%s is not in the lock yet: render first, which issues it", id)
+	}
+	if r, rotating := rotation(lk, id); rotating {
+		return nil, fmt.Errorf("%s is already rotating, at stage %d (%s): advance it with --next", id, r.Stage, StageName(r.Stage))
+	}
+	out := lk.Clone()
+	out.Certificates[string(id)] = lock.Certificate{Generation: old.Generation + 1, NotBefore: now.Add(-Backdate).UTC().Truncate(time.Second)}
+	if out.Rotations == nil {
+		out.Rotations = map[string]lock.Rotation{}
+	}
+	out.Rotations[string(id)] = lock.Rotation{Stage: StageTrustBoth, Previous: old}
+	return out, nil
+}
+
+// AdvanceRotation returns a copy of lk in which the rotation of id moves to its next
+// stage, and that stage (StageRetire ends the rotation: the record goes). The current
+// stage must have been rendered.
+func AdvanceRotation(lk *lock.Lock, id ID) (*lock.Lock, int, error) {
+	r, ok := rotation(lk, id)
+	if !ok {
+		return nil, 0, fmt.Errorf("%s is not rotating: start its rotation without --next", id)
+	}
+	if !r.Rendered {
+		return nil, 0, fmt.Errorf("stage %d (%s) of the rotation of %s is not rendered yet: render it and deliver it to every node (in the order diff lists), then advance", r.Stage, StageName(r.Stage), id)
+	}
+	out := lk.Clone()
+	if r.Stage == StageReissue {
+		delete(out.Rotations, string(id))
+		if len(out.Rotations) == 0 {
+			out.Rotations = nil
+		}
+		return out, StageRetire, nil
+	}
+	out.Rotations[string(id)] = lock.Rotation{Stage: r.Stage + 1, Previous: r.Previous}
+	return out, r.Stage + 1, nil
+}
+
+// StageName names a rotation stage.
+func StageName(stage int) string {
+	switch stage {
+	case StageTrustBoth:
+		return "trust both"
+	case StageReissue:
+		return "re-issue"
+	case StageRetire:
+		return "retire"
+	}
+	return fmt.Sprintf("stage %d", stage)
 }
 
 // holdKind is what a holding puts at its path.
@@ -183,8 +345,10 @@ const (
 	holdCert        holdKind = iota // the identity's certificate (PEM)
 	holdKey                         // the identity's private key (PEM)
 	holdKubeconfig                  // a kubeconfig: the cluster CA, the identity's certificate and key, its token
-	holdSAPub                       // the service-account public key
+	holdSAPub                       // the service-account public key(s)
 	holdKnownTokens                 // known_tokens.csv
+	holdSignerCert                  // the certificate of the generation of a CA that signs now
+	holdSignerKey                   // its private key
 )
 
 // holding is one credential file on a node: what it holds and where.
@@ -199,7 +363,7 @@ type holding struct {
 // identities returns the identities whose certificate the file carries.
 func (h holding) identities() []ID {
 	switch h.kind {
-	case holdCert:
+	case holdCert, holdSignerCert:
 		return []ID{h.id}
 	case holdKubeconfig:
 		return []ID{CA, h.id}
@@ -232,8 +396,15 @@ func holdings(c *model.Cluster, n *model.Node, certs map[ID]Cert) []holding {
 	}
 	if n.ControlPlane() {
 		local := c.LocalAPIServerURL(n)
+		if c.RotationStage(string(CA)) > 0 {
+			// ca.crt holds two CAs: the controller manager signs with the one that signs now.
+			out = append(out,
+				holding{path: paths.CASignerCert, kind: holdSignerCert, id: CA},
+				holding{path: paths.CASignerKey, kind: holdSignerKey, id: CA})
+		} else {
+			out = append(out, holding{path: paths.CAKey, kind: holdKey, id: CA}) // the controller manager signs CSRs with it
+		}
 		out = append(out,
-			holding{path: paths.CAKey, kind: holdKey, id: CA}, // the controller manager signs CSRs with it
 			holding{path: paths.EtcdCACert, kind: holdCert, id: EtcdCA},
 			holding{path: paths.FrontProxyCACert, kind: holdCert, id: FrontProxyCA})
 		pair(APIServerID(n.Name))
@@ -288,6 +459,11 @@ func CheckLock(c *model.Cluster, lk *lock.Lock, now time.Time) field.List {
 		return nil
 	}
 	dates := Schedule(c, lk, now)
+	for _, id := range slices.Sorted(maps.Keys(lk.Rotations)) {
+		if !slices.Contains(Rotatable, ID(id)) {
+			errs.AddIn(field.InputLock, field.Path("rotations").Key(id), "%s cannot be rotating: only %v rotate; restore the lock from version control", id, Rotatable)
+		}
+	}
 	for _, id := range Identities(c) {
 		d := dates[id.ID]
 		if !d.Issued {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,11 +72,15 @@ func TestRenew(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantNB := later.Add(-Backdate).Truncate(time.Second)
+	// A leaf gets a new generation (a new key); a CA a new renewal of the same key.
+	if r := renewed.Certificates[string(Admin)]; r.Generation != 2 || r.Renewal != 0 || !r.NotBefore.Equal(wantNB) {
+		t.Errorf("admin renewed to %+v", r)
+	}
+	if r := renewed.Certificates[string(CA)]; r.Generation != 1 || r.Renewal != 1 || !r.NotBefore.Equal(wantNB) {
+		t.Errorf("ca renewed to %+v, want generation 1 (the same key), renewal 1", r)
+	}
 	for _, id := range []ID{CA, Admin} {
-		if r := renewed.Certificates[string(id)]; r.Generation != 2 || !r.NotBefore.Equal(wantNB) {
-			t.Errorf("%s renewed to %+v", id, r)
-		}
-		if res.Lock.Certificates[string(id)].Generation != 1 {
+		if r := res.Lock.Certificates[string(id)]; r.Generation != 1 || r.Renewal != 0 {
 			t.Errorf("Renew modified its input")
 		}
 	}
@@ -84,5 +89,15 @@ func TestRenew(t *testing.T) {
 	}
 	if _, _, err := Renew(res.Lock, []ID{KubeletServingID("worker-9")}, later); err == nil {
 		t.Error("renewing an identity missing from the lock succeeded")
+	}
+	if _, _, err := Renew(res.Lock, []ID{SA}, later); err == nil || !strings.Contains(err.Error(), "certs rotate-sa") {
+		t.Errorf("renewing the service-account key: %v, want a refusal pointing to certs rotate-sa", err)
+	}
+	rot, err := StartRotation(res.Lock, CA, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Renew(rot, []ID{CA}, later); err == nil || !strings.Contains(err.Error(), "rotating") {
+		t.Errorf("renewing a rotating CA: %v, want a refusal", err)
 	}
 }

@@ -7,13 +7,10 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// kubeconfig renders a kubeconfig for the identity id (its certificate and key are
-// embedded) talking to server; token, when set, is added as a bearer token.
-func (p *planner) kubeconfig(server string, id ID, user, token string) ([]byte, error) {
-	is, ok := p.issued[id]
-	if !ok {
-		return nil, fmt.Errorf("kubeconfig for %s: identity %s was not issued", user, id)
-	}
+// kubeconfig renders a kubeconfig for user (its certificate and key are embedded)
+// talking to server and trusting the CA certificates trust; token, when set, is added as
+// a bearer token.
+func (p *planner) kubeconfig(server, user string, trust, certPEM, keyPEM []byte, token string) ([]byte, error) {
 	cluster := p.c.Name
 	ctx := user + "@" + cluster
 	cfg := clientcmdv1.Config{
@@ -21,11 +18,11 @@ func (p *planner) kubeconfig(server string, id ID, user, token string) ([]byte, 
 		APIVersion: "v1",
 		Clusters: []clientcmdv1.NamedCluster{{Name: cluster, Cluster: clientcmdv1.Cluster{
 			Server:                   server,
-			CertificateAuthorityData: p.issued[CA].certPEM,
+			CertificateAuthorityData: trust,
 		}}},
 		AuthInfos: []clientcmdv1.NamedAuthInfo{{Name: user, AuthInfo: clientcmdv1.AuthInfo{
-			ClientCertificateData: is.certPEM,
-			ClientKeyData:         is.keyPEM,
+			ClientCertificateData: certPEM,
+			ClientKeyData:         keyPEM,
 			Token:                 token,
 		}}},
 		Contexts:       []clientcmdv1.NamedContext{{Name: ctx, Context: clientcmdv1.Context{Cluster: cluster, AuthInfo: user}}},

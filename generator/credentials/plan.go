@@ -80,10 +80,15 @@ type planner struct {
 	dates  map[ID]Dates
 	certs  map[ID]Cert
 	issued map[ID]*issued
+	// prev holds, for a CA or the service-account key rotating, the generation it
+	// replaces (still trusted, and still signing in stage 1).
+	prev map[ID]*issued
 	// Without a secret: the identities that cannot be reused, with why, and the
 	// service-account public key found on disk.
-	pending  map[ID]string
-	saPubPEM []byte
+	pending map[ID]string
+	// saPub and saPubPrev are the service-account public keys found on disk (PEM): the
+	// current one and, during its rotation, the previous one.
+	saPub, saPubPrev []byte
 }
 
 // Plan issues every certificate and key the cluster needs and places them.
@@ -97,12 +102,13 @@ func Plan(c *model.Cluster, lk *lock.Lock, opts Options) (*Result, error) {
 	if lk == nil {
 		lk = lock.New(c.Name)
 	}
-	p := &planner{c: c, opts: opts, in: lk, out: lk.Clone(), issued: map[ID]*issued{},
+	p := &planner{c: c, opts: opts, in: lk, out: lk.Clone(), issued: map[ID]*issued{}, prev: map[ID]*issued{},
 		dates: Schedule(c, lk, opts.Now), certs: templates(c)}
 	p.out.Certificates = map[string]lock.Certificate{}
 	for id, d := range p.dates {
-		p.out.Certificates[string(id)] = lock.Certificate{Generation: d.Generation, NotBefore: d.NotBefore}
+		p.out.Certificates[string(id)] = lock.Certificate{Generation: d.Generation, Renewal: d.Renewal, NotBefore: d.NotBefore}
 	}
+	p.markRendered()
 	var err error
 	if err = p.issueAll(); err != nil {
 		return nil, err
@@ -116,7 +122,67 @@ func Plan(c *model.Cluster, lk *lock.Lock, opts Options) (*Result, error) {
 		}
 		p.out.Certificates[string(id)] = r
 	}
+	for id, is := range p.prev {
+		r := p.out.Rotations[string(id)]
+		if r.Previous.SHA256, err = fingerprint(is); err != nil {
+			return nil, err
+		}
+		p.out.Rotations[string(id)] = r
+	}
 	return p.place()
+}
+
+// markRendered records in the output lock that each rotation in progress has been
+// rendered at its stage (what advancing it requires).
+func (p *planner) markRendered() {
+	for id, r := range p.out.Rotations {
+		r.Rendered = true
+		p.out.Rotations[id] = r
+	}
+}
+
+// rotating reports whether id (a CA or SA) is rotating, and at which stage.
+func (p *planner) rotating(id ID) (int, bool) {
+	r, ok := rotation(p.in, id)
+	return r.Stage, ok
+}
+
+// signer is the generation of CA (or SA) id that signs now: the previous one in stage 1
+// of a rotation.
+func (p *planner) signer(id ID) *issued {
+	if stage, ok := p.rotating(id); ok && stage == StageTrustBoth {
+		return p.prev[id]
+	}
+	return p.issued[id]
+}
+
+// trustPEM is what a file trusting CA id holds: its certificate, or during a rotation
+// the previous and the new one (in that order, so the file does not change between
+// stages 1 and 2). Nil when a certificate is missing (a review without the secret).
+func (p *planner) trustPEM(id ID) []byte {
+	cur := p.issued[id]
+	if cur == nil {
+		return nil
+	}
+	if _, ok := p.rotating(id); !ok {
+		return cur.certPEM
+	}
+	prev := p.prev[id]
+	if prev == nil {
+		return nil
+	}
+	return append(append([]byte(nil), prev.certPEM...), cur.certPEM...)
+}
+
+// saPubPEM is sa.pub: the public key, or during a rotation the previous and the new one.
+func (p *planner) saPubPEM(cur, prev []byte) []byte {
+	if _, ok := p.rotating(SA); !ok {
+		return cur
+	}
+	if cur == nil || prev == nil {
+		return nil
+	}
+	return append(append([]byte(nil), prev...), cur...)
 }
 
 // fingerprint is what the lock records of an issued identity: the SHA-256 of its
@@ -139,38 +205,63 @@ func label(cluster string, id ID, gen int) string {
 	return fmt.Sprintf("scratchgen/v1/%s/%s/%d", cluster, id, gen)
 }
 
+// issueCA issues generation d of CA ca.
+func (p *planner) issueCA(ca Cert, d Dates) (*issued, error) {
+	key, err := pki.DeriveKey(p.opts.Secret, p.label(ca.ID, d.Generation))
+	if err != nil {
+		return nil, fmt.Errorf("deriving the key of %s: %w", ca.ID, err)
+	}
+	cert, certPEM, err := pki.NewCA(key, pki.Request{CommonName: ca.CN, NotBefore: d.NotBefore,
+		NotAfter: d.NotAfter, Serial: Serial(p.c.Name, ca.ID, d)})
+	if err != nil {
+		return nil, fmt.Errorf("issuing CA %s: %w", ca.ID, err)
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &issued{spec: ca, cert: cert, certPEM: certPEM, key: key, keyPEM: keyPEM}, nil
+}
+
+// issueSA derives generation gen of the service-account key pair (no certificate).
+func (p *planner) issueSA(gen int) (*issued, error) {
+	key, err := pki.DeriveKey(p.opts.Secret, p.label(SA, gen))
+	if err != nil {
+		return nil, fmt.Errorf("deriving the service-account key: %w", err)
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &issued{spec: Cert{ID: SA}, key: key, keyPEM: keyPEM}, nil
+}
+
 func (p *planner) issueAll() error {
+	var err error
 	issuers := map[ID]*pki.Issuer{}
 	for _, ca := range cas {
-		d := p.dates[ca.ID]
-		key, err := pki.DeriveKey(p.opts.Secret, p.label(ca.ID, d.Generation))
-		if err != nil {
-			return fmt.Errorf("deriving the key of %s: %w", ca.ID, err)
-		}
-		cert, certPEM, err := pki.NewCA(key, pki.Request{CommonName: ca.CN, NotBefore: d.NotBefore,
-			NotAfter: d.NotAfter, Serial: pki.DeriveSerial(p.c.Name+"/"+string(ca.ID), d.Generation)})
-		if err != nil {
-			return fmt.Errorf("issuing CA %s: %w", ca.ID, err)
-		}
-		keyPEM, err := pki.EncodeKey(key)
-		if err != nil {
+		if p.issued[ca.ID], err = p.issueCA(ca, p.dates[ca.ID]); err != nil {
 			return err
 		}
-		p.issued[ca.ID] = &issued{spec: ca, cert: cert, certPEM: certPEM, key: key, keyPEM: keyPEM}
-		if issuers[ca.ID], err = pki.NewIssuer(cert, key); err != nil {
+		if prev, ok := Previous(p.c, p.in, ca.ID); ok {
+			if p.prev[ca.ID], err = p.issueCA(ca, prev); err != nil {
+				return err
+			}
+		}
+		s := p.signer(ca.ID)
+		if issuers[ca.ID], err = pki.NewIssuer(s.cert, s.key); err != nil {
 			return fmt.Errorf("CA %s: %w", ca.ID, err)
 		}
 	}
-	// The service-account key pair has no certificate but a generation, for renewal.
-	saKey, err := pki.DeriveKey(p.opts.Secret, p.label(SA, p.dates[SA].Generation))
-	if err != nil {
-		return fmt.Errorf("deriving the service-account key: %w", err)
-	}
-	saPEM, err := pki.EncodeKey(saKey)
-	if err != nil {
+	// The service-account key pair has no certificate but a generation, for rotation.
+	if p.issued[SA], err = p.issueSA(p.dates[SA].Generation); err != nil {
 		return err
 	}
-	p.issued[SA] = &issued{spec: Cert{ID: SA}, key: saKey, keyPEM: saPEM}
+	if prev, ok := Previous(p.c, p.in, SA); ok {
+		if p.prev[SA], err = p.issueSA(prev.Generation); err != nil {
+			return err
+		}
+	}
 
 	leaves := leaves(p.c)
 	results := make([]*issued, len(leaves))
@@ -196,7 +287,7 @@ func (p *planner) issueLeaf(ca *pki.Issuer, l Cert, d Dates) (*issued, error) {
 		return nil, err
 	}
 	req := pki.Request{CommonName: l.CN, Organization: l.O, DNSNames: l.DNS, Usages: l.Usages,
-		NotBefore: d.NotBefore, NotAfter: d.NotAfter, Serial: pki.DeriveSerial(p.c.Name+"/"+string(l.ID), d.Generation)}
+		NotBefore: d.NotBefore, NotAfter: d.NotAfter, Serial: Serial(p.c.Name, l.ID, d)}
 	for _, a := range l.IPs {
 		req.IPs = append(req.IPs, net.IP(a.AsSlice()))
 	}
@@ -255,27 +346,49 @@ func (p *planner) files(hs []holding, tokens map[string]string) ([]bundle.File, 
 		}
 		switch h.kind {
 		case holdCert:
-			files = append(files, public(h.path, p.issued[h.id].certPEM))
+			if IsCA(h.id) {
+				files = append(files, public(h.path, p.trustPEM(h.id)))
+			} else {
+				files = append(files, public(h.path, p.issued[h.id].certPEM))
+			}
 		case holdKey:
-			files = append(files, secretFile(h.path, p.issued[h.id].keyPEM))
+			if h.id == SA {
+				files = append(files, p.versioned(h, p.signer(SA).keyPEM)) // the key that signs tokens now
+			} else {
+				files = append(files, p.versioned(h, p.issued[h.id].keyPEM))
+			}
+		case holdSignerCert:
+			files = append(files, public(h.path, p.signer(h.id).certPEM))
+		case holdSignerKey:
+			files = append(files, p.versioned(h, p.signer(h.id).keyPEM))
 		case holdSAPub:
-			pub, err := pki.EncodePublicKey(p.issued[SA].key.Public())
+			cur, err := pki.EncodePublicKey(p.issued[SA].key.Public())
 			if err != nil {
 				return nil, err
 			}
-			files = append(files, public(h.path, pub))
+			var prev []byte
+			if is := p.prev[SA]; is != nil {
+				if prev, err = pki.EncodePublicKey(is.key.Public()); err != nil {
+					return nil, err
+				}
+			}
+			files = append(files, public(h.path, p.saPubPEM(cur, prev)))
 		case holdKubeconfig:
-			data, err := p.kubeconfig(h.server, h.id, h.user, tokens[h.user])
+			is, ok := p.issued[h.id]
+			if !ok {
+				return nil, fmt.Errorf("kubeconfig for %s: identity %s was not issued", h.user, h.id)
+			}
+			data, err := p.kubeconfig(h.server, h.user, p.trustPEM(CA), is.certPEM, is.keyPEM, tokens[h.user])
 			if err != nil {
 				return nil, err
 			}
-			files = append(files, secretFile(h.path, data))
+			files = append(files, p.versioned(h, data))
 		case holdKnownTokens:
 			csv, err := p.knownTokens(tokens)
 			if err != nil {
 				return nil, err
 			}
-			files = append(files, secretFile(h.path, csv))
+			files = append(files, p.versioned(h, csv))
 		}
 	}
 	bundle.Sort(files)
@@ -285,19 +398,98 @@ func (p *planner) files(hs []holding, tokens map[string]string) ([]bundle.File, 
 // reviewFile is a holding's file without the secret: a reused certificate or public
 // key, or a pending file.
 func (p *planner) reviewFile(h holding) bundle.File {
+	pending := func(id ID) bundle.File {
+		return bundle.File{Path: h.path, Mode: bundle.ModePublic, Pending: issueVerb(p.pending[id]) + ": " + p.pending[id]}
+	}
 	switch h.kind {
 	case holdCert:
-		if is := p.issued[h.id]; is != nil {
+		if IsCA(h.id) {
+			if data := p.trustPEM(h.id); data != nil {
+				return public(h.path, data)
+			}
+		} else if is := p.issued[h.id]; is != nil {
 			return public(h.path, is.certPEM)
 		}
-		return bundle.File{Path: h.path, Mode: bundle.ModePublic, Pending: issueVerb(p.pending[h.id]) + ": " + p.pending[h.id]}
-	case holdSAPub:
-		if p.saPubPEM != nil {
-			return public(h.path, p.saPubPEM)
+		return pending(h.id)
+	case holdSignerCert:
+		if is := p.signer(h.id); is != nil {
+			return public(h.path, is.certPEM)
 		}
-		return bundle.File{Path: h.path, Mode: bundle.ModePublic, Pending: issueVerb(p.pending[SA]) + ": " + p.pending[SA]}
+		return pending(h.id)
+	case holdSAPub:
+		if data := p.saPubPEM(p.saPub, p.saPubPrev); data != nil {
+			return public(h.path, data)
+		}
+		return pending(SA)
 	}
-	return bundle.File{Path: h.path, Mode: bundle.ModeSecret, Secret: true, Pending: needsSecret}
+	f := bundle.File{Path: h.path, Mode: bundle.ModeSecret, Secret: true, Pending: needsSecret}
+	f.Version, _ = p.version(h)
+	return f
+}
+
+// versioned is a secret file of holding h with its Version.
+func (p *planner) versioned(h holding, data []byte) bundle.File {
+	f := secretFile(h.path, data)
+	f.Version, _ = p.version(h)
+	return f
+}
+
+// version is the Version of the secret file of holding h (see bundle.File.Version): a
+// digest of its content with every key and token replaced by its derivation label, and
+// the root secret's verifier. ok is false when it cannot be known (a review in which a
+// certificate the file embeds would be re-issued).
+func (p *planner) version(h holding) (string, bool) {
+	verifier := ""
+	if rs := p.out.RootSecret; rs != nil {
+		verifier = rs.Verifier
+	} else if rs := p.in.RootSecret; rs != nil {
+		verifier = rs.Verifier
+	}
+	var shadow []byte
+	switch h.kind {
+	case holdKey, holdSignerKey:
+		shadow = []byte("key " + p.keyLabel(h))
+	case holdKubeconfig:
+		trust, is := p.trustPEM(CA), p.issued[h.id]
+		if trust == nil || is == nil || is.certPEM == nil {
+			return "", false
+		}
+		var err error
+		key := []byte("key " + p.label(h.id, p.dates[h.id].Generation))
+		if shadow, err = p.kubeconfig(h.server, h.user, trust, is.certPEM, key, p.tokenLabels()[h.user]); err != nil {
+			return "", false
+		}
+	case holdKnownTokens:
+		var err error
+		if shadow, err = p.knownTokens(p.tokenLabels()); err != nil {
+			return "", false
+		}
+	default:
+		return "", false
+	}
+	sum := sha256.Sum256(append([]byte("scratchgen/v1 version\x00"+verifier+"\x00"), shadow...))
+	return "sha256:" + lock.HexSum(sum), true
+}
+
+// keyLabel is the derivation label of the key a key holding places.
+func (p *planner) keyLabel(h holding) string {
+	gen := p.dates[h.id].Generation
+	if h.kind == holdSignerKey || h.id == SA {
+		if stage, ok := p.rotating(h.id); ok && stage == StageTrustBoth {
+			prev, _ := Previous(p.c, p.in, h.id)
+			gen = prev.Generation
+		}
+	}
+	return p.label(h.id, gen)
+}
+
+// tokenLabels maps each static token user to the derivation label of its token.
+func (p *planner) tokenLabels() map[string]string {
+	out := map[string]string{}
+	for _, u := range p.tokenUsers() {
+		out[u.user] = "token " + p.label(tokenID(u.id), p.dates[u.id].Generation)
+	}
+	return out
 }
 
 // issueVerb is how a pending certificate file comes about.

@@ -38,18 +38,22 @@ func reviewPlan(c *model.Cluster, lk *lock.Lock, opts Options) (*Result, error) 
 	if lk == nil {
 		lk = lock.New(c.Name)
 	}
-	p := &planner{c: c, opts: opts, in: lk, out: lk.Clone(), issued: map[ID]*issued{},
+	p := &planner{c: c, opts: opts, in: lk, out: lk.Clone(), issued: map[ID]*issued{}, prev: map[ID]*issued{},
 		dates: Schedule(c, lk, opts.Now), certs: templates(c), pending: map[ID]string{}}
 	p.out.Certificates = map[string]lock.Certificate{}
+	p.markRendered()
 	found := p.existingCerts()
 	for _, id := range Identities(c) {
 		d := p.dates[id.ID]
-		rec := lock.Certificate{Generation: d.Generation, NotBefore: d.NotBefore}
+		rec := lock.Certificate{Generation: d.Generation, Renewal: d.Renewal, NotBefore: d.NotBefore}
 		switch id.Kind {
 		case KindKeyPair:
 			p.reuseKeyPair(id)
 		default:
 			p.reuse(id, found[id.ID])
+			if id.Kind == KindCA {
+				p.reusePrevious(id, found[id.ID])
+			}
 		}
 		if p.pending[id.ID] == "" {
 			rec.SHA256 = lk.Certificates[string(id.ID)].SHA256
@@ -95,7 +99,7 @@ func DiskCertificates(c *model.Cluster, existing func(node, path string) []byte)
 	}
 	visit := func(node string, h holding) {
 		switch h.kind {
-		case holdCert:
+		case holdCert, holdSignerCert:
 			add(h.id, p.opts.Existing(node, h.path))
 		case holdKubeconfig:
 			data := p.opts.Existing(node, h.path)
@@ -146,17 +150,35 @@ func (p *planner) reuse(id Identity, candidates []*x509.Certificate) {
 	}
 	var ca *x509.Certificate
 	if id.Kind == KindLeaf {
-		if p.pending[id.Cert.CA] != "" {
+		s := p.signer(id.Cert.CA)
+		if p.pending[id.Cert.CA] != "" || s == nil {
 			p.pending[id.ID] = fmt.Sprintf("its CA %s would be re-issued", id.Cert.CA)
 			return
 		}
-		ca = p.issued[id.Cert.CA].cert
+		ca = s.cert
 	}
-	if why := mismatch(cert, id, d, pki.DeriveSerial(p.c.Name+"/"+string(id.ID), d.Generation), ca); why != "" {
+	if why := mismatch(cert, id, d, Serial(p.c.Name, id.ID, d), ca); why != "" {
 		p.pending[id.ID] = why
 		return
 	}
 	p.issued[id.ID] = &issued{spec: id.Cert, cert: cert, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})}
+}
+
+// reusePrevious takes, for a CA rotating, the generation it replaces from candidates:
+// the certificate the rotation records. Without it the CA's trust files are pending.
+func (p *planner) reusePrevious(id Identity, candidates []*x509.Certificate) {
+	r, ok := rotation(p.in, id.ID)
+	if !ok || p.pending[id.ID] != "" {
+		return
+	}
+	d, _ := Previous(p.c, p.in, id.ID)
+	for _, c := range candidates {
+		if sum := sha256.Sum256(c.Raw); r.Previous.SHA256 != "" && lock.HexSum(sum) == r.Previous.SHA256 && mismatch(c, id, d, Serial(p.c.Name, id.ID, d), nil) == "" {
+			p.prev[id.ID] = &issued{spec: id.Cert, cert: c, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})}
+			return
+		}
+	}
+	p.pending[id.ID] = "the bundle on disk does not hold the generation its rotation replaces, which the lock records"
 }
 
 // reuseKeyPair takes the service-account public key from a control plane's sa.pub when
@@ -174,16 +196,34 @@ func (p *planner) reuseKeyPair(id Identity) {
 		p.pending[id.ID] = "it is renewed"
 		return
 	}
+	prev, rotating := rotation(p.in, SA)
 	for _, n := range p.c.ControlPlanes() {
 		data := p.opts.Existing(n.Name, paths.SAPub)
-		b, _ := pem.Decode(data)
-		if b == nil || b.Type != "PUBLIC KEY" {
-			continue
+		var cur, old []byte
+		for len(data) > 0 {
+			var b *pem.Block
+			if b, data = pem.Decode(data); b == nil {
+				break
+			}
+			if b.Type != "PUBLIC KEY" {
+				continue
+			}
+			sum := lock.HexSum(sha256.Sum256(b.Bytes))
+			switch {
+			case sum == rec.SHA256:
+				cur = pem.EncodeToMemory(b)
+			case rotating && prev.Previous.SHA256 != "" && sum == prev.Previous.SHA256:
+				old = pem.EncodeToMemory(b)
+			}
 		}
-		if sum := sha256.Sum256(b.Bytes); lock.HexSum(sum) == rec.SHA256 {
-			p.saPubPEM = pem.EncodeToMemory(b)
+		if cur != nil && (!rotating || old != nil) {
+			p.saPub, p.saPubPrev = cur, old
 			return
 		}
+	}
+	if rotating {
+		p.pending[id.ID] = "the bundle on disk does not hold both public keys of its rotation, which the lock records"
+		return
 	}
 	p.pending[id.ID] = "the bundle on disk does not hold the public key the lock records"
 }
@@ -275,17 +315,17 @@ func CertificatesOnDisk(c *model.Cluster, lk *lock.Lock, now time.Time, existing
 			st.Note = "not on disk: render to write it"
 		case len(disk[id.ID]) == 0:
 		default:
-			want := pki.DeriveSerial(c.Name+"/"+string(id.ID), d.Generation)
+			want := []*big.Int{Serial(c.Name, id.ID, d)}
+			if prev, ok := Previous(c, lk, id.ID); ok {
+				want = append(want, Serial(c.Name, id.ID, prev)) // still trusted while it rotates
+			}
 			for _, cert := range disk[id.ID] {
-				if cert.SerialNumber.Cmp(want) == 0 {
+				if slices.ContainsFunc(want, func(s *big.Int) bool { return cert.SerialNumber.Cmp(s) == 0 }) {
 					continue
 				}
 				st.Note = "differs from the lock: render to update it"
-				for g := d.Generation - 1; g >= 1; g-- {
-					if cert.SerialNumber.Cmp(pki.DeriveSerial(c.Name+"/"+string(id.ID), g)) == 0 {
-						st.Note = fmt.Sprintf("renewed in the lock (generation %d), not rendered yet", d.Generation)
-						break
-					}
+				if older(c.Name, id.ID, d, cert.SerialNumber) {
+					st.Note = fmt.Sprintf("renewed in the lock (%s), not rendered yet", describeDates(id.Kind, d))
 				}
 				break
 			}
@@ -293,4 +333,32 @@ func CertificatesOnDisk(c *model.Cluster, lk *lock.Lock, now time.Time, existing
 		out[id.ID] = st
 	}
 	return out
+}
+
+// older reports whether serial is that of an earlier generation or renewal of id (with
+// any signer generation up to the current one).
+func older(cluster string, id ID, d Dates, serial *big.Int) bool {
+	for g := d.Generation; g >= 1; g-- {
+		for r := d.Renewal; r >= 0; r-- {
+			for sg := max(d.SignerGeneration, 1); sg >= 1; sg-- {
+				o := Dates{Generation: g, Renewal: r, SignerGeneration: sg}
+				if o.Generation == d.Generation && o.Renewal == d.Renewal && o.SignerGeneration == d.SignerGeneration {
+					continue
+				}
+				if serial.Cmp(Serial(cluster, id, o)) == 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// describeDates says which version of an identity d is ("generation 2", "generation 1,
+// renewal 1").
+func describeDates(k Kind, d Dates) string {
+	if k == KindCA && d.Renewal > 0 {
+		return fmt.Sprintf("generation %d, renewal %d", d.Generation, d.Renewal)
+	}
+	return fmt.Sprintf("generation %d", d.Generation)
 }

@@ -45,6 +45,9 @@ type Lock struct {
 	PodCIDRs map[string]string `json:"podCIDRs,omitempty"`
 	// Certificates maps an identity (e.g. "ca", "kubelet-client/worker-1") to its issue record.
 	Certificates map[string]Certificate `json:"certificates,omitempty"`
+	// Rotations are the staged rotations in progress, by CA ("ca", "etcd-ca",
+	// "front-proxy-ca") or "sa" for the service-account key.
+	Rotations map[string]Rotation `json:"rotations,omitempty"`
 	// Images maps an image reference as rendered by tag ("registry.k8s.io/pause:3.10.1") to its pin.
 	Images map[string]Image `json:"images,omitempty"`
 
@@ -68,14 +71,32 @@ type Network struct {
 
 // Certificate records when and in which generation an identity was issued.
 type Certificate struct {
-	// Generation starts at 1; `certs renew` bumps it, which derives a new key and serial.
+	// Generation starts at 1; `certs renew` bumps it for a leaf, and a rotation for a CA
+	// or the service-account key, which derives a new key and serial.
 	Generation int `json:"generation"`
+	// Renewal counts the same-key renewals of a CA within its generation (`certs renew
+	// ca`): a new serial and validity, the same key and subject, so every certificate it
+	// signed stays valid.
+	Renewal int `json:"renewal,omitempty"`
 	// NotBefore is fixed at first issue of this generation; NotAfter = NotBefore + validity.
 	NotBefore time.Time `json:"notBefore"`
 	// SHA256 is the hex SHA-256 of the certificate's DER (of the public key's PKIX DER for
 	// the service-account key pair), so that a certificate on disk can be recognised
 	// without the root secret.
 	SHA256 string `json:"sha256,omitempty"`
+}
+
+// Rotation is a staged rotation of a CA (or of the service-account key) in progress: the
+// Certificates record is the new generation, Previous the one it replaces.
+type Rotation struct {
+	// Stage is 1 (trust both: the new CA is trusted beside the old, which still signs)
+	// or 2 (re-issue: the new CA signs, both are trusted). Retiring the old one ends the
+	// rotation, and the record goes.
+	Stage int `json:"stage"`
+	// Rendered is set by the first render of the stage; advancing needs it.
+	Rendered bool `json:"rendered,omitempty"`
+	// Previous is the record of the generation being replaced.
+	Previous Certificate `json:"previous"`
 }
 
 // Image pins a tag to digests.
@@ -193,8 +214,30 @@ func (l *Lock) check() field.List {
 		if c.NotBefore.IsZero() {
 			errs.Add(p.Child("notBefore"), "missing; every issued certificate records its first-issue time")
 		}
+		if c.Renewal < 0 {
+			errs.Add(p.Child("renewal"), "%d; renewals count from 0", c.Renewal)
+		}
 		if c.SHA256 != "" && !hex64.MatchString(c.SHA256) {
 			errs.Add(p.Child("sha256"), "%q is not 64 lowercase hexadecimal digits", c.SHA256)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(l.Rotations)) {
+		r, p := l.Rotations[id], field.Path("rotations").Key(id)
+		if r.Stage != 1 && r.Stage != 2 {
+			errs.Add(p.Child("stage"), "%d; a rotation in progress is at stage 1 or 2 (retiring ends it); restore the lock from version control", r.Stage)
+		}
+		cur, ok := l.Certificates[id]
+		switch {
+		case !ok:
+			errs.Add(p, "rotates %s, which the lock does not record; restore the lock from version control", id)
+		case r.Previous.Generation < 1 || r.Previous.Generation >= cur.Generation:
+			errs.Add(p.Child("previous").Child("generation"), "%d; the generation replaced must be below the new one (%d); restore the lock from version control", r.Previous.Generation, cur.Generation)
+		}
+		if r.Previous.NotBefore.IsZero() {
+			errs.Add(p.Child("previous").Child("notBefore"), "missing; restore the lock from version control")
+		}
+		if r.Previous.SHA256 != "" && !hex64.MatchString(r.Previous.SHA256) {
+			errs.Add(p.Child("previous").Child("sha256"), "%q is not 64 lowercase hexadecimal digits", r.Previous.SHA256)
 		}
 	}
 	for _, ref := range slices.Sorted(maps.Keys(l.Images)) {
@@ -236,6 +279,7 @@ func (l *Lock) Clone() *Lock {
 	c := *l
 	c.PodCIDRs = cloneMap(l.PodCIDRs)
 	c.Certificates = cloneMap(l.Certificates)
+	c.Rotations = cloneMap(l.Rotations)
 	if l.RootSecret != nil {
 		r := *l.RootSecret
 		c.RootSecret = &r

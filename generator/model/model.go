@@ -84,7 +84,13 @@ type Cluster struct {
 	Images Images
 	// EmbedSecrets puts private keys and tokens into Ignition and cloud-init.
 	EmbedSecrets bool
+	// Rotations are the stages (1 or 2) of the staged rotations the lock records, by CA
+	// ("ca", "etcd-ca", "front-proxy-ca") or "sa"; absent when none is in progress.
+	Rotations map[string]int
 }
+
+// RotationStage returns the stage of the rotation of id in progress (0: none).
+func (c *Cluster) RotationStage(id string) int { return c.Rotations[id] }
 
 // Endpoint is the control-plane endpoint.
 type Endpoint struct {

@@ -746,6 +746,12 @@ func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 		n.BridgeAddr = netip.PrefixFrom(n.PodCIDR.Addr().Next(), n.PodCIDR.Bits())
 	}
 	out.Network = &lock.Network{PodCIDR: c.PodCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), NodePodCIDRMaskSize: c.NodeMaskSize}
+	for id, rot := range out.Rotations {
+		if c.Rotations == nil {
+			c.Rotations = map[string]int{}
+		}
+		c.Rotations[id] = rot.Stage
+	}
 	if c.NetworkMode == NetworkRouted {
 		for _, n := range c.Nodes {
 			for _, o := range c.Nodes {

@@ -20,8 +20,13 @@ const (
 
 // Cluster CA, its leaves, and the service-account key pair (control-plane nodes).
 const (
-	CACert                     = PKIDir + "/ca.crt"
-	CAKey                      = PKIDir + "/ca.key"
+	CACert = PKIDir + "/ca.crt"
+	CAKey  = PKIDir + "/ca.key"
+	// CASignerCert and CASignerKey replace ca.key while the cluster CA rotates: ca.crt
+	// then holds the old and the new CA, and the controller manager's signer takes exactly
+	// one certificate, the CA that signs in the current stage.
+	CASignerCert               = PKIDir + "/ca-signer.crt"
+	CASignerKey                = PKIDir + "/ca-signer.key"
 	APIServerCert              = PKIDir + "/apiserver.crt"
 	APIServerKey               = PKIDir + "/apiserver.key"
 	APIServerKubeletClientCert = PKIDir + "/apiserver-kubelet-client.crt"

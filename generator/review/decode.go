@@ -202,7 +202,11 @@ func kubeconfigFields(data []byte) ([]Field, bool) {
 		if ca := c.Cluster.CertificateAuthorityData; len(ca) > 0 {
 			v := Fingerprint(ca)
 			if certs, ok := parseCerts(ca); ok {
-				v = certs[0].Subject.String() + " " + Fingerprint(certs[0].Raw)
+				var vs []string
+				for _, c := range certs {
+					vs = append(vs, c.Subject.String()+" "+Fingerprint(c.Raw))
+				}
+				v = strings.Join(vs, " + ")
 			}
 			out = append(out, Field{Name: p + "certificate-authority", Value: v})
 		}

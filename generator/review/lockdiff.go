@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scratchgen/scratchgen/generator/credentials"
 	"github.com/scratchgen/scratchgen/generator/lock"
 )
 
@@ -59,6 +60,11 @@ func CompareLocks(old, new *lock.Lock) *LockDiff {
 		n, inNew := new.Certificates[k]
 		add("certificates."+k, certRecord(o), certRecord(n), inOld, inNew)
 	}
+	for _, k := range keys(old.Rotations, new.Rotations) {
+		o, inOld := old.Rotations[k]
+		n, inNew := new.Rotations[k]
+		add("rotations."+k, rotationRecord(o), rotationRecord(n), inOld, inNew)
+	}
 	for _, k := range keys(old.Images, new.Images) {
 		o, inOld := old.Images[k]
 		n, inNew := new.Images[k]
@@ -72,9 +78,22 @@ func CompareLocks(old, new *lock.Lock) *LockDiff {
 }
 
 func certRecord(c lock.Certificate) string {
-	s := fmt.Sprintf("generation %d, notBefore %s", c.Generation, c.NotBefore.UTC().Format(time.RFC3339))
+	s := fmt.Sprintf("generation %d", c.Generation)
+	if c.Renewal > 0 {
+		s += fmt.Sprintf(", renewal %d", c.Renewal)
+	}
+	s += ", notBefore " + c.NotBefore.UTC().Format(time.RFC3339)
 	if c.SHA256 != "" {
 		s += ", sha256:" + c.SHA256[:16]
+	}
+	return s
+}
+
+// rotationRecord shows a rotation in progress: its stage and the generation it replaces.
+func rotationRecord(r lock.Rotation) string {
+	s := fmt.Sprintf("stage %d (%s), replacing %s", r.Stage, credentials.StageName(r.Stage), certRecord(r.Previous))
+	if r.Rendered {
+		s += "; rendered"
 	}
 	return s
 }

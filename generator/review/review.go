@@ -84,6 +84,9 @@ type Report struct {
 	Lock *LockDiff `json:"lock,omitempty"`
 	// Impact says which component on which node must restart or reload.
 	Impact []Impact `json:"impact"`
+	// Rollout orders the delivery: etcd members, then control planes, one at a time,
+	// then the other nodes, then the operator's cluster-level steps.
+	Rollout []RolloutStep `json:"rollout,omitempty"`
 	// Notes explain changes that follow from others (a renewed CA re-signs its leaves).
 	Notes []string `json:"notes,omitempty"`
 	// NeedsSecret lists, for a review made without the root secret, the identities a
@@ -255,6 +258,7 @@ func Compare(old, new []bundle.File, opts Options) *Report {
 		table = component.Default()
 	}
 	rep.Impact = impacts(table, rep.Groups, oldBy, newBy)
+	rep.Rollout = rollout(table, rep.Groups, rep.Impact)
 	rep.NeedsSecret = opts.Pending
 	rep.Changed = len(rep.Groups) > 0 || rep.Lock != nil || len(rep.NeedsSecret) > 0
 	return rep
@@ -506,7 +510,13 @@ func compareFile(display, bundlePath string, o, n *bundle.File, status Change) F
 		if _, summary, ok := certFields(cur.Data); ok {
 			d.Kind, d.Summary = KindCertificate, summary
 			if !removedOnly {
-				d.Fields = diffFields(decodeOr(o, certFieldList), decodeOr(n, certFieldList))
+				list := certFieldList
+				if certCount(o) > 1 || certCount(n) > 1 {
+					// A CA file during a rotation: match certificates by serial, so
+					// that the one added or dropped shows as such.
+					list = certFieldListBySerial
+				}
+				d.Fields = diffFields(decodeOr(o, list), decodeOr(n, list))
 				if len(d.Fields) == 0 && d.Change == Changed {
 					d.Note = "same certificate, different encoding"
 				}
@@ -540,6 +550,29 @@ func compareFile(display, bundlePath string, o, n *bundle.File, status Change) F
 func certFieldList(data []byte) ([]Field, bool) {
 	f, _, ok := certFields(data)
 	return f, ok
+}
+
+// certFieldListBySerial decodes a PEM bundle of certificates into fields named after
+// each certificate's serial ("certificate 54576ae9…: notAfter").
+func certFieldListBySerial(data []byte) ([]Field, bool) {
+	certs, ok := parseCerts(data)
+	if !ok {
+		return nil, false
+	}
+	var fields []Field
+	for _, c := range certs {
+		fields = append(fields, describeCert(fmt.Sprintf("certificate %x: ", c.SerialNumber), c)...)
+	}
+	return fields, true
+}
+
+// certCount is how many certificates a file holds (0 if it is not a certificate file).
+func certCount(f *bundle.File) int {
+	if f == nil {
+		return 0
+	}
+	certs, _ := parseCerts(f.Data)
+	return len(certs)
 }
 
 // decodeOr decodes f with dec, or returns nil for a missing or undecodable file.

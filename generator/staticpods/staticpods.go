@@ -67,6 +67,17 @@ func step(name string, build func(*model.Cluster, *model.Node, *component.Compon
 		if err != nil {
 			return fmt.Errorf("rendering %s: %w", co.Manifest, err)
 		}
+		digest, pending := inputsDigest(co, b.Files())
+		if pending != "" {
+			// A review without the root secret: an input would be re-issued, so the
+			// manifest changes too, to what only a render can tell.
+			b.Add(bundle.File{Path: co.Manifest, Mode: bundle.ModePublic, Pending: "would change: " + pending})
+			return nil
+		}
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[AnnotationInputs] = digest
 		data, err := kyaml.Marshal(pod)
 		if err != nil {
 			return fmt.Errorf("serializing %s: %w", co.Manifest, err)
@@ -74,6 +85,40 @@ func step(name string, build func(*model.Cluster, *model.Node, *component.Compon
 		b.Public(co.Manifest, data)
 		return nil
 	}
+}
+
+// AnnotationInputs is the static pod annotation holding the digest of the files the
+// component reads (the component table's Reads, besides the manifest): when a delivery
+// changes any of them (a renewed certificate, a CA rotation's trust file), the manifest
+// changes with it and the kubelet restarts the pod, so what is delivered takes effect
+// without a manual restart. Deliver control planes one at a time (diff's rollout).
+const AnnotationInputs = "scratchgen.dev/inputs"
+
+// inputsDigest digests the files among files that co reads: each one's path and
+// content digest, or its Version for a secret file (the same with and without the
+// root secret). pending says which input is not known (a review in which it would be
+// re-issued).
+func inputsDigest(co *component.Component, files []bundle.File) (digest, pending string) {
+	var in []bundle.File
+	for _, f := range files {
+		if _, ok := co.ReadsPath(f.Path); ok && f.Path != co.Manifest {
+			in = append(in, f)
+		}
+	}
+	sort.Slice(in, func(i, j int) bool { return in[i].Path < in[j].Path })
+	h := sha256.New()
+	for _, f := range in {
+		v := f.Version
+		if v == "" {
+			if f.Pending != "" {
+				return "", f.Path + " " + strings.TrimPrefix(f.Pending, "would be ")
+			}
+			sum := sha256.Sum256(f.Data)
+			v = "sha256:" + hex.EncodeToString(sum[:])
+		}
+		fmt.Fprintf(h, "%s\x00%s\n", f.Path, v)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:32], ""
 }
 
 // checkAddresses refuses what the manifests cannot express yet.
@@ -277,6 +322,12 @@ func controllerManagerPod(c *model.Cluster, n *model.Node, co *component.Compone
 		"service-account-private-key-file": paths.SAKey,
 		"service-cluster-ip-range":         c.ServiceCIDR.String(),
 		"use-service-account-credentials":  "true",
+	}
+	if c.RotationStage("ca") > 0 {
+		// ca.crt holds the old and the new CA while the cluster CA rotates; the signer
+		// takes exactly one certificate ("expected 1 certificate, found 2").
+		a["cluster-signing-cert-file"] = paths.CASignerCert
+		a["cluster-signing-key-file"] = paths.CASignerKey
 	}
 
 	var m mounts

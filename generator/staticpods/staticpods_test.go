@@ -249,6 +249,10 @@ func checkCluster(t *testing.T, o options, flexvolume bool) {
 			}
 			component := strings.TrimSuffix(f.Path[strings.LastIndex(f.Path, "/")+1:], ".yaml")
 			ctx := fmt.Sprintf("%s %s", sn.name, component)
+			if d := pod.Annotations[AnnotationInputs]; !inputsRE.MatchString(d) {
+				t.Errorf("%s: annotation %s = %q, want sha256:<32 hex digits>", ctx, AnnotationInputs, d)
+			}
+			delete(pod.Annotations, AnnotationInputs) // the other checks count kubeadm's annotations
 			ctr := checkSkeleton(t, ctx, c, &pod, component)
 			if ctr == nil {
 				continue
@@ -827,3 +831,5 @@ func TestNodeErrors(t *testing.T) {
 		}
 	}
 }
+
+var inputsRE = regexp.MustCompile(`^sha256:[0-9a-f]{32}$`)

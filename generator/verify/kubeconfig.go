@@ -152,10 +152,10 @@ func (b *checker) checkKubeconfigs() {
 		}
 		if len(kc.caPEM) == 0 {
 			b.problemf(kc.rel, "names no certificate authority: the API server's certificate could not be verified")
-		} else if c, err := parseCert(kc.caPEM); err != nil {
+		} else if cs, err := parseCerts(kc.caPEM); err != nil {
 			b.problemf(kc.rel, "certificate-authority-data is not a PEM certificate: %v", err)
-		} else if ca != nil && !bytes.Equal(c.Raw, ca.cert.Raw) {
-			b.problemf(kc.rel, "certificate-authority-data is not %s (%s) but %s", ca.spec.desc, paths.CACert, describe(c))
+		} else if ca != nil && !ca.same(cs) {
+			b.problemf(kc.rel, "certificate-authority-data is not %s (%s) but %s", ca.spec.desc, paths.CACert, describeAll(cs))
 		}
 		if kc.cert != nil {
 			b.checkLeafAs(kc.rel, "client-certificate-data ", kc.cert, caCluster, client, kc.kind+" authenticates to the API server with it")

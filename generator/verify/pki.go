@@ -37,11 +37,38 @@ var caTable = []caSpec{
 	{caFrontProxy, paths.FrontProxyCACert, "the front-proxy CA"},
 }
 
-// caCert is the certificate of a CA as most nodes carry it.
+// caCert is a CA as most nodes carry it: one certificate, or two while it rotates (the
+// old and the new generation, both trusted).
 type caCert struct {
-	spec caSpec
-	cert *x509.Certificate
+	spec  caSpec
+	certs []*x509.Certificate
 }
+
+// signer returns the certificate of the CA that signed c, or nil.
+func (ca *caCert) signer(c *x509.Certificate) *x509.Certificate {
+	for _, s := range ca.certs {
+		if bytes.Equal(c.RawIssuer, s.RawSubject) && c.CheckSignatureFrom(s) == nil {
+			return s
+		}
+	}
+	return nil
+}
+
+// same reports whether certs are exactly the CA's certificates, in order.
+func (ca *caCert) same(certs []*x509.Certificate) bool {
+	if len(certs) != len(ca.certs) {
+		return false
+	}
+	for i := range certs {
+		if !bytes.Equal(certs[i].Raw, ca.certs[i].Raw) {
+			return false
+		}
+	}
+	return true
+}
+
+// maxTrusted is how many certificates a CA file may hold: two while a CA rotates.
+const maxTrusted = 2
 
 // role is what a leaf certificate is used for.
 type role int
@@ -110,6 +137,56 @@ func parseCert(data []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(block.Bytes)
 }
 
+// parseCerts parses every PEM block of data, which must all be certificates.
+func parseCerts(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for rest := data; len(bytes.TrimSpace(rest)) > 0; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return nil, errors.New("data after the PEM blocks is not PEM")
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("PEM block is %q, not CERTIFICATE", block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no PEM block")
+	}
+	return out, nil
+}
+
+// trustAt parses a CA file of node n: its certificates, at most maxTrusted, reporting a
+// file that is not one. Nil when missing or unparsable.
+func (b *checker) trustAt(n *node, p string) []*x509.Certificate {
+	f := n.file(p)
+	if f == nil {
+		return nil
+	}
+	certs, err := parseCerts(f.data)
+	if err != nil {
+		b.problemf(n.rel(p), "is not a PEM certificate bundle: %v", err)
+		return nil
+	}
+	if len(certs) > maxTrusted {
+		b.problemf(n.rel(p), "holds %d certificates: a CA file holds its CA, or the old and the new one while it rotates", len(certs))
+	}
+	return certs
+}
+
+// rawOf is the concatenated DER of certs, a map key.
+func rawOf(certs []*x509.Certificate) string {
+	var b bytes.Buffer
+	for _, c := range certs {
+		b.Write(c.Raw)
+	}
+	return b.String()
+}
+
 // parseKey parses a PEM private key (SEC 1, PKCS #8 or PKCS #1).
 func parseKey(data []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(data)
@@ -156,21 +233,30 @@ func describe(c *x509.Certificate) string {
 	return fmt.Sprintf("CN=%s", c.Subject.CommonName)
 }
 
+// describeAll names certificates for messages.
+func describeAll(cs []*x509.Certificate) string {
+	var names []string
+	for _, c := range cs {
+		names = append(names, describe(c))
+	}
+	return strings.Join(names, " + ")
+}
+
 // checkCAs finds each CA's certificate as most nodes carry it, reports the nodes whose
 // copy differs, and checks the CA certificates themselves.
 func (b *checker) checkCAs() {
 	b.cas = map[string]*caCert{}
 	for _, spec := range caTable {
 		type copyOf struct {
-			rel  string
-			cert *x509.Certificate
+			rel   string
+			certs []*x509.Certificate
 		}
 		var copies []copyOf
 		count := map[string]int{}
 		for _, n := range b.nodes {
-			if c := b.certAt(n, spec.path); c != nil {
-				copies = append(copies, copyOf{n.rel(spec.path), c})
-				count[string(c.Raw)]++
+			if cs := b.trustAt(n, spec.path); cs != nil {
+				copies = append(copies, copyOf{n.rel(spec.path), cs})
+				count[rawOf(cs)]++
 			}
 		}
 		if len(copies) == 0 {
@@ -179,21 +265,23 @@ func (b *checker) checkCAs() {
 		// The reference is the copy most nodes carry; on a tie, the first node's.
 		ref := copies[0]
 		for _, c := range copies {
-			if count[string(c.cert.Raw)] > count[string(ref.cert.Raw)] {
+			if count[rawOf(c.certs)] > count[rawOf(ref.certs)] {
 				ref = c
 			}
 		}
-		b.cas[spec.name] = &caCert{spec: spec, cert: ref.cert}
+		b.cas[spec.name] = &caCert{spec: spec, certs: ref.certs}
 		for _, c := range copies {
-			if !bytes.Equal(c.cert.Raw, ref.cert.Raw) {
-				b.problemf(c.rel, "differs from %s that %d other node(s) carry (e.g. %s): nodes must agree on their CAs", spec.desc, count[string(ref.cert.Raw)], ref.rel)
+			if rawOf(c.certs) != rawOf(ref.certs) {
+				b.problemf(c.rel, "differs from %s that %d other node(s) carry (e.g. %s): nodes must agree on their CAs", spec.desc, count[rawOf(ref.certs)], ref.rel)
 			}
 		}
 		checked := map[string]bool{}
 		for _, c := range copies {
-			if !checked[string(c.cert.Raw)] { // each distinct certificate once
-				checked[string(c.cert.Raw)] = true
-				b.checkCA(c.rel, spec, c.cert)
+			for _, cert := range c.certs {
+				if !checked[string(cert.Raw)] { // each distinct certificate once
+					checked[string(cert.Raw)] = true
+					b.checkCA(c.rel, spec, cert)
+				}
 			}
 		}
 	}
@@ -238,9 +326,10 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // file, "client-certificate-data " for one embedded in a kubeconfig).
 func (b *checker) checkLeafAs(rel, pre string, c *x509.Certificate, caName string, r role, why string) {
 	ca := b.cas[caName]
+	var signer *x509.Certificate
 	if ca == nil {
 		b.problemf(rel, "%scannot be checked: no node carries %s (%s)", pre, specOf(caName).desc, specOf(caName).path)
-	} else if err := c.CheckSignatureFrom(ca.cert); err != nil || !bytes.Equal(c.RawIssuer, ca.cert.RawSubject) {
+	} else if signer = ca.signer(c); signer == nil {
 		b.problemf(rel, "%sis not signed by %s (%s); its issuer is %s", pre, ca.spec.desc, ca.spec.path, c.Issuer)
 	}
 	if c.IsCA {
@@ -255,11 +344,7 @@ func (b *checker) checkLeafAs(rel, pre string, c *x509.Certificate, caName strin
 	if c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
 		b.problemf(rel, "%slacks the digitalSignature usage that TLS needs", pre)
 	}
-	var caCert *x509.Certificate
-	if ca != nil {
-		caCert = ca.cert
-	}
-	b.checkValidity(rel, pre, c, caCert)
+	b.checkValidity(rel, pre, c, signer)
 }
 
 func specOf(name string) caSpec {
@@ -320,20 +405,29 @@ func (b *checker) checkCertificates() {
 		for _, p := range ps {
 			rel := n.rel(p)
 			switch {
+			case strings.HasSuffix(p, ".crt") && isCA[p]:
+				// A CA file (checked in checkCAs); its key, where placed, is one of its CAs'.
+				keyPath := strings.TrimSuffix(p, ".crt") + ".key"
+				if kf := n.file(keyPath); kf != nil {
+					b.checkKeyOfAny(n.rel(keyPath), kf.data, b.trustAt(n, p), rel)
+				}
 			case strings.HasSuffix(p, ".crt"):
 				c := b.certAt(n, p)
 				if c == nil {
 					continue
 				}
-				if l, ok := known[p]; ok {
+				switch l, ok := known[p]; {
+				case ok:
 					b.checkLeafAs(rel, "", c, l.ca, l.role, l.why)
-				} else if !isCA[p] {
+				case p == paths.CASignerCert:
+					b.checkSigner(rel, c)
+				default:
 					b.checkOtherCert(rel, c)
 				}
 				keyPath := strings.TrimSuffix(p, ".crt") + ".key"
 				if kf := n.file(keyPath); kf != nil {
 					b.checkKeyMatches(n.rel(keyPath), kf.data, c, rel)
-				} else if !isCA[p] {
+				} else {
 					b.problemf(rel, "has no private key beside it (%s)", keyPath)
 				}
 			case strings.HasSuffix(p, ".key"):
@@ -359,12 +453,43 @@ func (b *checker) checkCertificates() {
 // by one of the cluster's CAs.
 func (b *checker) checkOtherCert(rel string, c *x509.Certificate) {
 	for _, spec := range caTable {
-		if ca := b.cas[spec.name]; ca != nil && c.CheckSignatureFrom(ca.cert) == nil {
-			b.checkValidity(rel, "", c, ca.cert)
-			return
+		if ca := b.cas[spec.name]; ca != nil {
+			if s := ca.signer(c); s != nil {
+				b.checkValidity(rel, "", c, s)
+				return
+			}
 		}
 	}
 	b.problemf(rel, "is not signed by any of the cluster's CAs; its issuer is %s", c.Issuer)
+}
+
+// checkSigner checks the controller manager's signing CA while the cluster CA rotates:
+// one of the CAs ca.crt trusts.
+func (b *checker) checkSigner(rel string, c *x509.Certificate) {
+	ca := b.cas[caCluster]
+	if ca == nil {
+		return
+	}
+	for _, t := range ca.certs {
+		if bytes.Equal(t.Raw, c.Raw) {
+			return
+		}
+	}
+	b.problemf(rel, "is not one of the CAs %s holds: the controller manager would sign certificates nobody trusts", paths.CACert)
+}
+
+// checkKeyOfAny checks that the key in keyData is the private key of one of certs.
+func (b *checker) checkKeyOfAny(keyRel string, keyData []byte, certs []*x509.Certificate, certRel string) {
+	key, err := parseKey(keyData)
+	if err != nil || len(certs) == 0 {
+		return
+	}
+	for _, c := range certs {
+		if samePublicKey(key.Public(), c.PublicKey) {
+			return
+		}
+	}
+	b.problemf(keyRel, "is not the private key of %s (%s)", certRel, describe(certs[0]))
 }
 
 // checkKeyMatches checks that the key in keyData is the private key of c.
@@ -395,19 +520,34 @@ func (b *checker) checkSA(n *node) {
 	if err != nil {
 		return
 	}
-	block, _ := pem.Decode(pf.data)
-	if block == nil || block.Type != "PUBLIC KEY" {
+	// sa.pub holds the public key, or the old and the new one while the key rotates.
+	var pubs []crypto.PublicKey
+	for rest := pf.data; len(bytes.TrimSpace(rest)) > 0; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil || block.Type != "PUBLIC KEY" {
+			b.problemf(n.rel(paths.SAPub), "is not a list of PEM public keys")
+			return
+		}
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			b.problemf(n.rel(paths.SAPub), "is not a PEM public key: %v", err)
+			return
+		}
+		pubs = append(pubs, pub)
+	}
+	switch {
+	case len(pubs) == 0:
 		b.problemf(n.rel(paths.SAPub), "is not a PEM public key")
 		return
+	case len(pubs) > maxTrusted:
+		b.problemf(n.rel(paths.SAPub), "holds %d public keys: the key, or the old and the new one while it rotates", len(pubs))
 	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		b.problemf(n.rel(paths.SAPub), "is not a PEM public key: %v", err)
-		return
+	for _, pub := range pubs {
+		if samePublicKey(key.Public(), pub) {
+			return
+		}
 	}
-	if !samePublicKey(key.Public(), pub) {
-		b.problemf(n.rel(paths.SAKey), "is not the private key of %s: service-account tokens would not verify", paths.SAPub)
-	}
+	b.problemf(n.rel(paths.SAKey), "is not the private key of %s: service-account tokens would not verify", paths.SAPub)
 }
 
 // checkPlacement reports keys that belong only on control-plane nodes found elsewhere.
@@ -415,7 +555,7 @@ func (b *checker) checkPlacement(n *node) {
 	if n.byComponent[component.APIServer] != nil || n.byComponent[component.ControllerManager] != nil {
 		return
 	}
-	for _, p := range []string{paths.CAKey, paths.SAKey, paths.SuperAdminConf} {
+	for _, p := range []string{paths.CAKey, paths.CASignerKey, paths.SAKey, paths.SuperAdminConf} {
 		if n.file(p) != nil {
 			b.problemf(n.rel(p), "is on a node that runs no control plane: it belongs only on control-plane nodes")
 		}

@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"maps"
 	"path"
 	"regexp"
@@ -170,8 +169,8 @@ func (b *checker) checkKubeletReferences(n *node) {
 		}
 	}
 	if p := kc.Authentication.X509.ClientCAFile; p != "" {
-		if c := b.certAt(n, p); c != nil {
-			if ca := b.cas[caCluster]; ca != nil && !bytes.Equal(c.Raw, ca.cert.Raw) {
+		if cs := b.trustAt(n, p); cs != nil {
+			if ca := b.cas[caCluster]; ca != nil && !ca.same(cs) {
 				b.problemf(rel, "authentication.x509.clientCAFile %s is not %s: the API server's kubelet client certificate would be rejected", p, ca.spec.desc)
 			}
 		}

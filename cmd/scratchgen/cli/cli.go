@@ -62,7 +62,7 @@ func commands() []command {
 		{"validate", "[-f cluster.yaml]", "check a spec; print every problem with its field path", runValidate},
 		{"render", "[-f cluster.yaml] [-o bundles] [--lock F] [--secret F] [--check]", "render the bundle (offline)", runRender},
 		{"diff", "[-f cluster.yaml] [-o bundles] [--lock F] [--secret F] [--output text|json]", "show what render would change in the bundle, per node, without secrets (exit 2 on changes)", runDiff},
-		{"certs", "status [-f cluster.yaml] [--warn-within 30d] | renew (NAME… | --all | --expiring-within 30d) [-f cluster.yaml]", "list certificates with their expiry; renew them in the lock", runCerts},
+		{"certs", "status [-f cluster.yaml] [--warn-within 30d] | renew (NAME… | --all | --expiring-within 30d) | rotate-ca (cluster|etcd|front-proxy) [--next] | rotate-sa [--next]", "list certificates with their expiry; renew them (CAs keep their keys); rotate a CA or the service-account key in three reviewable stages", runCerts},
 		{"verify", "[BUNDLE_DIR] [--require-pinned] [--at TIME]", "check a rendered bundle without the spec or secret: PKI, kubeconfigs, tokens, references, modes, views (exit 1 on problems)", runVerify},
 		{"validate-cluster", "[-f cluster.yaml] [--kubeconfig F] [--output text|json]", "check a running cluster against the spec (online, read-only): nodes Ready with their identities and pod ranges, control plane, API servers, etcd, DNS", runValidateCluster},
 		{"secret", "encrypt (--recipient age1… | --recipients-file F) [-f cluster.yaml] [--secret F] [-o F]", "write the root secret age-encrypted, to commit it beside the spec", runSecret},

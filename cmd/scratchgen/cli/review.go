@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -95,15 +96,19 @@ func runCerts(r *runner, args []string) error {
 		if done, err := r.parse("certs", args); done || err != nil {
 			return err
 		}
-		return &ExitError{Code: 1, Msg: "certs needs a subcommand: status or renew; run `scratchgen certs --help`"}
+		return &ExitError{Code: 1, Msg: "certs needs a subcommand: status, renew, rotate-ca or rotate-sa; run `scratchgen certs --help`"}
 	}
 	switch args[0] {
 	case "status":
 		return runCertsStatus(r, args[1:])
 	case "renew":
 		return runCertsRenew(r, args[1:])
+	case "rotate-ca":
+		return runCertsRotate(r, args[1:], false)
+	case "rotate-sa":
+		return runCertsRotate(r, args[1:], true)
 	}
-	return &ExitError{Code: 1, Msg: fmt.Sprintf("certs: unknown subcommand %q (want status or renew); run `scratchgen certs --help`", args[0])}
+	return &ExitError{Code: 1, Msg: fmt.Sprintf("certs: unknown subcommand %q (want status, renew, rotate-ca or rotate-sa); run `scratchgen certs --help`", args[0])}
 }
 
 // certTable is the certificate status of a cluster: its identities and their dates under
@@ -175,6 +180,7 @@ func runCertsStatus(r *runner, args []string) error {
 	if t.note != "" {
 		fmt.Fprintln(r.io.Out, t.note)
 	}
+	writeRotations(r.io.Out, t.lock)
 	if *warn == "" {
 		return nil
 	}
@@ -196,7 +202,7 @@ func runCertsStatus(r *runner, args []string) error {
 func runCertsRenew(r *runner, args []string) error {
 	f := r.addSpecFlags(false)
 	out := r.flags.StringP("bundles", "o", "bundles", "where the rendered bundles are (--expiring-within reads their certificates)")
-	all := r.flags.Bool("all", false, "renew every certificate (the service-account key pair \"sa\" only when named)")
+	all := r.flags.Bool("all", false, "renew every certificate (CAs keep their keys; the service-account key is rotated with `certs rotate-sa`, never renewed)")
 	expiring := r.flags.String("expiring-within", "", "renew the certificates that expire within this window (e.g. 30d)")
 	if done, err := r.parse("certs", args); done || err != nil {
 		return err
@@ -220,13 +226,12 @@ func runCertsRenew(r *runner, args []string) error {
 		return err
 	}
 	lk, rows, now := t.lock, t.rows, r.env.Now()
-	valid := map[string]bool{string(credentials.SA): true}
+	valid := map[string]bool{}
 	var validNames []string
 	for _, row := range rows {
 		valid[row.Name] = true
 		validNames = append(validNames, row.Name)
 	}
-	validNames = append(validNames, string(credentials.SA))
 	var pick []string
 	switch {
 	case *all:
@@ -255,9 +260,16 @@ func runCertsRenew(r *runner, args []string) error {
 				pick = append(pick, n)
 			}
 		}
+		if slices.Contains(names, string(credentials.SA)) {
+			return &ExitError{Code: 1, Msg: "certs renew: the service-account key is not renewed but rotated, in stages, so that existing tokens keep working: run `scratchgen certs rotate-sa`"}
+		}
 		if len(unknown) > 0 {
 			return &ExitError{Code: 1, Msg: fmt.Sprintf("certs renew: unknown certificate(s) %s; valid names: %s", strings.Join(unknown, ", "), strings.Join(validNames, ", "))}
 		}
+	}
+	if *all || *expiring != "" {
+		// A CA rotating is not renewed; its rotation issues it anew.
+		pick = slices.DeleteFunc(pick, func(n string) bool { _, rotating := lk.Rotations[n]; return rotating })
 	}
 	ids := make([]credentials.ID, len(pick))
 	for i, p := range pick {
@@ -276,14 +288,109 @@ func runCertsRenew(r *runner, args []string) error {
 	}
 	fmt.Fprintf(r.io.Out, "renewed %d certificate(s) in %s:\n", len(done), f.lock)
 	for _, d := range done {
+		if credentials.IsCA(d.ID) {
+			fmt.Fprintf(r.io.Out, "  %s: renewal %d → %d with the same key, notBefore %s\n", d.ID, d.Old.Renewal, d.New.Renewal, d.New.NotBefore.Format(time.RFC3339))
+			continue
+		}
 		fmt.Fprintf(r.io.Out, "  %s: generation %d → %d, notBefore %s\n", d.ID, d.Old.Generation, d.New.Generation, d.New.NotBefore.Format(time.RFC3339))
 	}
 	for _, d := range done {
 		if credentials.IsCA(d.ID) {
-			fmt.Fprintf(r.io.Out, "note: %s is renewed: it gets a new key, so every certificate it signs is re-signed (same keys and serials, new signature and authority key id) and every kubeconfig embedding them changes\n", d.ID)
+			fmt.Fprintf(r.io.Out, "note: %s keeps its key and subject, so every certificate it signed stays valid under the old and the new certificate; deliver the new one everywhere before the old one expires (to replace the key, rotate it: `scratchgen certs rotate-ca %s`)\n", d.ID, credentials.RotationTarget(d.ID))
 		}
 	}
 	fmt.Fprintf(r.io.Out, "review with `scratchgen diff -f %s`, then `scratchgen render -f %s` re-issues them\n", f.spec, f.spec)
+	return nil
+}
+
+// writeRotations lists the rotations in progress the lock records.
+func writeRotations(w io.Writer, lk *lock.Lock) {
+	if lk == nil {
+		return
+	}
+	for _, id := range slices.Sorted(maps.Keys(lk.Rotations)) {
+		rot := lk.Rotations[id]
+		cmd := "certs rotate-sa"
+		if id != string(credentials.SA) {
+			cmd = "certs rotate-ca " + credentials.RotationTarget(credentials.ID(id))
+		}
+		next := fmt.Sprintf("render it, deliver it, then `scratchgen %s --next`", cmd)
+		if rot.Rendered {
+			next = fmt.Sprintf("rendered; once delivered to every node, `scratchgen %s --next`", cmd)
+		}
+		fmt.Fprintf(w, "rotation of %s: stage %d of 3 (%s), generation %d replacing %d; %s\n",
+			id, rot.Stage, credentials.StageName(rot.Stage), lk.Certificates[id].Generation, rot.Previous.Generation, next)
+	}
+}
+
+// runCertsRotate starts or advances the staged rotation of a CA (rotate-ca) or of the
+// service-account key (rotate-sa) in the lock.
+func runCertsRotate(r *runner, args []string, sa bool) error {
+	cmd := "certs rotate-ca"
+	if sa {
+		cmd = "certs rotate-sa"
+	}
+	f := r.addSpecFlags(false)
+	next := r.flags.Bool("next", false, "advance the rotation in progress to its next stage, once the current stage is rendered and delivered")
+	if done, err := r.parse("certs", args); done || err != nil {
+		return err
+	}
+	id := credentials.SA
+	if sa {
+		if err := r.noArgs(cmd); err != nil {
+			return err
+		}
+	} else {
+		names := r.flags.Args()
+		var ok bool
+		if len(names) == 1 {
+			id, ok = credentials.RotationTargetID(names[0])
+		}
+		if !ok {
+			return &ExitError{Code: 1, Msg: fmt.Sprintf("%s takes one CA: cluster, etcd or front-proxy (got %q); run `scratchgen certs --help`", cmd, strings.Join(names, " "))}
+		}
+	}
+	f.defaults()
+	if _, err := os.Stat(f.lock); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("lock %s does not exist: nothing was issued yet, render first", f.lock)
+	}
+	_, lk, err := r.resolve(f, "", render.ResolveOptions{})
+	if err != nil {
+		return err
+	}
+	var newLock *lock.Lock
+	stage := credentials.StageTrustBoth
+	if *next {
+		newLock, stage, err = credentials.AdvanceRotation(lk, id)
+	} else {
+		newLock, err = credentials.StartRotation(lk, id, r.env.Now())
+	}
+	if err != nil {
+		return &ExitError{Code: 1, Msg: cmd + ": " + err.Error()}
+	}
+	data, err := newLock.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(f.lock, data, 0o644); err != nil {
+		return fmt.Errorf("writing lock: %w", err)
+	}
+	st := credentials.RotationStages(id)[stage-1]
+	fmt.Fprintf(r.io.Out, "%s: stage %d of 3, %s, recorded in %s\n", id, stage, st.Name, f.lock)
+	fmt.Fprintf(r.io.Out, "the render of this stage: %s\n", st.Renders)
+	if st.Before != "" {
+		fmt.Fprintf(r.io.Out, "before: %s\n", st.Before)
+	}
+	next2 := fmt.Sprintf("scratchgen %s --next", cmd)
+	if !sa {
+		next2 = fmt.Sprintf("scratchgen %s %s --next", cmd, credentials.RotationTarget(id))
+	}
+	fmt.Fprintf(r.io.Out, "next: review with `scratchgen diff -f %s`, render, deliver node by node in the rollout order diff shows", f.spec)
+	if stage < credentials.StageRetire {
+		fmt.Fprintf(r.io.Out, ", then `%s`\n", next2)
+	} else {
+		fmt.Fprintf(r.io.Out, "; that ends the rotation\n")
+	}
 	return nil
 }
 

@@ -213,18 +213,24 @@ func TestCertsRenew(t *testing.T) {
 
 	out, code := rvRun(t, dir, later, "certs", "renew", "kubelet-serving/worker-1", "ca")
 	if code != 0 || !strings.Contains(out, "kubelet-serving/worker-1: generation 1 → 2, notBefore 2026-07-01T11:55:00Z") ||
-		!strings.Contains(out, "note: ca is renewed") {
+		!strings.Contains(out, "ca: renewal 0 → 1 with the same key") || !strings.Contains(out, "note: ca keeps its key") {
 		t.Fatalf("renew: exit %d\n%s", code, out)
 	}
 	l := rvLock(t, dir)
 	for id, c := range l.Certificates {
-		want := 1
-		if id == "kubelet-serving/worker-1" || id == "ca" {
+		want, renewal := 1, 0
+		switch id {
+		case "kubelet-serving/worker-1":
 			want = 2
+		case "ca":
+			renewal = 1
 		}
-		if c.Generation != want {
-			t.Errorf("%s: generation %d, want %d", id, c.Generation, want)
+		if c.Generation != want || c.Renewal != renewal {
+			t.Errorf("%s: generation %d renewal %d, want %d and %d", id, c.Generation, c.Renewal, want, renewal)
 		}
+	}
+	if out, code := rvRun(t, dir, later, "certs", "renew", "sa"); code != 1 || !strings.Contains(out, "certs rotate-sa") {
+		t.Errorf("renew sa: exit %d, want 1 pointing to rotate-sa\n%s", code, out)
 	}
 	// Diff then shows the re-issued certificates, and render makes the bundle match.
 	if out, code := rvRun(t, dir, later, "diff"); code != 2 || !strings.Contains(out, "~ /var/lib/kubelet/pki/kubelet.crt") {
@@ -240,7 +246,12 @@ func TestCertsRenew(t *testing.T) {
 		t.Fatalf("renew --all: exit %d\n%s", code, out)
 	}
 	for id, c := range rvLock(t, dir).Certificates {
-		if id == "sa" && c.Generation != 1 || id != "sa" && c.Generation < 2 {
+		switch {
+		case id == "sa" && c.Generation != 1:
+			t.Errorf("after --all sa has generation %d: it is rotated, never renewed", c.Generation)
+		case id != "sa" && strings.Contains(id, "ca") && (c.Generation != 1 || c.Renewal < 1):
+			t.Errorf("after --all CA %s has generation %d renewal %d, want the same key renewed", id, c.Generation, c.Renewal)
+		case id != "sa" && !strings.Contains(id, "ca") && c.Generation < 2:
 			t.Errorf("after --all %s has generation %d", id, c.Generation)
 		}
 	}
