@@ -152,6 +152,7 @@ const (
 	Masquerade        = "scratchgen-masquerade"
 	Images            = "scratchgen-images"
 	EnabledUnits      = "enabled units"
+	CertCheck         = "certificate watchdog"
 	Operator          = "operator credentials"
 )
 
@@ -219,6 +220,10 @@ func Default() Table {
 			Reads: []Read{{Path: paths.MasqueradeUnit, What: "unit"}, {Path: paths.MasqueradeScript}}},
 		{Name: Images, Kind: Service, Unit: paths.ImagesService,
 			Reads: []Read{{Path: paths.ImagesUnit, What: "unit"}, {Path: paths.ImagesDir + "/", What: "image archive"}}},
+		// The certificate watchdog: a changed list is checked at once by starting the check.
+		{Name: CertCheck, Kind: Service, Unit: paths.CertCheckService,
+			Reads: []Read{{Path: paths.CertList, What: "certificate list"}, {Path: paths.CertCheckScript},
+				{Path: paths.CertCheckUnit, What: "unit"}, {Path: paths.CertCheckTimerUnit, What: "timer"}}},
 		// The units the node enables: after a change, enable them again (EnableCommand).
 		{Name: EnabledUnits, Kind: Other, Reads: []Read{{Path: paths.UnitList, What: "unit list"}}},
 		{Name: Operator, Kind: Other,

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/big"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/scratchgen/scratchgen/generator/field"
@@ -497,4 +498,55 @@ func SecretMatchesCA(cluster string, lk *lock.Lock, secret []byte, ca *x509.Cert
 	}
 	pub, ok := ca.PublicKey.(*ecdsa.PublicKey)
 	return ok && pub.Equal(key.Public())
+}
+
+// Expiry is one certificate a node holds, with its end: a line of the node's certificate
+// list, which the watchdog reads.
+type Expiry struct {
+	// Path is the file holding it (a certificate file or a kubeconfig).
+	Path string
+	// Identity is the identity ("ca", "apiserver/cp-1"); the previous generation of a CA
+	// rotating is "<ca>/previous".
+	Identity string
+	NotAfter time.Time
+}
+
+// Expiries lists the certificates node n holds under lock lk, sorted by path and
+// identity: every certificate file (each CA of a trust file) and the client certificate
+// of every kubeconfig. The dates are the schedule's, so no secret is needed.
+func Expiries(c *model.Cluster, lk *lock.Lock, now time.Time, n *model.Node) []Expiry {
+	dates := Schedule(c, lk, now)
+	var out []Expiry
+	seen := map[string]bool{}
+	add := func(p string, id ID, d Dates) {
+		e := Expiry{Path: p, Identity: string(id), NotAfter: d.NotAfter.UTC()}
+		if key := e.Path + "\x00" + e.Identity; !seen[key] {
+			seen[key] = true
+			out = append(out, e)
+		}
+	}
+	for _, h := range holdings(c, n, templates(c)) {
+		switch h.kind {
+		case holdCert:
+			add(h.path, h.id, dates[h.id])
+			if prev, ok := Previous(c, lk, h.id); ok && IsCA(h.id) {
+				add(h.path, h.id+"/previous", prev)
+			}
+		case holdSignerCert:
+			id := h.id
+			if r, ok := rotation(lk, id); ok && r.Stage == StageTrustBoth {
+				id += "/previous"
+			}
+			add(h.path, id, Signer(c, lk, dates, h.id))
+		case holdKubeconfig:
+			add(h.path, h.id, dates[h.id])
+		}
+	}
+	slices.SortFunc(out, func(a, b Expiry) int {
+		if a.Path != b.Path {
+			return strings.Compare(a.Path, b.Path)
+		}
+		return strings.Compare(a.Identity, b.Identity)
+	})
+	return out
 }

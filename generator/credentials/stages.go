@@ -1,6 +1,9 @@
 package credentials
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // StageInfo describes one stage of a staged rotation: what its render changes, and what
 // must hold before it is delivered. The CLI prints it when a rotation starts or
@@ -34,15 +37,15 @@ func RotationStages(id ID) []StageInfo {
 		leaves = "every certificate of the cluster CA (the API server's serving and kubelet-client certificates, the kubelets' serving and client certificates, the admin and component kubeconfigs)"
 		extra = "; the controller manager signs with the old CA from ca-signer.crt and ca-signer.key, which replace ca.key while ca.crt holds two CAs"
 	case EtcdCA:
-		trust = "etcd/ca.crt (etcd's --trusted-ca-file and --peer-trusted-ca-file, the API server's --etcd-cafile)"
+		trust = "etcd/ca.crt, which etcd's --trusted-ca-file and --peer-trusted-ca-file and the API server's --etcd-cafile name"
 		leaves = "every certificate of the etcd CA (etcd server and peer, the API server's etcd client, the health check client)"
 	case FrontProxyCA:
-		trust = "front-proxy-ca.crt (--requestheader-client-ca-file)"
+		trust = "front-proxy-ca.crt, the API server's --requestheader-client-ca-file"
 		leaves = "the front-proxy client certificate"
 	default:
 		return nil
 	}
-	retire := fmt.Sprintf("only the new CA is trusted (%s); the old CA is gone from the bundle", trust)
+	retire := fmt.Sprintf("only the new CA is trusted, in %s; the old CA is gone from the bundle", trust)
 	retireBefore := "stage 2 runs on every node"
 	if id == CA {
 		retire += "; ca.key is the new CA's key again"
@@ -50,9 +53,37 @@ func RotationStages(id ID) []StageInfo {
 	}
 	return []StageInfo{
 		{StageTrustBoth, StageName(StageTrustBoth),
-			fmt.Sprintf("the old and the new CA are both trusted (%s); no certificate is re-issued%s", trust, extra), ""},
+			fmt.Sprintf("the old and the new CA are both trusted, in %s; no certificate is re-issued%s", trust, extra), ""},
 		{StageReissue, StageName(StageReissue),
 			fmt.Sprintf("%s: re-issued by the new CA (same keys); both CAs stay trusted", leaves), "stage 1 runs on every node (every component trusts the new CA)"},
 		{StageRetire, StageName(StageRetire), retire, retireBefore},
 	}
+}
+
+// RotationRunbookMarkdown is the README's table of rotation stages: for each rotatable
+// identity, each stage's command, what its render changes, and what must hold before it
+// is delivered (generated, and tested against the README).
+func RotationRunbookMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| rotation | stage | command | the render of the stage | before delivering it |\n|---|---|---|---|---|\n")
+	for _, id := range Rotatable {
+		cmd := "certs rotate-sa"
+		what := "service-account key"
+		if id != SA {
+			cmd = "certs rotate-ca " + RotationTarget(id)
+			what = string(id)
+		}
+		for _, st := range RotationStages(id) {
+			c := "scratchgen " + cmd
+			if st.Stage > StageTrustBoth {
+				c += " --next"
+			}
+			before := st.Before
+			if before == "" {
+				before = "—"
+			}
+			fmt.Fprintf(&b, "| %s | %d %s | `%s` | %s | %s |\n", what, st.Stage, st.Name, c, st.Renders, before)
+		}
+	}
+	return b.String()
 }

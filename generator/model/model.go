@@ -77,6 +77,10 @@ type Cluster struct {
 	Nodes []*Node
 	// PKI lifetimes.
 	CAValidity, CertValidity time.Duration
+	// ExpiryWarning is the certificate watchdog's warning window; MetricsDir where it
+	// writes its textfile metrics.
+	ExpiryWarning time.Duration
+	MetricsDir    string
 	// Credentials is one of the Credentials* layouts; StaticTokens renders known_tokens.csv.
 	Credentials  string
 	StaticTokens bool

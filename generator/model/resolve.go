@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -27,6 +28,10 @@ const (
 	DefaultCAValidity   = 10 * 365 * 24 * time.Hour
 	DefaultCertValidity = 365 * 24 * time.Hour
 	MinMTU, MaxMTU      = 576, 9216
+	// DefaultExpiryWarning is the certificate watchdog's warning window;
+	// DefaultMetricsDir node-exporter's usual textfile collector directory.
+	DefaultExpiryWarning = 30 * 24 * time.Hour
+	DefaultMetricsDir    = "/var/lib/node_exporter/textfile_collector"
 )
 
 var (
@@ -441,7 +446,21 @@ func (r *resolver) pki(c *Cluster) {
 	if c.CAValidity > 0 && c.CertValidity > c.CAValidity {
 		r.errs.Add(p.Child("certValidity"), "%s outlives caValidity %s; a certificate cannot be valid after its CA expires: shorten it", c.CertValidity, c.CAValidity)
 	}
+	c.ExpiryWarning = r.duration(p.Child("expiryWarning"), r.in.Spec.PKI.ExpiryWarning, DefaultExpiryWarning)
+	if c.CertValidity > 0 && c.ExpiryWarning >= c.CertValidity {
+		r.errs.Add(p.Child("expiryWarning"), "%s is not shorter than certValidity %s: every certificate would always warn; use e.g. 30d", c.ExpiryWarning, c.CertValidity)
+	}
+	c.MetricsDir = DefaultMetricsDir
+	if d := r.in.Spec.PKI.MetricsDir; d != "" {
+		if !metricsDirRE.MatchString(d) || path.Clean(d) != d || d == "/" {
+			r.errs.Add(p.Child("metricsDir"), "%q is not a clean absolute directory of letters, digits and ._-/ (it goes on a unit's command line); use e.g. %s", d, DefaultMetricsDir)
+		}
+		c.MetricsDir = d
+	}
 }
+
+// metricsDirRE is what a metrics directory may be made of.
+var metricsDirRE = regexp.MustCompile(`^/[A-Za-z0-9._/-]+$`)
 
 func (r *resolver) duration(p field.Path, s string, def time.Duration) time.Duration {
 	if s == "" {

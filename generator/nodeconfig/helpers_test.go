@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/model"
@@ -115,11 +116,20 @@ func writeRoot(t *testing.T, dir string, files []bundle.File) {
 // returns the node's files and units.
 func Node(c *model.Cluster, n *model.Node) ([]bundle.File, []string, error) {
 	b := bundle.NewNodeBuilder(n.Name)
-	for _, step := range []func(*model.Cluster, *model.Node, *bundle.NodeBuilder) error{Kernel, Network, Containerd, Kubelet, Proxy} {
+	for _, step := range []func(*model.Cluster, *model.Node, *bundle.NodeBuilder) error{Kernel, Network, Containerd, Kubelet, Proxy, CertCheck(sampleExpiries)} {
 		if err := step(c, n, b); err != nil {
 			return nil, nil, err
 		}
 	}
 	node, err := b.Finish()
 	return node.Rootfs, node.Units, err
+}
+
+// sampleExpiries is a certificate list for the watchdog step: one expired, one due
+// soon, one far away.
+func sampleExpiries(*model.Node) []Expiry {
+	return []Expiry{
+		{Path: "/etc/kubernetes/pki/ca.crt", Identity: "ca", NotAfter: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Path: "/var/lib/kubelet/pki/kubelet.crt", Identity: "kubelet-serving/n", NotAfter: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+	}
 }

@@ -72,7 +72,8 @@ func TestFileListAndModes(t *testing.T) {
 				wantUnits = append(wantUnits, paths.MasqueradeService)
 			}
 		}
-		wantUnits = append(wantUnits, paths.ContainerdService, paths.KubeletService, paths.KubeProxyService)
+		wantUnits = append(wantUnits, paths.ContainerdService, paths.KubeletService, paths.KubeProxyService, paths.CertCheckTimer)
+		want = append(want, paths.CertList, paths.CertCheckScript, paths.CertCheckUnit, paths.CertCheckTimerUnit)
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Errorf("files\n got %v\nwant %v", got, want)

@@ -99,6 +99,9 @@ const (
 	ContainerdService = "containerd.service"
 	KubeletService    = "kubelet.service"
 	KubeProxyService  = "kube-proxy.service"
+	// CertCheckTimer runs CertCheckService, the certificate watchdog, daily.
+	CertCheckTimer   = "scratchgen-certcheck.timer"
+	CertCheckService = "scratchgen-certcheck.service"
 )
 
 // Unit files, drop-ins and the scripts scratchgen's own units run.
@@ -131,6 +134,15 @@ const (
 	// UnitList lists the units the node enables, one per line in start order: what the
 	// operator enables after copying rootfs/ onto a running machine (EnableCommand).
 	UnitList = ScriptDir + "/units"
+	// CertList lists the node's certificates with their expiry (written at render time);
+	// CertCheckScript, run by CertCheckService, warns about those that expire soon and
+	// exports their expiry as node-exporter textfile metrics (CertMetricsFile in the
+	// spec's metrics directory).
+	CertList           = ScriptDir + "/certificates"
+	CertCheckScript    = ScriptDir + "/certcheck.sh"
+	CertCheckUnit      = SystemdDir + "/" + CertCheckService
+	CertCheckTimerUnit = SystemdDir + "/" + CertCheckTimer
+	CertMetricsFile    = "scratchgen_certificates.prom"
 )
 
 // RsyncFlags are the flags of the README's rsync of a node's rootfs/ onto the machine (a

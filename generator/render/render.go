@@ -160,6 +160,7 @@ type planner struct {
 	table component.Table
 	extra []Step
 	creds *credentials.Result
+	lock  *lock.Lock // the input lock: the schedule of the certificates
 }
 
 // steps is the ordered step list. Unit start order follows from what the steps declare
@@ -179,8 +180,18 @@ func (p *planner) steps() []Step {
 	if p.c.Images.Embed || p.deps.WithImages {
 		steps = append(steps, Step{"embedded images", images.Embed(p.table, p.deps.ImageArchives)})
 	}
-	steps = append(steps, Step{"kubelet", nodeconfig.Kubelet}, Step{"kube-proxy", nodeconfig.Proxy})
+	steps = append(steps, Step{"kubelet", nodeconfig.Kubelet}, Step{"kube-proxy", nodeconfig.Proxy},
+		Step{"certificate watchdog", nodeconfig.CertCheck(p.expiries)})
 	return append(steps, p.extra...)
+}
+
+// expiries lists node n's certificates with their end, for the watchdog.
+func (p *planner) expiries(n *model.Node) []nodeconfig.Expiry {
+	var out []nodeconfig.Expiry
+	for _, e := range credentials.Expiries(p.c, p.lock, p.deps.Now, n) {
+		out = append(out, nodeconfig.Expiry{Path: e.Path, Identity: e.Identity, NotAfter: e.NotAfter})
+	}
+	return out
 }
 
 // credentials is the step that places the node's certificates, keys and kubeconfigs.
@@ -193,7 +204,7 @@ func (p *planner) credentials(_ *model.Cluster, n *model.Node, b *bundle.NodeBui
 // its provisioning views, the add-ons and the bundle's .gitignore.
 func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
 	c := r.Cluster
-	p := &planner{c: c, deps: d, table: component.Default()}
+	p := &planner{c: c, deps: d, table: component.Default(), lock: r.Lock}
 	for _, o := range opts {
 		o(p)
 	}

@@ -233,7 +233,7 @@ func TestRenewedCertificate(t *testing.T) {
 			changed = append(changed, g.Name+":"+f.Path)
 		}
 	}
-	want := []string{"cluster:SHA256SUMS", "worker-1:/var/lib/kubelet/pki/kubelet.crt", "worker-1:/var/lib/kubelet/pki/kubelet.key",
+	want := []string{"cluster:SHA256SUMS", "worker-1:/etc/scratchgen/certificates", "worker-1:/var/lib/kubelet/pki/kubelet.crt", "worker-1:/var/lib/kubelet/pki/kubelet.key",
 		"worker-1:ignition.json", "worker-1:node.bu", "worker-1:user-data"}
 	if strings.Join(changed, " ") != strings.Join(want[1:], " ") {
 		// SHA256SUMS is not part of Plan.Files(); the CLI adds it.
@@ -248,11 +248,13 @@ func TestRenewedCertificate(t *testing.T) {
 	}
 	for _, v := range []string{"ignition.json", "node.bu", "user-data"} {
 		f := findFile(rep, "worker-1", v)
-		if len(f.Carried) != 1 || f.Carried[0] != (Carried{Change: Changed, Path: "/var/lib/kubelet/pki/kubelet.crt"}) {
+		if len(f.Carried) != 2 || f.Carried[0] != (Carried{Change: Changed, Path: "/etc/scratchgen/certificates"}) ||
+			f.Carried[1] != (Carried{Change: Changed, Path: "/var/lib/kubelet/pki/kubelet.crt"}) {
 			t.Errorf("%s carries %+v", v, f.Carried)
 		}
 	}
-	if len(rep.Impact) != 1 || rep.Impact[0].Node != "worker-1" || rep.Impact[0].Component != "kubelet" {
+	// The kubelet restarts; the watchdog's list names the new expiry.
+	if len(rep.Impact) != 2 || rep.Impact[0].Node != "worker-1" || rep.Impact[0].Component != "kubelet" || rep.Impact[1].Component != "certificate watchdog" {
 		t.Errorf("impact %+v", rep.Impact)
 	}
 }

@@ -83,6 +83,12 @@ type PKI struct {
 	CAValidity string `json:"caValidity,omitempty"`
 	// CertValidity is the lifetime of every leaf certificate (default 8760h, one year).
 	CertValidity string `json:"certValidity,omitempty"`
+	// ExpiryWarning is how long before a certificate expires each node's watchdog warns
+	// (default 30d).
+	ExpiryWarning string `json:"expiryWarning,omitempty"`
+	// MetricsDir is where each node's watchdog writes its node-exporter textfile metrics
+	// (default /var/lib/node_exporter/textfile_collector).
+	MetricsDir string `json:"metricsDir,omitempty"`
 }
 
 // Auth chooses how components authenticate.

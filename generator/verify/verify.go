@@ -184,6 +184,7 @@ func (b *checker) run() {
 	b.checkModes()
 	b.checkCAs()
 	b.checkCertificates()
+	b.checkCertList()
 	b.checkKubeconfigs()
 	b.checkTokens()
 	b.checkSANs()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,52 @@ type corruption struct {
 }
 
 var corruptions = []corruption{
+	{
+		name: "certificate list with another end for kubelet.crt", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			p := rootfs(dir, "worker-1", "/etc/scratchgen/certificates")
+			var out []string
+			for _, l := range strings.Split(string(read(t, p)), "\n") {
+				if strings.HasSuffix(l, "\t/var/lib/kubelet/pki/kubelet.crt\tkubelet-serving/worker-1") {
+					fs := strings.Split(l, "\t")
+					n, _ := strconv.ParseInt(fs[0], 10, 64)
+					n += 365 * 24 * 3600
+					fs[0], fs[1] = strconv.FormatInt(n, 10), time.Unix(n, 0).UTC().Format(time.RFC3339)
+					l = strings.Join(fs, "\t")
+				}
+				out = append(out, l)
+			}
+			setFile(t, dir, "worker-1", "/etc/scratchgen/certificates", []byte(strings.Join(out, "\n")))
+		},
+		path: "nodes/worker-1/rootfs/etc/scratchgen/certificates",
+		msg:  "holds no certificate that ends then: the watchdog would warn at the wrong time",
+	},
+	{
+		name: "certificate list without kubelet.crt", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			p := rootfs(dir, "worker-1", "/etc/scratchgen/certificates")
+			var out []string
+			for _, l := range strings.Split(string(read(t, p)), "\n") {
+				if !strings.Contains(l, "\t/var/lib/kubelet/pki/kubelet.crt\t") {
+					out = append(out, l)
+				}
+			}
+			setFile(t, dir, "worker-1", "/etc/scratchgen/certificates", []byte(strings.Join(out, "\n")))
+		},
+		path: "nodes/worker-1/rootfs/etc/scratchgen/certificates",
+		msg:  "does not list every certificate of /var/lib/kubelet/pki/kubelet.crt",
+	},
+	{
+		name: "ca.crt with a third certificate", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			ca := read(t, rootfs(dir, "worker-1", "/etc/kubernetes/pki/ca.crt"))
+			front := read(t, rootfs(dir, "cp-1", "/etc/kubernetes/pki/front-proxy-ca.crt"))
+			etcd := read(t, rootfs(dir, "cp-1", "/etc/kubernetes/pki/etcd/ca.crt"))
+			setFile(t, dir, "worker-1", "/etc/kubernetes/pki/ca.crt", append(append(append([]byte{}, ca...), front...), etcd...))
+		},
+		path: "nodes/worker-1/rootfs/etc/kubernetes/pki/ca.crt",
+		msg:  "holds 3 certificates",
+	},
 	{
 		name: "worker kubelet.crt from another node", spec: "example",
 		corrupt: func(t *testing.T, dir string) {

@@ -197,6 +197,11 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 				}
 			}
 			for _, u := range slices.Sorted(maps.Keys(n.units)) {
+				// A service its timer starts (same name, .timer) is not enabled itself.
+				timer := strings.TrimSuffix(u, ".service") + ".timer"
+				if strings.HasSuffix(u, ".service") && n.units[timer] != nil && slices.Contains(v.units, timer) {
+					continue
+				}
 				if n.units[u].base != "" && !slices.Contains(v.units, u) {
 					b.problemf(v.rel, "does not enable %s, which rootfs defines", u)
 				}
