@@ -66,12 +66,15 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,10 +82,12 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/scratchgen/scratchgen/cmd/scratchgen/cli"
 	"github.com/scratchgen/scratchgen/e2e/internal/machine"
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/paths"
 	"github.com/scratchgen/scratchgen/generator/provision"
 )
@@ -218,11 +223,25 @@ func writeRootFile(root, p string, data []byte, mode os.FileMode) error {
 	return os.WriteFile(f, data, mode)
 }
 
-func TestMachines(t *testing.T) {
-	if os.Getenv(envEnable) != "1" || os.Getenv(envMachines) != "1" {
-		t.Skip("SKIPPED: the machine test boots systemd-nspawn machines as root; run `make e2e-machines` " +
-			"(or set " + envEnable + "=1 " + envMachines + "=1)")
-	}
+// mWorld is a cluster of booted machines, delivered the three ways (see TestMachines).
+type mWorld struct {
+	h                     *Harness
+	prep                  *nbPrepared
+	ctx                   context.Context
+	nodes                 []*mNode
+	byName                map[string]*mNode
+	admin                 *Client
+	kubelets              map[string]watched
+	services              []watched // every node's containerd, kubelet and kube-proxy
+	nets                  map[string]*NetNode
+	start, imaged, booted time.Time
+}
+
+// mBringUp builds the binaries, images and machine image, renders the bundle, and
+// delivers it to three booted machines: cp-1 by rsync, worker-1 by Ignition, worker-2
+// by cloud-init. The machines are stopped in t.Cleanup.
+func mBringUp(t *testing.T) *mWorld {
+	t.Helper()
 	mPrerequisites(t)
 	start := time.Now()
 	h := New(t, nodeNames(bootNodes)...)
@@ -333,6 +352,19 @@ func TestMachines(t *testing.T) {
 			}
 		}
 	}
+	return &mWorld{h: h, prep: prep, ctx: ctx, nodes: nodes, byName: byName, admin: admin, kubelets: kubelets,
+		services: services, nets: nets, start: start, imaged: imaged, booted: booted}
+}
+
+func TestMachines(t *testing.T) {
+	if os.Getenv(envEnable) != "1" || os.Getenv(envMachines) != "1" {
+		t.Skip("SKIPPED: the machine test boots systemd-nspawn machines as root; run `make e2e-machines` " +
+			"(or set " + envEnable + "=1 " + envMachines + "=1)")
+	}
+	w := mBringUp(t)
+	h, prep, ctx, booted, admin := w.h, w.prep, w.ctx, w.booted, w.admin
+	nodes, byName, kubelets, services, nets := w.nodes, w.byName, w.kubelets, w.services, w.nets
+	start, imaged := w.start, w.imaged
 	cpKubelet := kubelets["cp-1"]
 
 	if !t.Run("1 control plane as static pods under systemd's kubelet, mirror pods visible through the API", func(t *testing.T) {
@@ -359,6 +391,7 @@ func TestMachines(t *testing.T) {
 	}
 	var web *nbWeb
 	if !t.Run("3 a Deployment runs on the workers, pods in their nodes' ranges, reaching each other", func(t *testing.T) {
+		var err error
 		web, err = nbCheckDeployment(h, nets, kubelets, admin, prep.WorkloadRef)
 		if err != nil {
 			t.Fatal(err)
@@ -399,6 +432,13 @@ func TestMachines(t *testing.T) {
 				t.Error(err)
 			}
 			t.Logf("%s (%s): units %s enabled and active, no failed unit, every dependency exists", n.Name, n.Via, strings.Join(n.Meta.Units, " "))
+		}
+	})
+	t.Run("7b the certificate watchdog runs, writes every certificate's expiry, and warns in the journal", func(t *testing.T) {
+		for _, n := range nodes {
+			if err := mCheckWatchdog(ctx, n); err != nil {
+				t.Error(err)
+			}
 		}
 	})
 	t.Run("8 a unit made wrong on purpose fails the unit checks, naming it", func(t *testing.T) {
@@ -658,24 +698,7 @@ func (u *unitWatch) Failure(format string, a ...any) error {
 }
 
 func (u *unitWatch) Poll(bound time.Duration, what string, f func() error) error {
-	deadline := time.Now().Add(bound)
-	for {
-		if done, err := u.Exited(); done {
-			return u.Failure("ended while waiting for: %s: %v", what, err)
-		}
-		err := f()
-		if err == nil {
-			return nil
-		}
-		var perm permanent
-		if errors.As(err, &perm) {
-			return u.Failure("%s: %v", what, perm.error)
-		}
-		if time.Now().After(deadline) {
-			return u.Failure("%s: still failing after %s: %v", what, bound, err)
-		}
-		time.Sleep(time.Second)
-	}
+	return pollWatched(u, bound, what, f, func() { time.Sleep(time.Second) })
 }
 
 // mUnitList reads /etc/scratchgen/units as delivered to the machine.
@@ -725,7 +748,7 @@ func mCheckUnits(ctx context.Context, n *mNode, units []string) []error {
 				continue
 			}
 			for _, d := range strings.Fields(deps) {
-				ls, _ := n.M.Exec(ctx, "systemctl", "show", d, "-p", "LoadState", "--value")
+				ls, _ := n.M.Exec(ctx, "systemctl", "show", "-p", "LoadState", "--value", "--", d)
 				if ls = strings.TrimSpace(ls); ls != "loaded" {
 					errs = append(errs, fmt.Errorf("%s (%s): unit %s: %s=%s names a unit that is %s on the machine", n.Name, n.Via, u, prop, d, ls))
 				}
@@ -940,6 +963,99 @@ func mCheckContainerdConfig(ctx context.Context, n *mNode) error {
 		if !strings.Contains(out, w) {
 			return fmt.Errorf("%s (%s): containerd config dump lacks %q (the rendered %s plus the override)", n.Name, n.Via, w, paths.ContainerdConfig)
 		}
+	}
+	return nil
+}
+
+// mCheckWatchdog starts the node's certificate check as its timer would, and compares the
+// metrics it writes with the certificates the bundle holds (parsed here, on the host);
+// then runs the script with a window of ten years under systemd-run and finds its
+// warnings in the journal at priority warning.
+func mCheckWatchdog(ctx context.Context, n *mNode) error {
+	if out, err := n.M.Exec(ctx, "systemctl", "is-active", paths.CertCheckTimer); err != nil {
+		return fmt.Errorf("%s: %s is %s", n.Name, paths.CertCheckTimer, strings.TrimSpace(out))
+	}
+	if _, err := n.M.Exec(ctx, "systemctl", "start", paths.CertCheckService); err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
+	}
+	prom, err := os.ReadFile(filepath.Join(n.M.Root(), filepath.FromSlash(model.DefaultMetricsDir), paths.CertMetricsFile))
+	if err != nil {
+		return fmt.Errorf("%s: the watchdog wrote no metrics: %w", n.Name, err)
+	}
+	values := map[string][]string{} // path → the values of its series
+	for _, l := range strings.Split(string(prom), "\n") {
+		if rest, ok := strings.CutPrefix(l, "scratchgen_certificate_expiry_seconds{path=\""); ok {
+			p, _, _ := strings.Cut(rest, "\"")
+			values[p] = append(values[p], l[strings.LastIndex(l, " ")+1:])
+		}
+	}
+	// Every certificate file and kubeconfig client certificate of the node, as rendered.
+	want := map[string][]string{}
+	err = filepath.WalkDir(n.rootfs(), func(f string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		p := "/" + filepath.ToSlash(strings.TrimPrefix(f, n.rootfs()+"/"))
+		if strings.HasPrefix(p, paths.ImagesDir+"/") {
+			return nil // image archives
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var certs []*x509.Certificate
+		if strings.HasSuffix(p, ".crt") {
+			for rest := data; ; {
+				var b *pem.Block
+				if b, rest = pem.Decode(rest); b == nil {
+					break
+				}
+				if c, err := x509.ParseCertificate(b.Bytes); err == nil {
+					certs = append(certs, c)
+				}
+			}
+		} else if cfg, err := clientcmd.Load(data); err == nil && len(cfg.AuthInfos) > 0 {
+			for _, a := range cfg.AuthInfos {
+				if b, _ := pem.Decode(a.ClientCertificateData); b != nil {
+					if c, err := x509.ParseCertificate(b.Bytes); err == nil {
+						certs = append(certs, c)
+					}
+				}
+			}
+		}
+		for _, c := range certs {
+			want[p] = append(want[p], strconv.FormatInt(c.NotAfter.Unix(), 10))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for p, ws := range want {
+		slices.Sort(ws)
+		got := slices.Sorted(slices.Values(values[p]))
+		if !slices.Equal(got, ws) {
+			return fmt.Errorf("%s: the watchdog's metrics for %s are %v, the certificates end at %v", n.Name, p, got, ws)
+		}
+	}
+	if len(values) != len(want) {
+		return fmt.Errorf("%s: the watchdog reports %d files, the node holds certificates in %d", n.Name, len(values), len(want))
+	}
+	// A window of ten years: every certificate warns, at priority warning.
+	unit := "scratchgen-e2e-certcheck-window"
+	if out, err := n.M.Exec(ctx, "systemd-run", "--unit="+unit, "--wait", "--quiet", paths.CertCheckScript, "315360000", "/run/scratchgen-e2e-metrics"); err != nil {
+		return fmt.Errorf("%s: %s with a ten-year window: %v\n%s", n.Name, paths.CertCheckScript, err, out)
+	}
+	journal, err := n.M.Exec(ctx, "journalctl", "-u", unit, "-p", "warning", "--no-pager", "-o", "cat")
+	if err != nil {
+		return err
+	}
+	total := 0
+	for _, ws := range want {
+		total += len(ws)
+	}
+	if got := strings.Count(journal, "expires at"); got != total {
+		return fmt.Errorf("%s: %d warning(s) in the journal at priority warning, want one per certificate (%d):\n%s", n.Name, got, total, journal)
 	}
 	return nil
 }

@@ -98,6 +98,11 @@ type nbPrepared struct {
 	WorkloadRef, WorkloadArchive string
 	Ctx                          context.Context
 	Built                        time.Time // when binaries and images were ready
+	// RenderArgs re-render the bundle as it was rendered (spec, output, images);
+	// DiffArgs review a change of it with the same options.
+	RenderArgs, DiffArgs []string
+	// SpecFile is the spec; its lock and secret are beside it.
+	SpecFile string
 }
 
 // nbPrepare builds the binaries and images, pushes the images to an in-process registry,
@@ -150,11 +155,14 @@ func nbPrepare(t *testing.T, h *Harness, start time.Time) *nbPrepared {
 	nbCLI(t, "images", "pin", "-f", specFile, "--insecure")
 	nbCLI(t, "images", "pull", "-f", specFile, "--cache", imageCache, "--insecure")
 	out := filepath.Join(h.State, "bundles")
-	nbCLI(t, "render", "-f", specFile, "-o", out, "--with-images", "--image-cache", imageCache, "--require-pinned")
+	renderArgs := []string{"render", "-f", specFile, "-o", out, "--with-images", "--image-cache", imageCache, "--require-pinned"}
+	nbCLI(t, renderArgs...)
 	h.Bundle = filepath.Join(out, nbCluster)
 	workloadRef, workloadArchive := nbWorkloadArchive(t, ctx, h, wref, imageCache)
 
-	return &nbPrepared{Bins: bins, NoDNS: noDNS, WorkloadRef: workloadRef, WorkloadArchive: workloadArchive, Ctx: ctx, Built: built}
+	return &nbPrepared{Bins: bins, NoDNS: noDNS, WorkloadRef: workloadRef, WorkloadArchive: workloadArchive, Ctx: ctx, Built: built,
+		RenderArgs: renderArgs, SpecFile: specFile,
+		DiffArgs: []string{"diff", "-f", specFile, "-o", out, "--with-images", "--image-cache", imageCache}}
 }
 
 // nbExited returns the failure of the first service that has exited (with its log tail).

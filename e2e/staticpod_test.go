@@ -422,10 +422,21 @@ func (p *Proc) WaitReady(bound time.Duration) error {
 // returns a Permanent error, and after bound (a failure bound, not a timing assertion).
 // The error names the component, says what was awaited and carries the log tail.
 func (p *Proc) Poll(bound time.Duration, what string, f func() error) error {
+	return pollWatched(p, bound, what, f, func() {
+		select {
+		case <-p.done:
+		case <-time.After(500 * time.Millisecond):
+		}
+	})
+}
+
+// pollWatched calls f until it returns nil, a permanent error, w ends, or bound passes,
+// sleeping with sleep between calls; a failure names w and carries its log.
+func pollWatched(w watched, bound time.Duration, what string, f func() error, sleep func()) error {
 	deadline := time.Now().Add(bound)
 	for {
-		if done, _ := p.Exited(); done {
-			return p.Failure("exited while waiting for: %s", what)
+		if done, err := w.Exited(); done {
+			return w.Failure("ended while waiting for: %s (%v)", what, exitString(err))
 		}
 		err := f()
 		if err == nil {
@@ -433,15 +444,12 @@ func (p *Proc) Poll(bound time.Duration, what string, f func() error) error {
 		}
 		var perm permanent
 		if errors.As(err, &perm) {
-			return p.Failure("%s: %v", what, perm.error)
+			return w.Failure("%s: %v", what, perm.error)
 		}
 		if time.Now().After(deadline) {
-			return p.Failure("%s: still failing after %s: %v", what, bound, err)
+			return w.Failure("%s: still failing after %s: %v", what, bound, err)
 		}
-		select {
-		case <-p.done:
-		case <-time.After(500 * time.Millisecond):
-		}
+		sleep()
 	}
 }
 

@@ -27,7 +27,7 @@ func RotationStages(id ID) []StageInfo {
 				"sa.key is the new key: the API servers and the controller manager sign new tokens with it; tokens signed with the old key still verify", "every API server runs stage 1 (accepts the new key)"},
 			{StageRetire, StageName(StageRetire),
 				"sa.pub holds only the new key: tokens signed with the old key stop working",
-				"stage 2 runs everywhere and every token in use was issued after it: projected tokens are refreshed by the kubelet within about 48 minutes (at 80 % of their hour) or 24 hours; copies made elsewhere and legacy token Secrets are not — wait at least 24 hours and regenerate legacy token Secrets (delete their token: the controller manager fills it again)"},
+				"stage 2 runs everywhere and every token in use was issued after it: the kubelet refreshes projected tokens at 80 % of their lifetime or after 24 hours, so wait at least 24 hours, or restart the pods that talk to the API server (e.g. `kubectl -n kube-system rollout restart deployment coredns`); copies of tokens made elsewhere are not refreshed, and legacy token Secrets must be regenerated (delete their token: the controller manager fills it again)"},
 		}
 	}
 	var trust, leaves, extra string
@@ -46,16 +46,20 @@ func RotationStages(id ID) []StageInfo {
 		return nil
 	}
 	retire := fmt.Sprintf("only the new CA is trusted, in %s; the old CA is gone from the bundle", trust)
+	reissueBefore := "stage 1 runs on every node (every component trusts the new CA)"
 	retireBefore := "stage 2 runs on every node"
 	if id == CA {
+		// The API server's serving certificate comes from the new CA in stage 2: pods
+		// that read kube-root-ca.crt only at start must trust it by then.
+		reissueBefore += "; then restart the pods that talk to the API server and read their ca.crt only at start (client-go before v0.36, e.g. `kubectl -n kube-system rollout restart deployment coredns`): kube-root-ca.crt holds both CAs once the controller manager runs stage 1"
 		retire += "; ca.key is the new CA's key again"
-		retireBefore += "; pods that read the service-account ca.crt once (client-go before v0.36) were restarted after stage 1; after every API server runs this stage, delete ConfigMap kube-system/extension-apiserver-authentication (the API servers re-create it without the old CA)"
+		retireBefore += "; after every API server runs this stage, delete ConfigMap kube-system/extension-apiserver-authentication (the API servers re-create it without the old CA)"
 	}
 	return []StageInfo{
 		{StageTrustBoth, StageName(StageTrustBoth),
 			fmt.Sprintf("the old and the new CA are both trusted, in %s; no certificate is re-issued%s", trust, extra), ""},
 		{StageReissue, StageName(StageReissue),
-			fmt.Sprintf("%s: re-issued by the new CA (same keys); both CAs stay trusted", leaves), "stage 1 runs on every node (every component trusts the new CA)"},
+			fmt.Sprintf("%s: re-issued by the new CA (same keys); both CAs stay trusted", leaves), reissueBefore},
 		{StageRetire, StageName(StageRetire), retire, retireBefore},
 	}
 }

@@ -187,7 +187,7 @@ func (b *builder) ensureSet(ctx context.Context, s set) (string, error) {
 	if len(b.missing(s)) == 0 {
 		return dir, nil // fast path: no lock, no go
 	}
-	unlock, err := lockFile(ctx, filepath.Join(b.cache, "locks", s.name()+".lock"), func() {
+	unlock, err := LockFile(ctx, filepath.Join(b.cache, "locks", s.name()+".lock"), func() {
 		b.log.printf("%s: waiting for another build to finish", s.name())
 	})
 	if err != nil {

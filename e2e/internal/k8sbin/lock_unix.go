@@ -5,22 +5,24 @@ package k8sbin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
 )
 
-// lockFile takes an exclusive flock on path, polling so that ctx can cancel
+// LockFile takes an exclusive flock on path, polling so that ctx can cancel
 // the wait. onWait is called once if the lock is busy. The lock is released
-// by the returned func or when the process dies.
-func lockFile(ctx context.Context, path string, onWait func()) (func(), error) {
+// by the returned func or when the process dies. Other e2e caches (the
+// machine image) serialize their builders with it too.
+func LockFile(ctx context.Context, path string, onWait func()) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
 	waited := false
 	for {
@@ -33,7 +35,7 @@ func lockFile(ctx context.Context, path string, onWait func()) (func(), error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			f.Close()
-			return nil, err
+			return nil, fmt.Errorf("locking %s: %w", path, err)
 		}
 		if !waited && onWait != nil {
 			onWait()
@@ -42,7 +44,7 @@ func lockFile(ctx context.Context, path string, onWait func()) (func(), error) {
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("locking %s: %w", path, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/scratchgen/scratchgen/e2e/internal/k8sbin"
 )
 
 // IgnitionVersion is the Ignition release that Ignition builds.
@@ -34,7 +36,7 @@ func Ignition(ctx context.Context, cacheDir string, log io.Writer) (string, erro
 	if _, err := os.Stat(bin); err == nil {
 		return bin, checkIgnition(ctx, bin)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(cache, "locks", "machine-ignition-"+IgnitionVersion+".lock"), func() {
+	unlock, err := k8sbin.LockFile(ctx, filepath.Join(cache, "locks", "machine-ignition-"+IgnitionVersion+".lock"), func() {
 		l.printf("waiting for another process building ignition %s", IgnitionVersion)
 	})
 	if err != nil {

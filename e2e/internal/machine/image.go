@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/scratchgen/scratchgen/e2e/internal/k8sbin"
 )
 
 const (
@@ -76,7 +78,7 @@ func Image(ctx context.Context, cacheDir string, log io.Writer) (string, error) 
 	if ok, err := isImage(dir); err != nil || ok {
 		return dir, err
 	}
-	unlock, err := lockFile(ctx, filepath.Join(cache, "locks", "machine-image-"+key+".lock"), func() {
+	unlock, err := k8sbin.LockFile(ctx, filepath.Join(cache, "locks", "machine-image-"+key+".lock"), func() {
 		l.printf("waiting for another process building image-%s", key)
 	})
 	if err != nil {
