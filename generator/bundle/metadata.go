@@ -40,6 +40,9 @@ type NodeMetadata struct {
 	PodCIDR string `json:"podCIDR"`
 	// Units are the units the node enables, in start order.
 	Units []string `json:"units"`
+	// KubeletVersion is the release of the kubelet and kube-proxy the node runs: the
+	// cluster's, or older where the spec pins it.
+	KubeletVersion string `json:"kubeletVersion,omitempty"`
 }
 
 // Marshal encodes the metadata as indented JSON with a trailing newline.

@@ -48,6 +48,11 @@ type Lock struct {
 	// Rotations are the staged rotations in progress, by CA ("ca", "etcd-ca",
 	// "front-proxy-ca") or "sa" for the service-account key.
 	Rotations map[string]Rotation `json:"rotations,omitempty"`
+	// Etcd is the etcd cluster as renders made it: how each member joined.
+	Etcd *Etcd `json:"etcd,omitempty"`
+	// KubernetesVersion is the release the last render rendered the control plane at
+	// (upgrades go one minor at a time).
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
 	// Images maps an image reference as rendered by tag ("registry.k8s.io/pause:3.10.1") to its pin.
 	Images map[string]Image `json:"images,omitempty"`
 
@@ -97,6 +102,27 @@ type Rotation struct {
 	Rendered bool `json:"rendered,omitempty"`
 	// Previous is the record of the generation being replaced.
 	Previous Certificate `json:"previous"`
+}
+
+// Etcd records the etcd cluster's live shape, so that re-renders keep each member's
+// bootstrap flags (etcd reads them only once, but a changed manifest restarts the member)
+// and a member added later joins the running cluster.
+type Etcd struct {
+	// Token is the --initial-cluster-token the cluster bootstrapped with.
+	Token string `json:"token"`
+	// Members in the order they bootstrapped or joined.
+	Members []EtcdMember `json:"members"`
+}
+
+// EtcdMember is one member and the bootstrap flags it was rendered with.
+type EtcdMember struct {
+	Name    string `json:"name"`
+	PeerURL string `json:"peerURL"`
+	// State is "new" for a member that bootstrapped the cluster, "existing" for one
+	// added to it later (--initial-cluster-state).
+	State string `json:"state"`
+	// InitialCluster is its --initial-cluster: the members when it started.
+	InitialCluster string `json:"initialCluster"`
 }
 
 // Image pins a tag to digests.
@@ -240,6 +266,24 @@ func (l *Lock) check() field.List {
 			errs.Add(p.Child("previous").Child("sha256"), "%q is not 64 lowercase hexadecimal digits", r.Previous.SHA256)
 		}
 	}
+	if e := l.Etcd; e != nil {
+		if e.Token == "" {
+			errs.Add("etcd.token", "missing; restore the lock from version control")
+		}
+		seen := map[string]bool{}
+		for i, m := range e.Members {
+			p := field.Path("etcd.members").Index(i)
+			switch {
+			case m.Name == "" || seen[m.Name]:
+				errs.Add(p.Child("name"), "%q is empty or listed twice; restore the lock from version control", m.Name)
+			case m.State != "new" && m.State != "existing":
+				errs.Add(p.Child("state"), "%q is neither new nor existing", m.State)
+			case !strings.Contains(m.InitialCluster, m.Name+"="+m.PeerURL):
+				errs.Add(p.Child("initialCluster"), "%q does not list the member itself (%s=%s)", m.InitialCluster, m.Name, m.PeerURL)
+			}
+			seen[m.Name] = true
+		}
+	}
 	for _, ref := range slices.Sorted(maps.Keys(l.Images)) {
 		im, p := l.Images[ref], field.Path("images").Key(ref)
 		if !digestRE.MatchString(im.Digest) {
@@ -280,6 +324,11 @@ func (l *Lock) Clone() *Lock {
 	c.PodCIDRs = cloneMap(l.PodCIDRs)
 	c.Certificates = cloneMap(l.Certificates)
 	c.Rotations = cloneMap(l.Rotations)
+	if l.Etcd != nil {
+		e := *l.Etcd
+		e.Members = slices.Clone(l.Etcd.Members)
+		c.Etcd = &e
+	}
 	if l.RootSecret != nil {
 		r := *l.RootSecret
 		c.RootSecret = &r

@@ -88,6 +88,13 @@ type Cluster struct {
 	Images Images
 	// EmbedSecrets puts private keys and tokens into Ignition and cloud-init.
 	EmbedSecrets bool
+	// EtcdToken is the --initial-cluster-token the etcd cluster bootstrapped with.
+	EtcdToken string
+	// EtcdChange is how this render changes the etcd membership the lock records.
+	EtcdChange EtcdChange
+	// PreviousVersion is the release the lock says the control plane was last rendered
+	// at (zero for a first render).
+	PreviousVersion versions.Version
 	// Rotations are the stages (1 or 2) of the staged rotations the lock records, by CA
 	// ("ca", "etcd-ca", "front-proxy-ca") or "sa"; absent when none is in progress.
 	Rotations map[string]int
@@ -145,6 +152,13 @@ type Node struct {
 	Routes []Route
 	// OS is OSGeneric, OSFlatcar or OSFCOS.
 	OS string
+	// KubeletVersion is the release of the node's kubelet and kube-proxy: the cluster's,
+	// or older where the spec pins it.
+	KubeletVersion versions.Version
+	// EtcdState and EtcdInitialCluster are an etcd member's --initial-cluster-state
+	// ("new" for a member that bootstrapped the cluster, "existing" for one added later)
+	// and --initial-cluster, kept from the render that first made the member.
+	EtcdState, EtcdInitialCluster string
 }
 
 // Route sends a pod range to the node that owns it.
@@ -231,3 +245,19 @@ const (
 	ImagePause             = "pause"
 	ImageCoreDNS           = "coredns"
 )
+
+// EtcdMember names an etcd member and its peer URL.
+type EtcdMember struct {
+	Name, PeerURL string
+}
+
+// EtcdChange is a change of the etcd membership: at most one member added and one
+// removed (a replacement) per render. Members is the membership after it, in the order
+// the members bootstrapped or joined.
+type EtcdChange struct {
+	Added, Removed []EtcdMember
+	Members        []EtcdMember
+}
+
+// Changed reports whether the membership changes.
+func (e EtcdChange) Changed() bool { return len(e.Added)+len(e.Removed) > 0 }

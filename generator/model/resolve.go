@@ -1,6 +1,8 @@
 package model
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"net"
@@ -62,6 +64,10 @@ func Resolve(doc *spec.Document, lk *lock.Lock, opts ...Options) (*Cluster, *loc
 	if len(r.errs.Errors()) == 0 {
 		r.checkNetwork(c)
 		newLock = r.allocate(c, lk)
+	}
+	if len(r.errs.Errors()) == 0 {
+		r.upgrade(c, lk, newLock)
+		r.etcdTopology(c, lk, newLock)
 	}
 	r.errs.Locate(doc.Positions)
 	lk.Locate(r.errs)
@@ -277,6 +283,7 @@ func (r *resolver) nodes(c *Cluster) {
 		} else if !validOS(n.OS) {
 			r.errs.Add(p.Child("os"), "%q is not a node OS; use generic, flatcar or fcos", sn.OS)
 		}
+		r.kubeletVersion(c, n, sn.KubernetesVersion, p.Child("kubernetesVersion"))
 	}
 	r.checkPins(c)
 	r.checkCounts(c)
@@ -376,8 +383,11 @@ func (r *resolver) checkCounts(c *Cluster) {
 	switch {
 	case etcd == 0:
 		r.errs.Add(pNodes, "no node has the etcd role; give 1, 3 or 5 nodes the etcd role (usually the control-plane nodes)")
-	case etcd%2 == 0:
+	case etcd%2 == 0 && (r.lock == nil || r.lock.Etcd == nil):
 		r.errs.Add(pNodes, "%d nodes have the etcd role; an even member count tolerates no more failures than one member fewer (quorum of %d needs %d), so use %d or %d", etcd, etcd, etcd/2+1, etcd-1, etcd+1)
+	case etcd%2 == 0:
+		// Growing or shrinking a running cluster one member at a time passes through it.
+		r.errs.Warn(pNodes, "%d etcd members: an even count tolerates no more failures than %d (quorum %d); fine on the way from %d to %d members, one at a time", etcd, etcd-1, etcd/2+1, etcd-1, etcd+1)
 	case etcd > 5:
 		r.errs.Add(pNodes, "%d nodes have the etcd role; more than 5 members slows every write without adding useful fault tolerance: use 1, 3 or 5", etcd)
 	}
@@ -785,3 +795,178 @@ func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 
 // String describes a node for messages.
 func (n *Node) String() string { return fmt.Sprintf("%s (%s)", n.Name, n.Address) }
+
+// kubeletVersion sets the release of node n's kubelet and kube-proxy: the cluster's, or
+// the spec's pin, which must be a supported release no newer than the control plane's
+// (the version skew policy: node components never lead the API servers).
+func (r *resolver) kubeletVersion(c *Cluster, n *Node, pin string, p field.Path) {
+	n.KubeletVersion = c.Version
+	if pin == "" || c.Version.Major == 0 {
+		return
+	}
+	v, err := versions.Parse(pin)
+	if err != nil {
+		r.errs.Add(p, "%v", err)
+		return
+	}
+	if _, err := versions.Lookup(v); err != nil {
+		r.errs.Add(p, "%v", err)
+		return
+	}
+	if v.Minor > c.Version.Minor || (v.Minor == c.Version.Minor && v.Patch > c.Version.Patch) {
+		r.errs.Add(p, "%s is newer than the control plane's %s: a kubelet or kube-proxy must never be newer than the API servers; upgrade the control plane (spec.kubernetesVersion) first", v, c.Version)
+		return
+	}
+	if c.Version.Minor-v.Minor > 3 {
+		r.errs.Add(p, "%s is more than three minors older than the control plane's %s, which the version skew policy does not allow; upgrade this node first", v, c.Version)
+		return
+	}
+	n.KubeletVersion = v
+}
+
+// upgrade checks the control plane's version against the one the lock says was last
+// rendered: one minor at a time, and never down a minor.
+func (r *resolver) upgrade(c *Cluster, in, out *lock.Lock) {
+	out.KubernetesVersion = c.Version.String()
+	if in == nil || in.KubernetesVersion == "" {
+		return
+	}
+	prev, err := versions.Parse(in.KubernetesVersion)
+	if err != nil {
+		r.errs.AddIn(field.InputLock, "kubernetesVersion", "%v; restore the lock from version control", err)
+		return
+	}
+	c.PreviousVersion = prev
+	p := pSpec.Child("kubernetesVersion")
+	switch {
+	case c.Version.Minor > prev.Minor+1:
+		r.errs.Add(p, "%s skips 1.%d: the control plane was last rendered at %s and upgrades one minor at a time; render and roll out a v1.%d release first", c.Version, prev.Minor+1, prev, prev.Minor+1)
+	case c.Version.Minor < prev.Minor:
+		r.errs.Add(p, "%s is older than %s, which the control plane was last rendered at: downgrading a minor is not supported (etcd and the API's stored objects may not go back); restore from a backup instead", c.Version, prev)
+	}
+}
+
+// etcdPeerPort is etcd's peer port (paths.EtcdPeerPort; model does not import paths).
+const etcdPeerPort = 2380
+
+// EtcdPeerURL is the peer URL of an etcd member at addr.
+func EtcdPeerURL(addr netip.Addr) string {
+	return "https://" + netip.AddrPortFrom(addr, etcdPeerPort).String()
+}
+
+// etcdTopology decides how each etcd member bootstraps or joins, from the lock's record
+// of the running cluster: members that bootstrapped keep their flags; a member added to
+// a running cluster joins it ("existing", with the members at that time); one member may
+// be added and one removed per render (a replacement removes first, then adds).
+func (r *resolver) etcdTopology(c *Cluster, in, out *lock.Lock) {
+	var members []EtcdMember
+	for _, n := range c.EtcdMembers() {
+		members = append(members, EtcdMember{Name: n.Name, PeerURL: EtcdPeerURL(n.Address)})
+	}
+	join := func(ms []EtcdMember) string {
+		var s []string
+		for _, m := range ms {
+			s = append(s, m.Name+"="+m.PeerURL)
+		}
+		return strings.Join(s, ",")
+	}
+	if in == nil || in.Etcd == nil || len(in.Etcd.Members) == 0 {
+		// First render (or a lock from before etcd topology): the members bootstrap together.
+		e := &lock.Etcd{Token: initialClusterToken(c.Name, members)}
+		for _, m := range members {
+			e.Members = append(e.Members, lock.EtcdMember{Name: m.Name, PeerURL: m.PeerURL, State: "new", InitialCluster: join(members)})
+		}
+		out.Etcd = e
+		r.applyEtcd(c, e)
+		c.EtcdChange.Members = members
+		return
+	}
+	inSpec := map[string]EtcdMember{}
+	for _, m := range members {
+		inSpec[m.Name] = m
+	}
+	inLock := map[string]bool{}
+	var kept []EtcdMember
+	var removed, added []EtcdMember
+	for _, lm := range in.Etcd.Members {
+		inLock[lm.Name] = true
+		sm, ok := inSpec[lm.Name]
+		switch {
+		case !ok:
+			removed = append(removed, EtcdMember{Name: lm.Name, PeerURL: lm.PeerURL})
+		case sm.PeerURL != lm.PeerURL:
+			r.errs.Add(pNodes, "etcd member %s moves from %s to %s: etcd knows its members by peer URL; give the node a new name (a new member) and remove the old one, one render each", lm.Name, lm.PeerURL, sm.PeerURL)
+			return
+		default:
+			kept = append(kept, sm)
+		}
+	}
+	for _, m := range members {
+		if !inLock[m.Name] {
+			added = append(added, m)
+		}
+	}
+	n := len(in.Etcd.Members)
+	names := func(ms []EtcdMember) string {
+		var s []string
+		for _, m := range ms {
+			s = append(s, m.Name)
+		}
+		return strings.Join(s, ", ")
+	}
+	switch {
+	case len(added) > 1 || len(removed) > 1:
+		r.errs.Add(pNodes, "the etcd membership changes by more than one member at once (adds %s; removes %s): the running %d-member cluster (quorum %d) takes one change at a time; add or remove one member per render and roll each out (scratchgen plan)", orNone(names(added)), orNone(names(removed)), n, n/2+1)
+		return
+	case len(removed) == 1 && n == 1:
+		r.errs.Add(pNodes, "removes %s, the only etcd member: its data would be lost; add the new member first (a second render makes it two), then remove the old one", removed[0].Name)
+		return
+	}
+	e := &lock.Etcd{Token: in.Etcd.Token}
+	for _, lm := range in.Etcd.Members {
+		if _, ok := inSpec[lm.Name]; ok {
+			e.Members = append(e.Members, lm)
+		}
+	}
+	for _, m := range added {
+		// etcd wants every member (learners too) plus the joiner itself.
+		e.Members = append(e.Members, lock.EtcdMember{Name: m.Name, PeerURL: m.PeerURL, State: "existing", InitialCluster: join(append(kept, m))})
+	}
+	out.Etcd = e
+	r.applyEtcd(c, e)
+	c.EtcdChange = EtcdChange{Added: added, Removed: removed, Members: append(kept, added...)}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// applyEtcd sets each etcd node's flags from the recorded topology.
+func (r *resolver) applyEtcd(c *Cluster, e *lock.Etcd) {
+	c.EtcdToken = e.Token
+	by := map[string]lock.EtcdMember{}
+	for _, m := range e.Members {
+		by[m.Name] = m
+	}
+	for _, n := range c.EtcdMembers() {
+		m := by[n.Name]
+		n.EtcdState, n.EtcdInitialCluster = m.State, m.InitialCluster
+	}
+}
+
+// initialClusterToken is etcd's --initial-cluster-token for a cluster bootstrapping with
+// members: "<cluster>-etcd-" followed by the first 8 hex digits of SHA-256 over the
+// member names, sorted and joined with ",", so that members of two clusters never join
+// each other by mistake.
+func initialClusterToken(cluster string, members []EtcdMember) string {
+	names := make([]string, len(members))
+	for i, m := range members {
+		names[i] = m.Name
+	}
+	sort.Strings(names)
+	sum := sha256.Sum256([]byte(strings.Join(names, ",")))
+	return cluster + "-etcd-" + hex.EncodeToString(sum[:4])
+}

@@ -93,7 +93,7 @@ func (r *Report) writeHead(b *strings.Builder) bool {
 			b.WriteString("  " + im + "\n")
 		}
 	}
-	writeRollout(b, r.Rollout)
+	writeRollout(b, r.Rollout, "rollout (deliver in this order; after each node, wait until it is Ready and its static pods run):")
 	if dirs := r.directives(); len(dirs) > 0 {
 		b.WriteString("\nprovisioning views say more than their files (not rendered by scratchgen: read these):\n")
 		for _, d := range dirs {

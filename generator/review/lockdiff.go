@@ -60,6 +60,15 @@ func CompareLocks(old, new *lock.Lock) *LockDiff {
 		n, inNew := new.Certificates[k]
 		add("certificates."+k, certRecord(o), certRecord(n), inOld, inNew)
 	}
+	add("kubernetesVersion", old.KubernetesVersion, new.KubernetesVersion, old.KubernetesVersion != "", new.KubernetesVersion != "")
+	if old.Etcd != nil || new.Etcd != nil {
+		oe, ne := etcdRecords(old.Etcd), etcdRecords(new.Etcd)
+		for _, k := range keys(oe, ne) {
+			o, inOld := oe[k]
+			n, inNew := ne[k]
+			add("etcd."+k, o, n, inOld, inNew)
+		}
+	}
 	for _, k := range keys(old.Rotations, new.Rotations) {
 		o, inOld := old.Rotations[k]
 		n, inNew := new.Rotations[k]
@@ -87,6 +96,19 @@ func certRecord(c lock.Certificate) string {
 		s += ", sha256:" + c.SHA256[:16]
 	}
 	return s
+}
+
+// etcdRecords flattens the etcd topology into entries: the token and one per member.
+func etcdRecords(e *lock.Etcd) map[string]string {
+	out := map[string]string{}
+	if e == nil {
+		return out
+	}
+	out["token"] = e.Token
+	for i, m := range e.Members {
+		out["members."+m.Name] = fmt.Sprintf("#%d %s, state %s, initial cluster %s", i+1, m.PeerURL, m.State, m.InitialCluster)
+	}
+	return out
 }
 
 // rotationRecord shows a rotation in progress: its stage and the generation it replaces.

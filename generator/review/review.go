@@ -84,9 +84,12 @@ type Report struct {
 	Lock *LockDiff `json:"lock,omitempty"`
 	// Impact says which component on which node must restart or reload.
 	Impact []Impact `json:"impact"`
-	// Rollout orders the delivery: etcd members, then control planes, one at a time,
-	// then the other nodes, then the operator's cluster-level steps.
+	// Rollout orders the delivery: etcd membership changes, etcd members, then control
+	// planes, one at a time, then the other nodes, then the operator's cluster-level steps.
 	Rollout []RolloutStep `json:"rollout,omitempty"`
+	// Topology is the change of the cluster's shape: etcd members and versions (nil when
+	// neither changes).
+	Topology *Topology `json:"topology,omitempty"`
 	// Notes explain changes that follow from others (a renewed CA re-signs its leaves).
 	Notes []string `json:"notes,omitempty"`
 	// NeedsSecret lists, for a review made without the root secret, the identities a
@@ -258,7 +261,9 @@ func Compare(old, new []bundle.File, opts Options) *Report {
 		table = component.Default()
 	}
 	rep.Impact = impacts(table, rep.Groups, oldBy, newBy)
-	rep.Rollout = rollout(table, rep.Groups, rep.Impact)
+	sh := readShape(oldBy, newBy, opts.OldLock, opts.NewLock)
+	rep.Rollout = rollout(table, rep.Groups, rep.Impact, sh)
+	rep.Topology = sh.topology()
 	rep.NeedsSecret = opts.Pending
 	rep.Changed = len(rep.Groups) > 0 || rep.Lock != nil || len(rep.NeedsSecret) > 0
 	return rep

@@ -75,6 +75,10 @@ type Node struct {
 	PodCIDR string `json:"podCIDR,omitempty"`
 	// OS overrides provisioning.os for this node: flatcar, fcos or generic.
 	OS string `json:"os,omitempty"`
+	// KubernetesVersion pins this node's kubelet and kube-proxy to an older release than
+	// the control plane's (never newer), e.g. to upgrade workers later than the control
+	// plane.
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
 }
 
 // PKI sets certificate lifetimes (Go durations, e.g. 8760h).

@@ -388,10 +388,11 @@ func schedulerPod(c *model.Cluster, _ *model.Node, co *component.Component) (*co
 	return componentPod(ctr, m, nil), nil
 }
 
-// etcdPod is one etcd member (kubeadm getEtcdCommand, etcd 3.6 flag forms). Every member bootstraps
-// together (--initial-cluster-state=new) from the full member list; adding a member to a
-// running cluster later needs `etcdctl member add` and state "existing", which is not
-// rendered.
+// etcdPod is one etcd member (kubeadm getEtcdCommand, etcd 3.6 flag forms). The members of
+// the first render bootstrap together (--initial-cluster-state=new, the full member list);
+// a member added to the running cluster later joins it (state "existing", the members at
+// that time plus itself), after `etcdctl member add` (scratchgen plan). The lock keeps
+// each member's flags, so re-renders never change them.
 func etcdPod(c *model.Cluster, n *model.Node, co *component.Component) (*corev1.Pod, error) {
 	image, err := imageRef(c, co.Image)
 	if err != nil {
@@ -406,8 +407,8 @@ func etcdPod(c *model.Cluster, n *model.Node, co *component.Component) (*corev1.
 		"data-dir":                       paths.EtcdDataDir,
 		"feature-gates":                  "InitialCorruptCheck=true",
 		"initial-advertise-peer-urls":    peerURL,
-		"initial-cluster":                initialCluster(c),
-		"initial-cluster-state":          "new",
+		"initial-cluster":                n.EtcdInitialCluster,
+		"initial-cluster-state":          n.EtcdState,
 		"initial-cluster-token":          InitialClusterToken(c),
 		"key-file":                       paths.EtcdServerKey,
 		"listen-client-urls":             etcdClientURL(netip.MustParseAddr(localhost)) + "," + clientURL,
@@ -441,21 +442,12 @@ func etcdPod(c *model.Cluster, n *model.Node, co *component.Component) (*corev1.
 	return componentPod(ctr, m, map[string]string{annotationEtcdClientURLs: clientURL}), nil
 }
 
-// InitialClusterToken is etcd's --initial-cluster-token: "<cluster>-etcd-" followed by the
-// first 8 hex digits of SHA-256 over the etcd member names, sorted and joined with ",".
-// It is the same on every member, independent of spec order, and differs between clusters
-// and member sets, so members of two clusters never join each other by mistake. etcd reads
-// it only when bootstrapping an empty data directory.
-func InitialClusterToken(c *model.Cluster) string {
-	members := c.EtcdMembers()
-	names := make([]string, len(members))
-	for i, m := range members {
-		names[i] = m.Name
-	}
-	sort.Strings(names)
-	sum := sha256.Sum256([]byte(strings.Join(names, ",")))
-	return c.Name + "-etcd-" + hex.EncodeToString(sum[:4])
-}
+// InitialClusterToken is etcd's --initial-cluster-token: the one the cluster bootstrapped
+// with, which the lock keeps ("<cluster>-etcd-" and 8 hex digits of SHA-256 over the first
+// members' names, sorted: the same on every member, independent of spec order, different
+// between clusters, so members of two clusters never join each other by mistake). etcd
+// reads it only when bootstrapping an empty data directory.
+func InitialClusterToken(c *model.Cluster) string { return c.EtcdToken }
 
 // etcdServers lists every etcd member's client URL in spec order: local or external
 // topology alike, and every member for HA.
@@ -465,15 +457,6 @@ func etcdServers(c *model.Cluster) string {
 		urls = append(urls, etcdClientURL(m.Address))
 	}
 	return strings.Join(urls, ",")
-}
-
-// initialCluster lists every member as name=peerURL in spec order.
-func initialCluster(c *model.Cluster) string {
-	var ms []string
-	for _, m := range c.EtcdMembers() {
-		ms = append(ms, m.Name+"="+etcdPeerURL(m.Address))
-	}
-	return strings.Join(ms, ",")
 }
 
 func etcdClientURL(a netip.Addr) string {

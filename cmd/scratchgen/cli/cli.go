@@ -62,6 +62,7 @@ func commands() []command {
 		{"validate", "[-f cluster.yaml]", "check a spec; print every problem with its field path", runValidate},
 		{"render", "[-f cluster.yaml] [-o bundles] [--lock F] [--secret F] [--check]", "render the bundle (offline)", runRender},
 		{"diff", "[-f cluster.yaml] [-o bundles] [--lock F] [--secret F] [--output text|json]", "show what render would change in the bundle, per node, without secrets (exit 2 on changes)", runDiff},
+		{"plan", "[-f cluster.yaml] [-o bundles] [--output text|json]", "the runbook of what render would change on running nodes: etcd members added or removed one at a time, upgrades in waves, the rollout order and every command", runPlan},
 		{"certs", "status [-f cluster.yaml] [--warn-within 30d] | renew (NAME… | --all | --expiring-within 30d) | rotate-ca (cluster|etcd|front-proxy) [--next] | rotate-sa [--next]", "list certificates with their expiry; renew them (CAs keep their keys); rotate a CA or the service-account key in three reviewable stages", runCerts},
 		{"verify", "[BUNDLE_DIR] [--require-pinned] [--at TIME]", "check a rendered bundle without the spec or secret: PKI, kubeconfigs, tokens, references, modes, views (exit 1 on problems)", runVerify},
 		{"validate-cluster", "[-f cluster.yaml] [--kubeconfig F] [--output text|json]", "check a running cluster against the spec (online, read-only): nodes Ready with their identities and pod ranges, control plane, API servers, etcd, DNS", runValidateCluster},

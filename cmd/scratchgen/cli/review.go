@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,51 @@ import (
 
 // runDiff compares what render would write with the bundle on disk (see package review).
 func runDiff(r *runner, args []string) error {
+	summary := r.flags.Bool("summary", false, "text output: only the impact, what needs the secret and the counts")
+	maxLines := r.flags.Int("max-lines", 0, "text output: stop after this many lines, saying how many were left out (0: no limit; e.g. for a pull-request comment)")
+	rep, format, err := r.compare("diff", args)
+	if err != nil || rep == nil { // rep is nil after --help
+		return err
+	}
+	switch {
+	case format == "json":
+		err = rep.WriteJSON(r.io.Out)
+	case *summary:
+		err = rep.WriteSummary(r.io.Out)
+	default:
+		err = rep.WriteText(&lineLimit{w: r.io.Out, max: *maxLines})
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Changed {
+		return exitChanges
+	}
+	return nil
+}
+
+// runPlan prints the runbook of what render would change: the change of the cluster's
+// shape (etcd members, versions) and the rollout, every command written out. It is diff's
+// rollout (one source), without the files.
+func runPlan(r *runner, args []string) error {
+	rep, format, err := r.compare("plan", args)
+	if err != nil || rep == nil {
+		return err
+	}
+	if format == "json" {
+		return writeJSON(r.io.Out, struct {
+			Cluster  string               `json:"cluster"`
+			Changed  bool                 `json:"changed"`
+			Topology *review.Topology     `json:"topology,omitempty"`
+			Runbook  []review.RolloutStep `json:"runbook"`
+		}{rep.Cluster, rep.Changed, rep.Topology, rep.Rollout})
+	}
+	return rep.WritePlan(r.io.Out)
+}
+
+// compare is diff's and plan's common part: their flags, the render without writing,
+// and the comparison with the bundle on disk.
+func (r *runner) compare(cmd string, args []string) (*review.Report, string, error) {
 	f := r.addSpecFlags(true)
 	r.flags.Lookup("secret").Usage = "the root secret (default: <spec stem>.secret beside the spec)"
 	out := r.flags.StringP("bundles", "o", "bundles", "output directory of render; the bundle is <bundles>/<cluster>")
@@ -29,30 +75,28 @@ func runDiff(r *runner, args []string) error {
 	newPKI := r.flags.Bool("new-pki", false, "show what render --new-pki would change: a new PKI issued from the given secret")
 	withImages := r.flags.Bool("with-images", false, "compare with a render --with-images (images read from the image cache)")
 	imageCache := r.flags.String("image-cache", "", cacheHelp)
-	summary := r.flags.Bool("summary", false, "text output: only the impact, what needs the secret and the counts")
-	maxLines := r.flags.Int("max-lines", 0, "text output: stop after this many lines, saying how many were left out (0: no limit; e.g. for a pull-request comment)")
-	if done, err := r.parse("diff", args); done || err != nil {
-		return err
+	if done, err := r.parse(cmd, args); done || err != nil {
+		return nil, "", err
 	}
-	if err := r.noArgs("diff"); err != nil {
-		return err
+	if err := r.noArgs(cmd); err != nil {
+		return nil, "", err
 	}
 	if err := checkOutput(*out); err != nil {
-		return err
+		return nil, "", err
 	}
 	if *format != "text" && *format != "json" {
-		return &ExitError{Code: 1, Msg: fmt.Sprintf("diff: --output %q is not text or json (the bundle directory is -o/--bundles)", *format)}
+		return nil, "", &ExitError{Code: 1, Msg: fmt.Sprintf("%s: --output %q is not text or json (the bundle directory is -o/--bundles)", cmd, *format)}
 	}
 	f.defaults()
 	rv, err := r.reviewPlan(f, *out, renderOpts{withImages: *withImages, imageCache: *imageCache, newPKI: *newPKI})
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	res, dir := rv.res, rv.dir
 	newFiles := writer.WithSums(res.Plan.Files(), dir)
 	oldFiles, dirs, err := writer.ReadBundle(dir, newFiles)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	warnLeftover(r, dir)
 	var nodes []string
@@ -73,21 +117,7 @@ func runDiff(r *runner, args []string) error {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("directory %s has the wrong mode; render resets it to 0755", d))
 		rep.Changed = true
 	}
-	switch {
-	case *format == "json":
-		err = rep.WriteJSON(r.io.Out)
-	case *summary:
-		err = rep.WriteSummary(r.io.Out)
-	default:
-		err = rep.WriteText(&lineLimit{w: r.io.Out, max: *maxLines})
-	}
-	if err != nil {
-		return err
-	}
-	if rep.Changed {
-		return exitChanges
-	}
-	return nil
+	return rep, *format, nil
 }
 
 // runCerts dispatches `certs status` and `certs renew`.
@@ -429,4 +459,12 @@ func (l *lineLimit) Write(p []byte) (int, error) {
 		l.dropped = 0
 	}
 	return len(p), nil
+}
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }
