@@ -44,7 +44,7 @@ clean:
 E2E_VERSION ?= v1.36.3
 E2E_TIMEOUT ?= 20m
 e2e:
-	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) -skip '^(TestHA|TestMachines|TestRotate)$$' ./e2e
+	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) -skip '^(TestHA|TestMachines|TestRotate|TestDay2)$$' ./e2e
 
 ## e2e-all: the boot test for the tested patch of every supported minor, one go test run each
 e2e-all:
@@ -54,6 +54,11 @@ e2e-all:
 .PHONY: e2e-ha
 e2e-ha:
 	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) -run '^TestHA$$' ./e2e
+
+## e2e-day2: on the HA harness, etcd members replaced, grown 3->5 and shrunk back, and an upgrade 1.35->1.36, each by following `scratchgen plan` (as root; builds the binaries of both releases)
+.PHONY: e2e-day2
+e2e-day2:
+	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_DAY2=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -count=1 -v -timeout $(E2E_MACHINES_TIMEOUT) -run '^TestDay2$$' ./e2e
 
 ## e2e-rotate: rotate the cluster CA and the service-account key of a running cluster of booted machines, stage by stage, measuring API availability (as root; as e2e-machines)
 .PHONY: e2e-rotate

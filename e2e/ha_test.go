@@ -631,8 +631,8 @@ func haCheckEtcdMember(h *Harness, etcd *Proc, members, healthy []string) error 
 
 // haEtcdProc finds the etcd process of a node among the harness's processes.
 func (h *Harness) haEtcdProc(node string) *Proc {
-	for _, p := range h.procs {
-		if p.Name == "etcd" && p.Node.Name == node {
+	for i := len(h.procs) - 1; i >= 0; i-- { // the newest: a member may be started again
+		if p := h.procs[i]; p.Name == "etcd" && p.Node.Name == node {
 			return p
 		}
 	}

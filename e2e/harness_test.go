@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -39,6 +40,10 @@ type Harness struct {
 	State   string           // scratch: spec, bundles/, per-node scratch, scripts, logs
 	Net     *Network
 	Bundle  string // bundles/<cluster> once rendered
+	// Delivered: the nodes run from their own copies of rootfs/ (State/nodes/<n>/rootfs),
+	// updated only by Deliver, as machines are by the operator's rsync; a new render does
+	// not reach a running node until it is delivered. Unset: nodes read the bundle itself.
+	Delivered bool
 
 	procs []*Proc
 }
@@ -219,7 +224,25 @@ func (h *Harness) RenderSpec(cluster, spec string) string {
 
 // NodeFile is the bundle's copy of a node path, e.g. NodeFile("cp-1", "/etc/kubernetes/pki/ca.crt").
 func (h *Harness) NodeFile(node, nodePath string) string {
+	if h.Delivered {
+		return filepath.Join(h.State, "nodes", node, "rootfs", filepath.FromSlash(nodePath))
+	}
 	return filepath.Join(h.Bundle, "nodes", node, "rootfs", filepath.FromSlash(nodePath))
+}
+
+// Deliver copies the node's rootfs/ from the bundle onto the node (its copy, see
+// Delivered) with the README's command: rsync -a --chown=root:root rootfs/ <node>:/.
+// Files the bundle no longer has stay, as they do on a machine.
+func (h *Harness) Deliver(node string) {
+	h.T.Helper()
+	dst := filepath.Join(h.State, "nodes", node, "rootfs")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		h.T.Fatal(err)
+	}
+	src := filepath.Join(h.Bundle, "nodes", node, "rootfs") + "/"
+	if out, err := exec.Command("rsync", "-a", "--chown=root:root", src, dst+"/").CombinedOutput(); err != nil {
+		h.T.Fatalf("delivering %s: rsync -a --chown=root:root %s %s/: %v\n%s", node, src, dst, err, out)
+	}
 }
 
 // AdminFile is a file of the bundle's admin/ directory.

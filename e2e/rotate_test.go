@@ -75,7 +75,7 @@ func TestRotate(t *testing.T) {
 	}
 	op := newOperator(t, h)
 	oldAdmin := op.snapshot("admin-before-rotation.kubeconfig")
-	poller := startPoller(t, op)
+	poller := startPoller(t, op.client)
 	r := &rotation{t: t, w: w, op: op, poller: poller, web: web}
 
 	for _, stage := range []string{"", "--next", "--next"} {
@@ -223,9 +223,10 @@ func (c certOnly) whoAmI() error {
 	return err
 }
 
-// poller GETs the API every pollInterval with the operator's current client.
+// poller GETs the API every pollInterval with the client get returns (the operator's
+// current one).
 type poller struct {
-	op      *operator
+	get     func() *Client
 	done    chan struct{}
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -245,8 +246,8 @@ type window struct {
 	from, to    time.Time
 }
 
-func startPoller(t *testing.T, op *operator) *poller {
-	p := &poller{op: op, done: make(chan struct{})}
+func startPoller(t *testing.T, get func() *Client) *poller {
+	p := &poller{get: get, done: make(chan struct{})}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -258,7 +259,7 @@ func startPoller(t *testing.T, op *operator) *poller {
 				return
 			case at := <-tick.C:
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				_, err := op.client().CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+				_, err := get().CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
 				cancel()
 				p.mu.Lock()
 				p.results = append(p.results, pollResult{at: at, err: err})

@@ -418,6 +418,22 @@ func (p *Proc) WaitReady(bound time.Duration) error {
 	return p.Poll(bound, pr.Kind+" probe GET "+pr.URL, func() error { return p.RunProbe(pr) })
 }
 
+// WaitLive runs the manifest's liveness probe until it succeeds (bounded as WaitReady):
+// for a component that is alive but, by design, not ready yet, such as an etcd learner
+// (etcd's /readyz fails for a learner until it is promoted).
+func (p *Proc) WaitLive(bound time.Duration) error {
+	probes, err := p.Probes()
+	if err != nil {
+		return p.Failure("%v", err)
+	}
+	for _, pr := range probes {
+		if pr.Kind == "liveness" {
+			return p.Poll(bound, pr.Kind+" probe GET "+pr.URL, func() error { return p.RunProbe(pr) })
+		}
+	}
+	return p.Failure("the manifest has no liveness probe to wait on")
+}
+
 // Poll calls f until it returns nil. It gives up at once when the process exits or f
 // returns a Permanent error, and after bound (a failure bound, not a timing assertion).
 // The error names the component, says what was awaited and carries the log tail.

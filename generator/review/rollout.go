@@ -196,10 +196,11 @@ func rollout(t component.Table, groups []Group, impacts []Impact, sh shape) []Ro
 }
 
 // A minor upgrade of a node's kubelet drains the node first (in-place minor upgrades of
-// a running kubelet are not supported) and uncordons it after.
+// a running kubelet are not supported) and uncordons it after. Both run from an operator's
+// machine with the admin kubeconfig, as every kubectl line of a runbook does.
 const (
-	drainCommand    = "kubectl drain $NODE --ignore-daemonsets --delete-emptydir-data (from an operator's machine)"
-	uncordonCommand = "kubectl uncordon $NODE (from an operator's machine)"
+	drainCommand    = "kubectl drain $NODE --ignore-daemonsets --delete-emptydir-data"
+	uncordonCommand = "kubectl uncordon $NODE"
 )
 
 func appendMissing(list []string, items ...string) []string {
@@ -308,6 +309,17 @@ var etcdctl = "etcdctl --endpoints https://127.0.0.1:" + strconv.Itoa(paths.Etcd
 // run the runbook's commands).
 func EtcdctlPrefix() string { return etcdctl }
 
+// remainingHealth checks every member but gone: the member being removed may be dead.
+func (sh shape) remainingHealth(gone string) string {
+	var eps []string
+	for _, m := range sh.members {
+		if m.Name != gone && !slices.ContainsFunc(sh.added, func(a lock.EtcdMember) bool { return a.Name == m.Name }) {
+			eps = append(eps, strings.Replace(m.PeerURL, ":"+strconv.Itoa(paths.EtcdPeerPort), ":"+strconv.Itoa(paths.EtcdClientPort), 1))
+		}
+	}
+	return strings.Replace(etcdctl, "https://127.0.0.1:"+strconv.Itoa(paths.EtcdClientPort), strings.Join(eps, ","), 1) + " endpoint health"
+}
+
 // memberID is the shell expression that finds a member's ID by name.
 func memberID(name string) string {
 	return fmt.Sprintf("$(%s member list | awk -F', ' '$3 == %q {print $1}')", etcdctl, name)
@@ -334,13 +346,13 @@ func (sh shape) membership(steps []RolloutStep) []RolloutStep {
 		left := n - len(sh.added)
 		pre = append(pre,
 			RolloutStep{Phase: phaseEtcdRemove, Nodes: []string{stay}, Commands: []string{
-				etcdctl + " endpoint health --cluster",
+				sh.remainingHealth(r.Name),
 				etcdctl + " member remove " + memberID(r.Name),
 			}, Notes: []string{fmt.Sprintf("quorum: %d members remain, quorum %d; every remaining member must be healthy first", left, left/2+1)}},
 			RolloutStep{Phase: phaseEtcdStop, Nodes: []string{r.Name}, Commands: []string{
-				"rm " + paths.EtcdManifest + " (the kubelet stops the member; or power the node off)",
-				"rm -rf " + paths.EtcdDataDir + " (a removed member must never start again with its old data)",
-			}})
+				"rm -f " + paths.EtcdManifest,
+				"rm -rf " + paths.EtcdDataDir,
+			}, Notes: []string{"the kubelet stops the member once its manifest is gone (or power the node off); a removed member must never start again with its old data"}})
 	}
 	for _, a := range sh.added {
 		// The new member's own delivery step (provisioning or a re-render) goes between
@@ -351,7 +363,7 @@ func (sh shape) membership(steps []RolloutStep) []RolloutStep {
 			if j := slices.Index(st.Nodes, a.Name); j >= 0 {
 				one := *st
 				one.Nodes = []string{a.Name}
-				one.Notes = append(slices.Clone(one.Notes), "its etcd joins the running cluster (--initial-cluster-state=existing)")
+				one.Notes = append(slices.Clone(one.Notes), "its etcd joins the running cluster (--initial-cluster-state=existing) as a learner; its pod stays not ready until promoted (etcd's /readyz fails for a learner); promote within about 4 minutes or its startup probe restarts it (harmless: it resumes from its data)")
 				own = append(own, one)
 				st.Nodes = slices.Delete(slices.Clone(st.Nodes), j, j+1)
 				if len(st.Nodes) == 0 {
