@@ -10,9 +10,12 @@ package e2e
 // cached Debian bookworm image (package e2e/internal/machine: debootstrap plus containerd,
 // runc, the CNI plugins, conntrack, cloud-init and rsync; built once into e2e/.cache), in
 // the harness's network namespace for that node (one bridge, no default route). The node
-// binaries the README tells the operator to install (kubelet and kube-proxy, built from
-// the Kubernetes module like the boot test's) are copied into the bundle's binary
-// directory (bundle.json's binDir). Each node is delivered a different way, so one
+// binaries come with the bundle: kubelet and kube-proxy (built from the Kubernetes module
+// like the boot test's) and the CNI plugins (Debian's, from the image's packages, as a
+// release archive) are served by an in-process mirror under the official URL layout,
+// pinned (`binaries pin`), pulled into the cache (`binaries pull`) and carried in each
+// node's rootfs/ (`render --with-binaries`); nothing is installed on the machines beside
+// the bundle. Each node is delivered a different way, so one
 // cluster proves all three (three clusters would triple the boot time for no new fact:
 // each path delivers the same files, which the equivalence tests already compare):
 //
@@ -22,8 +25,8 @@ package e2e
 //   - worker-1, Ignition: the real Ignition v2.24.0, built from its module, applies the
 //     node's ignition.json to the machine root (stages fetch-offline and files, then
 //     `systemctl --root preset` of the units it enabled: Ignition's first-boot preset);
-//     the image archives the view leaves out are baked into the root (as a machine image
-//     carries them); the machine boots and its units start by themselves; the secrets the
+//     the image archives and binaries the view leaves out are baked into the root (as a
+//     machine image carries them); the machine boots and its units start by themselves; the secrets the
 //     view leaves out arrive afterwards by rsync, and the kubelet's restart policy picks
 //     them up.
 //   - worker-2, cloud-init: the node's user-data is the machine's NoCloud seed; the
@@ -158,10 +161,6 @@ sed -i 's/^\( *\)\[plugins\."io\.containerd\.grpc\.v1\.cri"\]$/&\n\1  restrict_o
 			"sysctls on the shared host kernel",
 	},
 	{
-		Where: "machine image", What: "/opt/cni/bin -> /usr/lib/cni",
-		Why: "Debian's containernetworking-plugins installs the plugins in /usr/lib/cni; the rendered containerd config names " + paths.CNIBinDir,
-	},
-	{
 		Where: "network", What: "ip route replace <serviceCIDR> dev eth0 in each node's namespace",
 		Why: "a machine has a default route; the test's namespaces have none (nothing leaves the test's subnet), so the kernel " +
 			"would refuse a node's own connections to a ClusterIP before kube-proxy's rules rewrite them",
@@ -247,13 +246,15 @@ func mBringUp(t *testing.T) *mWorld {
 	h := New(t, nodeNames(bootNodes)...)
 	t.Log(mOverridesTable())
 
-	prep := nbPrepare(t, h, start)
-	ctx := prep.Ctx
 	cache := nbCacheDir(t)
-	image, err := machine.Image(ctx, cache, logWriter{t})
+	image, err := machine.Image(nbContext(t), cache, logWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The bundle carries the CNI plugins: Debian's, from the machine image's packages,
+	// served as a release archive.
+	prep := nbPrepare(t, h, start, filepath.Join(image, "usr/lib/cni"))
+	ctx := prep.Ctx
 	ignition, err := machine.Ignition(ctx, cache, logWriter{t})
 	if err != nil {
 		t.Fatal(err)
@@ -303,15 +304,6 @@ func mBringUp(t *testing.T) *mWorld {
 		n.M, err = machine.New(ctx, image, filepath.Join(h.State, "machines", n.Name), n.Name, "/run/netns/"+n.Net.NS, logWriter{t})
 		if err != nil {
 			t.Fatal(err)
-		}
-		for _, bin := range []string{"kubelet", "kube-proxy"} {
-			data, err := os.ReadFile(filepath.Join(prep.Bins, bin))
-			if err == nil {
-				err = writeRootFile(n.M.Root(), n.Meta.BinDir+"/"+bin, data, 0o755)
-			}
-			if err != nil {
-				t.Fatalf("installing %s on %s: %v", bin, n.Name, err)
-			}
 		}
 		if err := mInstallOverrides(n.M.Root()); err != nil {
 			t.Fatal(err)
@@ -540,8 +532,8 @@ func mDeliver(ctx context.Context, t *testing.T, n *mNode, ignition, ignitionSta
 		if err != nil {
 			return err
 		}
-		if len(dec.Archives) > 0 { // baked into the machine image
-			if err := mRsync(rsyncArgs(n.rootfs(), root, "--files-from="+mFileList(t, dec.Archives))); err != nil {
+		if baked := append(slices.Clone(dec.Archives), dec.Binaries...); len(baked) > 0 { // baked into the machine image
+			if err := mRsync(rsyncArgs(n.rootfs(), root, "--files-from="+mFileList(t, baked))); err != nil {
 				return err
 			}
 		}
@@ -838,7 +830,11 @@ func mValidateCluster(h *Harness, withMissing bool) error {
 	}
 	extra := filepath.Join(h.State, "validate-missing.yaml")
 	missing := fmt.Sprintf("  - name: worker-9\n    address: %s\n    roles: [worker]\n", h.Net.Subnet.Addr().Next().Next().Next())
-	if err := os.WriteFile(extra, append(spec, missing...), 0o644); err != nil {
+	added := strings.Replace(string(spec), "\n  nodes:\n", "\n  nodes:\n"+missing, 1)
+	if added == string(spec) {
+		return fmt.Errorf("%s has no nodes: list to add worker-9 to", specFile)
+	}
+	if err := os.WriteFile(extra, []byte(added), 0o644); err != nil {
 		return err
 	}
 	code, out := run(extra)

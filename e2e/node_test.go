@@ -35,7 +35,9 @@ package e2e
 // admin/addons resolves the Service's name from a pod.
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +45,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"os"
@@ -106,9 +109,11 @@ type nbPrepared struct {
 }
 
 // nbPrepare builds the binaries and images, pushes the images to an in-process registry,
-// and renders the test's spec as a user would: images pin, images pull, render
-// --with-images --require-pinned. h.Bundle is the rendered bundle afterwards.
-func nbPrepare(t *testing.T, h *Harness, start time.Time) *nbPrepared {
+// serves kubelet and kube-proxy (and a CNI plugins release archive made of the files in
+// cniDir) from an in-process mirror under the official URL layout, and renders the test's
+// spec as a user would: images pin, images pull, binaries pin, binaries pull, render
+// --with-images --with-binaries --require-pinned. h.Bundle is the rendered bundle afterwards.
+func nbPrepare(t *testing.T, h *Harness, start time.Time, cniDir string) *nbPrepared {
 	t.Helper()
 	// 1. Binaries and images.
 	bins := nbBuildBinaries(t, h)
@@ -119,7 +124,8 @@ func nbPrepare(t *testing.T, h *Harness, start time.Time) *nbPrepared {
 		t.Logf("CoreDNS is not built (%s): its image is the pause program, and check 6 is skipped", noDNS)
 	}
 	reg := nbStartRegistry(t)
-	spec := nbSpec(h, reg.Host)
+	mirror := nbStartMirror(t, h, bins, cniDir)
+	spec := nbSpec(h, reg.Host) + mirror.spec
 	resolved, err := render.Resolve([]byte(spec), nil)
 	if err != nil {
 		t.Fatalf("resolving the test's spec: %v\n%s", err, spec)
@@ -154,15 +160,75 @@ func nbPrepare(t *testing.T, h *Harness, start time.Time) *nbPrepared {
 	imageCache := filepath.Join(h.State, "image-cache")
 	nbCLI(t, "images", "pin", "-f", specFile, "--insecure")
 	nbCLI(t, "images", "pull", "-f", specFile, "--cache", imageCache, "--insecure")
+	nbCLI(t, "binaries", "pin", "-f", specFile)
+	nbCLI(t, "binaries", "pull", "-f", specFile, "--cache", imageCache)
 	out := filepath.Join(h.State, "bundles")
-	renderArgs := []string{"render", "-f", specFile, "-o", out, "--with-images", "--image-cache", imageCache, "--require-pinned"}
+	renderArgs := []string{"render", "-f", specFile, "-o", out, "--with-images", "--with-binaries", "--image-cache", imageCache, "--require-pinned"}
 	nbCLI(t, renderArgs...)
 	h.Bundle = filepath.Join(out, nbCluster)
 	workloadRef, workloadArchive := nbWorkloadArchive(t, ctx, h, wref, imageCache)
 
 	return &nbPrepared{Bins: bins, NoDNS: noDNS, WorkloadRef: workloadRef, WorkloadArchive: workloadArchive, Ctx: ctx, Built: built,
 		RenderArgs: renderArgs, SpecFile: specFile,
-		DiffArgs: []string{"diff", "-f", specFile, "-o", out, "--with-images", "--image-cache", imageCache}}
+		DiffArgs: []string{"diff", "-f", specFile, "-o", out, "--with-images", "--with-binaries", "--image-cache", imageCache}}
+}
+
+// nbMirror is the test's release mirror.
+type nbMirror struct {
+	spec string // the spec's binaries section
+}
+
+// nbCNIPlugins are the plugins the routed network runs (bridge, host-local, portmap; the
+// kubelet's loopback).
+var nbCNIPlugins = []string{"bridge", "host-local", "loopback", "portmap"}
+
+// nbStartMirror serves the built kubelet and kube-proxy at the official layout
+// (/release/<version>/bin/linux/amd64/<name>) and a .tgz of the CNI plugins in cniDir (as
+// the plugins' releases are packed: ./<plugin>), on an in-process HTTP server.
+func nbStartMirror(t *testing.T, h *Harness, bins, cniDir string) *nbMirror {
+	t.Helper()
+	files := map[string][]byte{}
+	for _, name := range []string{"kubelet", "kube-proxy"} {
+		data, err := os.ReadFile(filepath.Join(bins, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["/release/"+h.Version+"/bin/linux/amd64/"+name] = data
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, p := range nbCNIPlugins {
+		data, err := os.ReadFile(filepath.Join(cniDir, p))
+		if err != nil {
+			t.Fatalf("the CNI plugins archive: %v (Debian's containernetworking-plugins in the machine image)", err)
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: "./" + p, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	files["/cni/cni-plugins-linux-amd64.tgz"] = buf.Bytes()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(srv.Close)
+	var b strings.Builder
+	fmt.Fprintf(&b, "  binaries:\n    url: %s/release/{version}/bin/linux/{arch}/{name}\n    extra:\n    - name: cni-plugins\n      url: %s/cni/cni-plugins-linux-{arch}.tgz\n      extract:\n", srv.URL, srv.URL)
+	for _, p := range nbCNIPlugins {
+		fmt.Fprintf(&b, "        ./%s: %s/%s\n", p, paths.CNIBinDir, p)
+	}
+	t.Logf("release mirror %s: kubelet and kube-proxy %s, CNI plugins %s from %s", srv.URL, h.Version, strings.Join(nbCNIPlugins, ", "), cniDir)
+	return &nbMirror{spec: b.String()}
 }
 
 // nbExited returns the failure of the first service that has exited (with its log tail).

@@ -25,6 +25,11 @@ func TestPlan(t *testing.T) {
 			out := filepath.Join(work, "bundles")
 			mustWrite(t, filepath.Join(work, "cluster.secret"), []byte(testSecret), 0o600)
 			mustWrite(t, spec, mustRead(t, base), 0o644)
+			if pinsBinaries(mustRead(t, base)) {
+				// The lock pins both releases' binaries (and the images), as after
+				// `binaries pin` of each spec.
+				pinFixture(t, filepath.Join(work, "cluster.lock"), base, filepath.Join(dir, "cluster.yaml"))
+			}
 			if _, stderr, code := run("render", "-f", spec, "-o", out); code != 0 {
 				t.Fatalf("rendering base.yaml: exit %d\n%s", code, stderr)
 			}

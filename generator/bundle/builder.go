@@ -18,9 +18,10 @@ type Unit struct {
 // and declare units; Finish checks that no two steps write one path and orders the units
 // by what they declared. It is not safe for concurrent use (one builder per node).
 type NodeBuilder struct {
-	name  string
-	files []File
-	units []Unit
+	name   string
+	files  []File
+	units  []Unit
+	remote []RemoteFile
 	// owner is the step currently adding, stamped on files that carry no Owner.
 	owner string
 }
@@ -60,6 +61,9 @@ func (b *NodeBuilder) Secret(path string, data []byte) {
 // slice is the builder's: do not modify it.
 func (b *NodeBuilder) Files() []File { return b.files }
 
+// Remote adds a file the node's Ignition fetches (see Node.Remote).
+func (b *NodeBuilder) Remote(f RemoteFile) { b.remote = append(b.remote, f) }
+
 // Unit declares a unit to enable (see Unit for its ordering).
 func (b *NodeBuilder) Unit(u Unit) {
 	u.After, u.Before = slices.Clone(u.After), slices.Clone(u.Before)
@@ -73,8 +77,9 @@ func (b *NodeBuilder) Unit(u Unit) {
 // next). Two files at one path, a unit declared twice
 // and an ordering cycle are errors.
 func (b *NodeBuilder) Finish() (Node, error) {
-	n := Node{Name: b.name, Rootfs: slices.Clone(b.files)}
+	n := Node{Name: b.name, Rootfs: slices.Clone(b.files), Remote: slices.Clone(b.remote)}
 	Sort(n.Rootfs)
+	slices.SortFunc(n.Remote, func(a, c RemoteFile) int { return strings.Compare(a.Path, c.Path) })
 	for i := 1; i < len(n.Rootfs); i++ {
 		if a, c := n.Rootfs[i-1], n.Rootfs[i]; a.Path == c.Path {
 			return n, fmt.Errorf("two plan steps both write %s (%s and %s)", c.Path, a.Owner, c.Owner)

@@ -27,6 +27,9 @@ type File struct {
 	Mode fs.FileMode
 	// Data is the exact content.
 	Data []byte
+	// Binary marks a carried node binary (kubelet, kube-proxy, an extra download): it
+	// reaches the node with rootfs/ (rsync, the machine image), never inside a view.
+	Binary bool
 	// Secret marks content that must never appear in reviewable output
 	// (private keys, tokens, kubeconfigs that embed either).
 	Secret bool
@@ -57,6 +60,18 @@ type Node struct {
 	Extra []File
 	// Units lists the systemd units to enable on the node, in start order.
 	Units []string
+	// Remote are files the node's Ignition fetches by URL, verified by their pinned
+	// SHA-512 (the binaries rootfs/ does not carry), sorted by path.
+	Remote []RemoteFile
+}
+
+// RemoteFile is a file fetched at provisioning time.
+type RemoteFile struct {
+	// Path is the node path; Mode its permission bits.
+	Path string
+	Mode fs.FileMode
+	// URL is where it is fetched from; SHA512 the hex SHA-512 it must have.
+	URL, SHA512 string
 }
 
 // Plan is the complete output for one cluster.

@@ -43,6 +43,38 @@ type NodeMetadata struct {
 	// KubeletVersion is the release of the kubelet and kube-proxy the node runs: the
 	// cluster's, or older where the spec pins it.
 	KubeletVersion string `json:"kubeletVersion,omitempty"`
+	// Binaries are the node's pinned downloads, when the lock pins them all (absent
+	// otherwise: the operator installs the binaries). BinariesCarried says rootfs/ holds
+	// their files; otherwise the node fetches them (Ignition's remote files,
+	// install-binaries.sh).
+	Binaries        []BinaryMetadata `json:"binaries,omitempty"`
+	BinariesCarried bool             `json:"binariesCarried,omitempty"`
+}
+
+// BinaryMetadata is one pinned download of a node.
+type BinaryMetadata struct {
+	// Name is kubelet, kube-proxy or the spec's name for an extra download.
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	// SHA256, SHA512 and Size are the lock's pin of the download.
+	SHA256 string `json:"sha256"`
+	SHA512 string `json:"sha512"`
+	Size   int64  `json:"size"`
+	// Files are where its content goes, sorted by path.
+	Files []BinaryFile `json:"files"`
+}
+
+// Archive reports whether the download is a release archive the files are extracted from.
+func (b BinaryMetadata) Archive() bool { return len(b.Files) > 0 && b.Files[0].Member != "" }
+
+// BinaryFile is one node file of a download.
+type BinaryFile struct {
+	Path string `json:"path"`
+	// Member is the file's path inside the archive ("" for a single-file download).
+	Member string `json:"member,omitempty"`
+	// SHA256 is the file's hex SHA-256 as installed, where it is known at render time
+	// (carried files, single-file downloads).
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Marshal encodes the metadata as indented JSON with a trailing newline.

@@ -153,13 +153,15 @@ const (
 	Images            = "scratchgen-images"
 	EnabledUnits      = "enabled units"
 	CertCheck         = "certificate watchdog"
+	Binaries          = "scratchgen-binaries"
 	Operator          = "operator credentials"
 )
 
-func etcdMember(_ *model.Cluster, n *model.Node) bool   { return n.Etcd() }
-func controlPlane(_ *model.Cluster, n *model.Node) bool { return n.ControlPlane() }
-func routed(c *model.Cluster, _ *model.Node) bool       { return c.NetworkMode == model.NetworkRouted }
-func masquerading(c *model.Cluster, n *model.Node) bool { return routed(c, n) && c.Masquerade }
+func etcdMember(_ *model.Cluster, n *model.Node) bool     { return n.Etcd() }
+func controlPlane(_ *model.Cluster, n *model.Node) bool   { return n.ControlPlane() }
+func routed(c *model.Cluster, _ *model.Node) bool         { return c.NetworkMode == model.NetworkRouted }
+func masquerading(c *model.Cluster, n *model.Node) bool   { return routed(c, n) && c.Masquerade }
+func pinnedBinaries(c *model.Cluster, _ *model.Node) bool { return c.BinariesPinned() }
 
 // Reads shared by several components.
 var (
@@ -200,16 +202,22 @@ func Default() Table {
 		// The CoreDNS Deployment tolerates the control-plane taint (as kubeadm's does), so
 		// the scheduler may place it on any node: every node needs its image.
 		{Name: CoreDNS, Kind: AddOn, Image: model.ImageCoreDNS},
+		// Installs the pinned binaries the bundle does not carry (install-binaries.sh),
+		// before containerd, the kubelet and kube-proxy start.
+		{Name: Binaries, Kind: Service, On: pinnedBinaries, Unit: paths.BinariesService,
+			Reads: []Read{{Path: paths.BinariesUnit, What: "unit"}, {Path: paths.BinariesScript}}},
 		{Name: Containerd, Kind: Service, Unit: paths.ContainerdService,
 			Reads: []Read{{Path: paths.ContainerdConfig, What: "config"}, {Path: paths.ContainerdDropIn, What: "unit drop-in"}}},
 		{Name: Kubelet, Kind: Service, Unit: paths.KubeletService,
 			Reads: []Read{readCA, {Path: paths.KubeletConfig, What: "config"}, {Path: paths.KubeletKubeconfig, What: "kubeconfig"},
 				{Path: paths.KubeletServingCert, What: "serving certificate"}, {Path: paths.KubeletServingKey, What: "serving key"},
-				{Path: paths.KubeletUnit, What: "unit"}, {Path: paths.KubeletDropIn, What: "unit drop-in"}}},
+				{Path: paths.KubeletUnit, What: "unit"}, {Path: paths.KubeletDropIn, What: "unit drop-in"},
+				{Path: "/usr/local/bin/kubelet", What: "binary"}, {Path: "/opt/bin/kubelet", What: "binary"}}},
 		// kube-proxy runs as a host service from its binary: no node needs its image.
 		{Name: KubeProxy, Kind: Service, Unit: paths.KubeProxyService,
 			Reads: []Read{{Path: paths.KubeProxyConfig, What: "config"}, {Path: paths.KubeProxyKubeconfig, What: "kubeconfig"},
-				{Path: paths.KubeProxyUnit, What: "unit"}}},
+				{Path: paths.KubeProxyUnit, What: "unit"},
+				{Path: "/usr/local/bin/kube-proxy", What: "binary"}, {Path: "/opt/bin/kube-proxy", What: "binary"}}},
 		// New pods read the CNI configuration; running pods keep their network.
 		{Name: Pods, Kind: Other, Reads: []Read{{Path: paths.CNIConfDir + "/", What: "CNI config"}}},
 		{Name: Kernel, Kind: Service, Unit: paths.KernelService,

@@ -55,6 +55,8 @@ type Lock struct {
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
 	// Images maps an image reference as rendered by tag ("registry.k8s.io/pause:3.10.1") to its pin.
 	Images map[string]Image `json:"images,omitempty"`
+	// Binaries maps a binary's download URL as rendered to its pin.
+	Binaries map[string]Binary `json:"binaries,omitempty"`
 
 	// positions of every field, from Parse (nil for a lock made in memory).
 	positions map[field.Path]field.Position
@@ -133,6 +135,15 @@ type Image struct {
 	Platforms map[string]string `json:"platforms,omitempty"`
 }
 
+// Binary pins a download by its content: SHA-256 (what scratchgen and install-binaries.sh
+// verify, and the cache's key) and SHA-512 (what Ignition's remote-file verification
+// accepts), and its size.
+type Binary struct {
+	SHA256 string `json:"sha256"`
+	SHA512 string `json:"sha512"`
+	Size   int64  `json:"size"`
+}
+
 // New returns an empty lock for a cluster.
 func New(cluster string) *Lock {
 	return &Lock{APIVersion: APIVersion, Kind: Kind, Cluster: cluster}
@@ -140,6 +151,7 @@ func New(cluster string) *Lock {
 
 var (
 	hex64    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	hex128   = regexp.MustCompile(`^[0-9a-f]{128}$`)
 	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 )
 
@@ -158,8 +170,9 @@ func Parse(data []byte) (*Lock, field.List) {
 	l.positions = pos
 	// A record that failed to decode is not checked again (its zero values would only
 	// repeat the problem).
+	decodeErrs := slices.Clone(errs)
 	for _, e := range l.check() {
-		if !slices.ContainsFunc(errs, func(d *field.Error) bool { return sameRecord(d.Path, e.Path) }) {
+		if !slices.ContainsFunc(decodeErrs, func(d *field.Error) bool { return sameRecord(d.Path, e.Path) }) {
 			errs = append(errs, e)
 		}
 	}
@@ -295,6 +308,18 @@ func (l *Lock) check() field.List {
 			}
 		}
 	}
+	for _, url := range slices.Sorted(maps.Keys(l.Binaries)) {
+		b, p := l.Binaries[url], field.Path("binaries").Key(url)
+		if !hex64.MatchString(b.SHA256) {
+			errs.Add(p.Child("sha256"), "%q is not 64 lowercase hexadecimal digits; run `scratchgen binaries pin`", b.SHA256)
+		}
+		if !hex128.MatchString(b.SHA512) {
+			errs.Add(p.Child("sha512"), "%q is not 128 lowercase hexadecimal digits; run `scratchgen binaries pin`", b.SHA512)
+		}
+		if b.Size <= 0 {
+			errs.Add(p.Child("size"), "%d; a pinned download has a positive size; run `scratchgen binaries pin`", b.Size)
+		}
+	}
 	return errs
 }
 
@@ -345,6 +370,7 @@ func (l *Lock) Clone() *Lock {
 	if l.Images == nil {
 		c.Images = nil
 	}
+	c.Binaries = cloneMap(l.Binaries)
 	return &c
 }
 

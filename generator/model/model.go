@@ -88,6 +88,8 @@ type Cluster struct {
 	Images Images
 	// EmbedSecrets puts private keys and tokens into Ignition and cloud-init.
 	EmbedSecrets bool
+	// Binaries are the node binaries by download URL, with the lock's pins.
+	Binaries Binaries
 	// EtcdToken is the --initial-cluster-token the etcd cluster bootstrapped with.
 	EtcdToken string
 	// EtcdChange is how this render changes the etcd membership the lock records.

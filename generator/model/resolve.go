@@ -111,6 +111,7 @@ func (r *resolver) resolve() *Cluster {
 	r.auth(c)
 	r.images(c)
 	r.provisioning(c)
+	r.binaries(c)
 	return c
 }
 

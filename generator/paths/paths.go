@@ -16,6 +16,9 @@ const (
 	CNIConfDir    = "/etc/cni/net.d"
 	CNIBinDir     = "/opt/cni/bin"
 	ImagesDir     = "/var/lib/scratchgen/images"
+	// DownloadsDir stages the pinned downloads a node fetches itself (named by their
+	// SHA-256), where install-binaries.sh verifies and installs them from.
+	DownloadsDir = "/var/lib/scratchgen/downloads"
 )
 
 // Cluster CA, its leaves, and the service-account key pair (control-plane nodes).
@@ -102,6 +105,8 @@ const (
 	// CertCheckTimer runs CertCheckService, the certificate watchdog, daily.
 	CertCheckTimer   = "scratchgen-certcheck.timer"
 	CertCheckService = "scratchgen-certcheck.service"
+	// BinariesService installs the node's pinned binaries (when rootfs/ does not carry them).
+	BinariesService = "scratchgen-binaries.service"
 )
 
 // Unit files, drop-ins and the scripts scratchgen's own units run.
@@ -143,6 +148,10 @@ const (
 	CertCheckUnit      = SystemdDir + "/" + CertCheckService
 	CertCheckTimerUnit = SystemdDir + "/" + CertCheckTimer
 	CertMetricsFile    = "scratchgen_certificates.prom"
+	// BinariesScript, run by BinariesUnit, downloads (or takes from DownloadsDir) the
+	// node's pinned binaries, verifies their SHA-256 and installs them.
+	BinariesScript = ScriptDir + "/install-binaries.sh"
+	BinariesUnit   = SystemdDir + "/" + BinariesService
 )
 
 // RsyncFlags are the flags of the README's rsync of a node's rootfs/ onto the machine (a

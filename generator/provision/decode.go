@@ -29,8 +29,21 @@ type Decoded struct {
 	HasOmittedHeader bool
 	// Archives lists the image archives the header says are left out.
 	Archives []string
+	// Binaries lists the carried binaries the header says are left out.
+	Binaries []string
+	// Remote are the files the view fetches by URL (Ignition's remote files), each with
+	// the hash it must have; a remote file without a hash is a Problem instead.
+	Remote []DecodedRemote
 	// Problems found while decoding, one message each.
 	Problems []string
+}
+
+// DecodedRemote is one file a view fetches.
+type DecodedRemote struct {
+	Path string
+	Mode fs.FileMode
+	// URL is the source; Hash the verification hash as written ("sha512-<hex>").
+	URL, Hash string
 }
 
 // DecodedFile is one file a view writes.
@@ -45,6 +58,7 @@ func Decode(name string, data []byte) (*Decoded, error) {
 	v := &Decoded{Files: map[string]DecodedFile{}}
 	v.Omitted, v.HasOmittedHeader = omittedHeader(data, strings.TrimSuffix(omittedPrefix, ": "))
 	v.Archives, _ = omittedHeader(data, strings.TrimSuffix(omittedImagesPrefix, ": "))
+	v.Binaries, _ = omittedHeader(data, strings.TrimSuffix(omittedBinariesPrefix, ": "))
 	switch name {
 	case IgnitionFile:
 		return v, readIgnition(v, data)
@@ -114,8 +128,32 @@ type decodedIgnition struct {
 }
 
 type ignitionSource struct {
-	Source      *string `json:"source"`
-	Compression *string `json:"compression"`
+	Source       *string `json:"source"`
+	Compression  *string `json:"compression"`
+	Verification struct {
+		Hash *string `json:"hash" yaml:"hash"`
+	} `json:"verification" yaml:"verification"`
+}
+
+// remote records a file fetched by URL and reports whether source is such a URL: only
+// with a verification hash is that acceptable (the bundle pins what it fetches).
+func (v *Decoded) remote(p string, mode *int, source, compression, hash *string) bool {
+	if source == nil || !(strings.HasPrefix(*source, "https://") || strings.HasPrefix(*source, "http://")) {
+		return false
+	}
+	switch {
+	case hash == nil || *hash == "":
+		v.problemf("%s: fetches its content from %q without a verification hash", p, *source)
+	case compression != nil && *compression != "":
+		v.problemf("%s: fetches %q with compression %q; pinned downloads are verified as fetched", p, *source, *compression)
+	default:
+		m := 0o644
+		if mode != nil {
+			m = *mode
+		}
+		v.Remote = append(v.Remote, DecodedRemote{Path: p, Mode: fs.FileMode(m), URL: *source, Hash: *hash})
+	}
+	return true
 }
 
 func readIgnition(v *Decoded, data []byte) error {
@@ -129,6 +167,9 @@ func readIgnition(v *Decoded, data []byte) error {
 	for _, f := range cfg.Storage.Files {
 		if len(f.Append) > 0 {
 			v.problemf("appends to %s: views write whole files", f.Path)
+		}
+		if v.remote(f.Path, f.Mode, f.Contents.Source, f.Contents.Compression, f.Contents.Verification.Hash) {
+			continue
 		}
 		content, err := decodeSource(f.Contents.Source, f.Contents.Compression, "")
 		if err != nil {
@@ -198,10 +239,13 @@ type decodedButane struct {
 			Path     string `json:"path" yaml:"path"`
 			Mode     *int   `json:"mode" yaml:"mode"`
 			Contents struct {
-				Inline      *string `json:"inline" yaml:"inline"`
-				Source      *string `json:"source" yaml:"source"`
-				Local       *string `json:"local" yaml:"local"`
-				Compression *string `json:"compression" yaml:"compression"`
+				Inline       *string `json:"inline" yaml:"inline"`
+				Source       *string `json:"source" yaml:"source"`
+				Local        *string `json:"local" yaml:"local"`
+				Compression  *string `json:"compression" yaml:"compression"`
+				Verification struct {
+					Hash *string `json:"hash" yaml:"hash"`
+				} `json:"verification" yaml:"verification"`
 			} `json:"contents" yaml:"contents"`
 		} `json:"files" yaml:"files"`
 	} `json:"storage" yaml:"storage"`
@@ -226,6 +270,9 @@ func readButane(v *Decoded, data []byte) error {
 		c := f.Contents
 		if c.Local != nil {
 			v.problemf("%s: reads local file %s where butane runs; views carry every file inline", f.Path, *c.Local)
+			continue
+		}
+		if v.remote(f.Path, f.Mode, c.Source, c.Compression, c.Verification.Hash) {
 			continue
 		}
 		inline := ""

@@ -44,6 +44,10 @@ const omittedPrefix = "# omitted secrets (deliver rootfs/ by rsync): "
 // hundreds of megabytes do not belong in user-data or an Ignition config.
 const omittedImagesPrefix = "# omitted image archives (deliver rootfs/ by rsync or bake them into the machine image): "
 
+// omittedBinariesPrefix starts the comment that lists the carried binaries a view leaves
+// out (kubelet alone is about 80 MB).
+const omittedBinariesPrefix = "# omitted binaries (deliver rootfs/ by rsync or bake them into the machine image): "
+
 // target is the Butane variant and version used for one node OS, and the Ignition spec
 // version that pair translates to.
 type target struct {
@@ -95,7 +99,7 @@ func Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.File, error) 
 		return nil, fmt.Errorf("unknown OS %q (want %q, %q or %q)",
 			os, model.OSGeneric, model.OSFlatcar, model.OSFCOS)
 	}
-	files, omitted, archives, err := included(n, embedSecrets)
+	files, omitted, archives, bins, err := included(n, embedSecrets)
 	if err != nil {
 		return nil, err
 	}
@@ -106,9 +110,23 @@ func Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.File, error) 
 	if len(archives) > 0 {
 		header += omittedImagesPrefix + strings.Join(archives, " ") + "\n"
 	}
+	if len(bins) > 0 {
+		header += omittedBinariesPrefix + strings.Join(bins, " ") + "\n"
+	}
+	for _, r := range n.Remote {
+		if err := checkPath(r.Path); err != nil {
+			return nil, err
+		}
+		if !strings.HasPrefix(r.URL, "https://") && !strings.HasPrefix(r.URL, "http://") || len(r.SHA512) != 128 {
+			return nil, fmt.Errorf("remote file %q: %q with SHA-512 %q is not an http(s) URL with a pinned hash", r.Path, r.URL, r.SHA512)
+		}
+		if slices.ContainsFunc(files, func(f bundle.File) bool { return f.Path == r.Path }) {
+			return nil, fmt.Errorf("remote file %q: rootfs has it too", r.Path)
+		}
+	}
 
 	zipped := compressAll(files)
-	bu, err := butaneConfig(tgt, files, zipped, n.Units, header)
+	bu, err := butaneConfig(tgt, files, zipped, n.Remote, n.Units, header)
 	if err != nil {
 		return nil, fmt.Errorf("writing Butane config: %w", err)
 	}
@@ -134,20 +152,20 @@ func Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.File, error) 
 }
 
 // included checks the node and returns the files the views carry, sorted by path, the
-// sorted paths of the secrets it left out, and those of the image archives (under
-// paths.ImagesDir), which no view carries.
-func included(n *bundle.Node, embedSecrets bool) (files []bundle.File, omitted, archives []string, err error) {
+// sorted paths of the secrets it left out, those of the image archives (under
+// paths.ImagesDir) and those of the carried binaries, which no view carries.
+func included(n *bundle.Node, embedSecrets bool) (files []bundle.File, omitted, archives, bins []string, err error) {
 	all := slices.Clone(n.Rootfs)
 	bundle.Sort(all)
 	for i, f := range all {
 		if err := checkPath(f.Path); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if i > 0 && all[i-1].Path == f.Path {
-			return nil, nil, nil, fmt.Errorf("file %q: listed twice", f.Path)
+			return nil, nil, nil, nil, fmt.Errorf("file %q: listed twice", f.Path)
 		}
 		if f.Mode&^fs.ModePerm != 0 {
-			return nil, nil, nil, fmt.Errorf("file %q: mode %v has bits other than permissions", f.Path, f.Mode)
+			return nil, nil, nil, nil, fmt.Errorf("file %q: mode %v has bits other than permissions", f.Path, f.Mode)
 		}
 		if f.Secret && !embedSecrets {
 			omitted = append(omitted, f.Path)
@@ -157,19 +175,23 @@ func included(n *bundle.Node, embedSecrets bool) (files []bundle.File, omitted, 
 			archives = append(archives, f.Path)
 			continue
 		}
+		if f.Binary {
+			bins = append(bins, f.Path)
+			continue
+		}
 		files = append(files, f)
 	}
 	seen := map[string]bool{}
 	for _, u := range n.Units {
 		if u == "" || strings.ContainsFunc(u, notPathRune) || strings.Contains(u, "/") {
-			return nil, nil, nil, fmt.Errorf("unit %q: not a unit name", u)
+			return nil, nil, nil, nil, fmt.Errorf("unit %q: not a unit name", u)
 		}
 		if seen[u] {
-			return nil, nil, nil, fmt.Errorf("unit %q: listed twice", u)
+			return nil, nil, nil, nil, fmt.Errorf("unit %q: listed twice", u)
 		}
 		seen[u] = true
 	}
-	return files, omitted, archives, nil
+	return files, omitted, archives, bins, nil
 }
 
 // checkPath accepts clean absolute paths without whitespace or control characters (which
@@ -208,9 +230,13 @@ type (
 		Contents  buResource `json:"contents" yaml:"contents"`
 	}
 	buResource struct {
-		Inline      *string `json:"inline,omitempty" yaml:"inline,omitempty"`
-		Source      *string `json:"source,omitempty" yaml:"source,omitempty"`
-		Compression string  `json:"compression,omitempty" yaml:"compression,omitempty"`
+		Inline       *string         `json:"inline,omitempty" yaml:"inline,omitempty"`
+		Source       *string         `json:"source,omitempty" yaml:"source,omitempty"`
+		Compression  string          `json:"compression,omitempty" yaml:"compression,omitempty"`
+		Verification *buVerification `json:"verification,omitempty" yaml:"verification,omitempty"`
+	}
+	buVerification struct {
+		Hash string `json:"hash" yaml:"hash"`
 	}
 	buSystemd struct {
 		Units []buUnit `json:"units" yaml:"units"`
@@ -227,10 +253,13 @@ type (
 // when that saves space. Compression is decided here, once per file with a pooled
 // compressor, instead of by Butane, which allocates a best-compression gzip writer for
 // every inline file: at 1000 nodes that was a third of the whole render.
-func butaneConfig(tgt target, files []bundle.File, zipped map[string][]byte, units []string, header string) ([]byte, error) {
+//
+// Remote files (binaries rootfs/ does not carry) are fetched by Ignition from their URL
+// and verified against their pinned SHA-512; they follow the inline files.
+func butaneConfig(tgt target, files []bundle.File, zipped map[string][]byte, remote []bundle.RemoteFile, units []string, header string) ([]byte, error) {
 	cfg := buConfig{Variant: tgt.variant, Version: tgt.version}
-	if len(files) > 0 {
-		cfg.Storage = &buStorage{Files: make([]buFile, 0, len(files))}
+	if len(files)+len(remote) > 0 {
+		cfg.Storage = &buStorage{Files: make([]buFile, 0, len(files)+len(remote))}
 		for _, f := range files {
 			bf := buFile{Path: f.Path, Mode: octalMode(f.Mode.Perm()), Overwrite: true}
 			if z, ok := zipped[f.Path]; ok {
@@ -244,6 +273,11 @@ func butaneConfig(tgt target, files []bundle.File, zipped map[string][]byte, uni
 				bf.Contents.Source = &url
 			}
 			cfg.Storage.Files = append(cfg.Storage.Files, bf)
+		}
+		for _, r := range remote {
+			url := r.URL
+			cfg.Storage.Files = append(cfg.Storage.Files, buFile{Path: r.Path, Mode: octalMode(r.Mode.Perm()), Overwrite: true,
+				Contents: buResource{Source: &url, Verification: &buVerification{Hash: "sha512-" + r.SHA512}}})
 		}
 	}
 	if len(units) > 0 {

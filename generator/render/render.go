@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scratchgen/scratchgen/generator/addons"
+	"github.com/scratchgen/scratchgen/generator/binaries"
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/credentials"
@@ -45,7 +46,13 @@ type Deps struct {
 	// image cache before rendering.
 	WithImages    bool
 	ImageArchives map[string][]byte
-	// RequirePinned fails the render when an image is not pinned (ORed with images.requirePinned).
+	// WithBinaries carries each node's pinned binaries in rootfs/ (as binaries.embed:
+	// true does); BinaryData maps each download URL to its content, read by the caller
+	// from the cache before rendering.
+	WithBinaries bool
+	BinaryData   map[string][]byte
+	// RequirePinned fails the render when an image or a binary is not pinned (ORed with
+	// images.requirePinned and binaries.requirePinned).
 	RequirePinned bool
 	// Renderer names the scratchgen that renders, for bundle.json ("scratchgen dev" when empty).
 	Renderer string
@@ -180,10 +187,14 @@ func (p *planner) steps() []Step {
 	if p.c.Images.Embed || p.deps.WithImages {
 		steps = append(steps, Step{"embedded images", images.Embed(p.table, p.deps.ImageArchives)})
 	}
+	steps = append(steps, Step{"binaries", binaries.Step(p.carryBinaries(), p.deps.BinaryData)})
 	steps = append(steps, Step{"kubelet", nodeconfig.Kubelet}, Step{"kube-proxy", nodeconfig.Proxy},
 		Step{"certificate watchdog", nodeconfig.CertCheck(p.expiries)})
 	return append(steps, p.extra...)
 }
+
+// carryBinaries says whether rootfs/ carries the pinned binaries.
+func (p *planner) carryBinaries() bool { return p.c.Binaries.Embed || p.deps.WithBinaries }
 
 // expiries lists node n's certificates with their end, for the watchdog.
 func (p *planner) expiries(n *model.Node) []nodeconfig.Expiry {
@@ -210,6 +221,12 @@ func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
 	}
 	if u := images.Unpinned(p.table, c); (c.Images.RequirePinned || d.RequirePinned) && len(u) > 0 {
 		return nil, fmt.Errorf("pinned images are required (images.requirePinned or --require-pinned) but the lock pins none of: %s; run `scratchgen images pin`", strings.Join(u, ", "))
+	}
+	if u := c.UnpinnedBinaries(); d.RequirePinned && len(u) > 0 {
+		return nil, fmt.Errorf("pinned binaries are required (--require-pinned) but the lock pins none of: %s; run `scratchgen binaries pin`", strings.Join(u, ", "))
+	}
+	if p.carryBinaries() && !c.BinariesPinned() {
+		return nil, fmt.Errorf("carrying binaries (--with-binaries) needs them pinned, and the lock pins none of: %s; run `scratchgen binaries pin` and `scratchgen binaries pull`", strings.Join(c.UnpinnedBinaries(), ", "))
 	}
 	var err error
 	if p.creds, err = credentials.Plan(c, r.Lock, credentials.Options{Secret: d.Secret, Now: d.Now, Existing: d.Existing}); err != nil {
@@ -301,6 +318,16 @@ func metadata(c *model.Cluster, plan *bundle.Plan, d Deps, t component.Table) (b
 		}
 		for _, key := range t.Images(c, n) {
 			m.Images[key] = c.Images.Refs[key]
+		}
+		if c.BinariesPinned() {
+			carried := map[string][]byte{}
+			for _, f := range plan.Nodes[i].Rootfs {
+				if f.Binary {
+					carried[f.Path] = f.Data
+				}
+			}
+			nm.Binaries = binaries.Metadata(c.Downloads(n), carried)
+			nm.BinariesCarried = c.Binaries.Embed || d.WithBinaries
 		}
 		m.Nodes = append(m.Nodes, nm)
 	}

@@ -79,11 +79,20 @@ func CompareLocks(old, new *lock.Lock) *LockDiff {
 		n, inNew := new.Images[k]
 		add("images."+k, imageRecord(o), imageRecord(n), inOld, inNew)
 	}
+	for _, k := range keys(old.Binaries, new.Binaries) {
+		o, inOld := old.Binaries[k]
+		n, inNew := new.Binaries[k]
+		add("binaries."+k, binaryRecord(o), binaryRecord(n), inOld, inNew)
+	}
 	if len(d.Entries) == 0 {
 		// Same content, different bytes: formatting or the header comment.
 		d.Entries = append(d.Entries, LockEntry{Key: "(formatting)", Change: Changed})
 	}
 	return d
+}
+
+func binaryRecord(b lock.Binary) string {
+	return fmt.Sprintf("sha256:%s, %d bytes", b.SHA256, b.Size)
 }
 
 func certRecord(c lock.Certificate) string {

@@ -129,7 +129,9 @@ func rollout(t component.Table, groups []Group, impacts []Impact, sh shape) []Ro
 			if sh.minorChange(node) {
 				s.before = append(s.before, drainCommand)
 			}
-			s.cmds = append(s.cmds, upgrade)
+			if c := sh.installCommand(node); c != "" {
+				s.cmds = append(s.cmds, c)
+			}
 		}
 		switch {
 		case enable:
@@ -156,7 +158,10 @@ func rollout(t component.Table, groups []Group, impacts []Impact, sh shape) []Ro
 			if sh.minorChange(node) {
 				s.before = append(s.before, drainCommand)
 			}
-			s.cmds = append(s.cmds, sh.kubeletChange(node), "systemctl restart "+paths.KubeletService+" "+paths.KubeProxyService)
+			if c := sh.installCommand(node); c != "" {
+				s.cmds = append(s.cmds, c)
+			}
+			s.cmds = append(s.cmds, "systemctl restart "+paths.KubeletService+" "+paths.KubeProxyService)
 			if sh.minorChange(node) {
 				s.cmds = append(s.cmds, uncordonCommand)
 			}
@@ -222,11 +227,12 @@ type shape struct {
 	oldKubelet     map[string]string // node → the kubelet release on disk
 	newKubelet     map[string]string // node → the kubelet release rendered
 	binDir         map[string]string
+	binaries       map[string]string // node → "carried", "fetched" or "" (installed by the operator)
 }
 
 // readShape compares the locks' etcd members and the bundle.json files.
 func readShape(oldBy, newBy map[string]*bundle.File, oldLock, newLock *lock.Lock) shape {
-	sh := shape{oldKubelet: map[string]string{}, newKubelet: map[string]string{}, binDir: map[string]string{}}
+	sh := shape{oldKubelet: map[string]string{}, newKubelet: map[string]string{}, binDir: map[string]string{}, binaries: map[string]string{}}
 	read := func(f *bundle.File, kubelet map[string]string) string {
 		if f == nil || f.Pending != "" {
 			return ""
@@ -251,6 +257,12 @@ func readShape(oldBy, newBy map[string]*bundle.File, oldLock, newLock *lock.Lock
 		if m, err := bundle.ParseMetadata(f.Data); err == nil {
 			for _, n := range m.Nodes {
 				sh.nodes = append(sh.nodes, n.Name)
+				switch {
+				case len(n.Binaries) > 0 && n.BinariesCarried:
+					sh.binaries[n.Name] = "carried"
+				case len(n.Binaries) > 0:
+					sh.binaries[n.Name] = "fetched"
+				}
 			}
 		}
 	}
@@ -284,6 +296,17 @@ func (sh shape) kubeletChange(node string) string {
 		return ""
 	}
 	return fmt.Sprintf("install kubelet and kube-proxy %s into %s (they run %s now)", n, sh.binDir[node], o)
+}
+
+// installCommand is what installs node's new kubelet and kube-proxy ("" when the bundle
+// does: rootfs/ carries them, or scratchgen-binaries.service fetches them).
+func (sh shape) installCommand(node string) string {
+	// Carried: rootfs/ holds them. Fetched: install-binaries.sh changed with the pins,
+	// so scratchgen-binaries.service is among the units to restart, before the kubelet.
+	if sh.binaries[node] != "" {
+		return ""
+	}
+	return sh.kubeletChange(node)
 }
 
 // minorChange reports whether node's kubelet changes minor (drain it first).

@@ -41,6 +41,9 @@ type ClusterSpec struct {
 	Images Images `json:"images,omitempty"`
 	// Provisioning chooses node OS defaults and whether secrets go into user-data.
 	Provisioning Provisioning `json:"provisioning,omitempty"`
+	// Binaries names the node binaries (kubelet, kube-proxy and any extra) and how they
+	// reach the node.
+	Binaries Binaries `json:"binaries,omitempty"`
 }
 
 // Network is the cluster's addressing.
@@ -120,6 +123,35 @@ type Images struct {
 	RequirePinned bool `json:"requirePinned,omitempty"`
 	// Embed saves each node's images into its bundle.
 	Embed bool `json:"embed,omitempty"`
+}
+
+// Binaries names the node binaries by download URL. Pinned in the lock (`scratchgen
+// binaries pin`), they are carried in rootfs/ (embed) or fetched and verified on the node.
+type Binaries struct {
+	// URL is the download URL template of kubelet and kube-proxy, with {version}, {arch}
+	// and {name} (default https://dl.k8s.io/release/{version}/bin/linux/{arch}/{name}).
+	URL string `json:"url,omitempty"`
+	// Arch is the nodes' architecture: amd64 (default) or arm64.
+	Arch string `json:"arch,omitempty"`
+	// Extra are further downloads every node gets: a single file (install) or a release
+	// archive, .tar.gz or .tgz (extract).
+	Extra []ExtraBinary `json:"extra,omitempty"`
+	// Embed carries the pinned binaries in each node's rootfs/ (as render --with-binaries).
+	Embed bool `json:"embed,omitempty"`
+	// RequirePinned makes render fail when the lock does not pin every binary.
+	RequirePinned bool `json:"requirePinned,omitempty"`
+}
+
+// ExtraBinary is one further download.
+type ExtraBinary struct {
+	// Name identifies it (e.g. runc, cni-plugins).
+	Name string `json:"name"`
+	// URL is its download URL template, with {arch}.
+	URL string `json:"url"`
+	// Install is the node path of a single-file download (mode 0755).
+	Install string `json:"install,omitempty"`
+	// Extract maps members of a release archive (paths inside it) to node paths (mode 0755).
+	Extract map[string]string `json:"extract,omitempty"`
 }
 
 // Provisioning chooses the node OS and what goes into Ignition and cloud-init.

@@ -170,8 +170,8 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, p field.Path) bool
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString(n.Value)
-	case reflect.Int:
-		i, err := strconv.ParseInt(n.Value, 10, 32)
+	case reflect.Int, reflect.Int64:
+		i, err := strconv.ParseInt(n.Value, 10, v.Type().Bits())
 		if err != nil || n.Tag != "!!int" {
 			d.fail(n, p, "expected a whole number, found %q", n.Value)
 			return false
@@ -228,7 +228,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, p field.Path) {
 
 func kindName(k reflect.Kind) string {
 	switch k {
-	case reflect.Int:
+	case reflect.Int, reflect.Int64:
 		return "a whole number"
 	case reflect.Bool:
 		return "true or false"

@@ -108,9 +108,13 @@ func (b *checker) checkModes() {
 	}
 	for _, n := range b.nodes {
 		exec := n.executables()
+		pinned := b.pinnedExecutables(n)
 		for p, f := range n.rootfs {
 			rel := n.rel(p)
 			switch {
+			case pinned[p] != "":
+				// Before the secret test: a binary may well hold the text of a PEM header.
+				want(rel, f, bundle.ModeExecute, pinned[p])
 			case isSecretFile(p, f):
 				want(rel, f, bundle.ModeSecret, "it holds a private key or token")
 				b.secret(rel)

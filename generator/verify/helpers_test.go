@@ -1,7 +1,11 @@
 package verify_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -59,7 +63,8 @@ func renderTo(t testing.TB, dir string, specBytes []byte, lk *lock.Lock) (string
 	return bdir, out
 }
 
-// pinnedLock returns a lock that pins every image of the spec to a made-up digest.
+// pinnedLock returns a lock that pins every image of the spec to a made-up digest, and
+// every binary download to the content fakeBinary makes up for its URL.
 func pinnedLock(t testing.TB, specBytes []byte) *lock.Lock {
 	t.Helper()
 	out, err := render.Render(specBytes, nil, render.Deps{Secret: testSecret, Now: testNow})
@@ -72,7 +77,40 @@ func pinnedLock(t testing.TB, specBytes []byte) *lock.Lock {
 		sum := sha256.Sum256([]byte(tag))
 		lk.Images[tag] = lock.Image{Digest: "sha256:" + hex.EncodeToString(sum[:])}
 	}
+	lk.Binaries = map[string]lock.Binary{}
+	for _, u := range out.Model.BinaryURLs() {
+		c := fakeBinary(t, u)
+		s256, s512 := sha256.Sum256(c), sha512.Sum512(c)
+		lk.Binaries[u] = lock.Binary{SHA256: hex.EncodeToString(s256[:]), SHA512: hex.EncodeToString(s512[:]), Size: int64(len(c))}
+	}
 	return lk
+}
+
+// fakeBinary is the made-up content of a download: a release archive holding ./bridge
+// (and ./loopback) for a .tgz URL, else a small script naming the URL.
+func fakeBinary(t testing.TB, url string) []byte {
+	t.Helper()
+	if !strings.HasSuffix(url, ".tgz") && !strings.HasSuffix(url, ".tar.gz") {
+		return []byte("#!/bin/sh\n# fake binary from " + url + "\n")
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, m := range []struct{ name, data string }{{"./loopback", "fake loopback plugin\n"}, {"./bridge", "fake bridge plugin\n"}} {
+		if err := tw.WriteHeader(&tar.Header{Name: m.name, Mode: 0o755, Size: int64(len(m.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(m.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // templates caches one rendered bundle per spec; tests copy it. TestMain removes them.
@@ -87,7 +125,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// fixture returns a fresh copy of the bundle rendered from a named spec.
+// fixture returns a fresh copy of the bundle rendered from a named spec: a specData name,
+// with "-pinned" its render with pinnedLock, or "binaries-carried" and
+// "binaries-fetched" (renderBinaries).
 func fixture(t *testing.T, name string) string {
 	t.Helper()
 	v, ok := templates.Load(name)
@@ -96,12 +136,17 @@ func fixture(t *testing.T, name string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var lk *lock.Lock
-		data := specData(t, strings.TrimSuffix(name, "-pinned"))
-		if strings.HasSuffix(name, "-pinned") {
-			lk = pinnedLock(t, data)
+		var bdir string
+		if kind, ok := strings.CutPrefix(name, "binaries-"); ok {
+			bdir = renderBinaries(t, dir, kind == "carried")
+		} else {
+			var lk *lock.Lock
+			data := specData(t, strings.TrimSuffix(name, "-pinned"))
+			if strings.HasSuffix(name, "-pinned") {
+				lk = pinnedLock(t, data)
+			}
+			bdir, _ = renderTo(t, dir, data, lk)
 		}
-		bdir, _ := renderTo(t, dir, data, lk)
 		var loaded bool
 		if v, loaded = templates.LoadOrStore(name, bdir); loaded {
 			os.RemoveAll(dir) // another test rendered it first

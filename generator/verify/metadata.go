@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/scratchgen/scratchgen/generator/binaries"
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/provision"
 )
@@ -74,11 +75,17 @@ func (b *checker) viewBytes(n *node) []Problem {
 		return nil
 	}
 	node := bundle.Node{Name: n.name, Units: nm.Units}
+	carried := b.carriedBinaries(n)
 	for p, f := range n.rootfs {
-		// Every secret scratchgen writes is 0600, and nothing else is.
-		node.Rootfs = append(node.Rootfs, bundle.File{Path: p, Mode: f.mode, Data: f.data, Secret: f.mode == bundle.ModeSecret})
+		// Every secret scratchgen writes is 0600, and nothing else is; the binaries are
+		// the ones bundle.json says rootfs/ carries.
+		node.Rootfs = append(node.Rootfs, bundle.File{Path: p, Mode: f.mode, Data: f.data, Secret: f.mode == bundle.ModeSecret, Binary: carried[p] != nil})
 	}
 	bundle.Sort(node.Rootfs)
+	if !nm.BinariesCarried {
+		node.Remote = binaries.Remote(nm.Binaries)
+		slices.SortFunc(node.Remote, func(a, c bundle.RemoteFile) int { return strings.Compare(a.Path, c.Path) })
+	}
 	views, err := provision.Views(&node, nm.OS, b.meta.EmbedSecrets)
 	if err != nil {
 		return []Problem{{Node: n.name, Path: n.base, Msg: fmt.Sprintf("its views cannot be rendered from its rootfs: %v", err)}}

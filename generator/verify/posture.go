@@ -94,6 +94,8 @@ var rules = []Rule{
 		run: checkRoutes},
 	{ID: "pod-ranges", Checks: "every node's pod range (its kubelet's podCIDR) is the one bundle.json records, and no two nodes' ranges overlap",
 		run: checkPodRanges},
+	{ID: binariesRule, Checks: "every node binary the bundle carries or has fetched is pinned: carried files hold the SHA-256 bundle.json records, Ignition fetches only bundle.json's URLs with their SHA-512, and install-binaries.sh is exactly the script scratchgen renders for those pins",
+		run: checkBinariesPinned},
 }
 
 // checkPosture runs every rule.

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"io/fs"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
+	"github.com/scratchgen/scratchgen/generator/binaries"
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/provision"
 	"github.com/scratchgen/scratchgen/generator/verify"
@@ -182,6 +184,21 @@ func rerenderViews(t *testing.T, dir, node string) {
 		return nil
 	})
 	bundle.Sort(n.Rootfs)
+	// The binaries bundle.json says rootfs/ carries stay out of the views; the ones the
+	// node fetches are Ignition's remote files.
+	for i, f := range n.Rootfs {
+		for _, m := range nm.Binaries {
+			for _, bf := range m.Files {
+				if nm.BinariesCarried && bf.Path == f.Path {
+					n.Rootfs[i].Binary = true
+				}
+			}
+		}
+	}
+	if !nm.BinariesCarried {
+		n.Remote = binaries.Remote(nm.Binaries)
+		sort.Slice(n.Remote, func(i, j int) bool { return n.Remote[i].Path < n.Remote[j].Path })
+	}
 	views, err := provision.Views(&n, nm.OS, meta.EmbedSecrets)
 	if err != nil {
 		t.Fatal(err)
@@ -313,9 +330,9 @@ func TestPostureTamperings(t *testing.T) {
 
 // TestCorpusSize: the tampering corpus covers at least the 40 cases the review asked for.
 func TestCorpusSize(t *testing.T) {
-	if n := len(corruptions) + len(viewTamperings) + len(postureTamperings); n < 40 {
+	if n := len(corruptions) + len(viewTamperings) + len(postureTamperings) + len(binaryTamperings); n < 40 {
 		t.Errorf("%d tamperings, want at least 40", n)
 	} else {
-		t.Logf("%d tamperings: %d consistency, %d view directives, %d posture", n, len(corruptions), len(viewTamperings), len(postureTamperings))
+		t.Logf("%d tamperings: %d consistency, %d view directives, %d posture, %d binaries", n, len(corruptions), len(viewTamperings), len(postureTamperings), len(binaryTamperings))
 	}
 }

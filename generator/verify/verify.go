@@ -4,8 +4,9 @@
 // valid and covers the addresses the manifests and kubeconfigs use; that kubeconfigs
 // name the cluster CA and one API endpoint, and kubelets their own node; that tokens
 // exist in known_tokens.csv; that every file a manifest, unit or config refers to is in
-// the node's rootfs; that images are pinned; and that Ignition and cloud-init carry
-// exactly the node's rootfs.
+// the node's rootfs; that images are pinned; that pinned node binaries are carried or
+// fetched as bundle.json records; and that Ignition and cloud-init carry exactly the
+// node's rootfs.
 //
 // SHA256SUMS is one check among many: a bundle whose sums were recomputed after it was
 // tampered with still fails the deep checks. Verification reads the bundle only; it
@@ -34,7 +35,8 @@ import (
 type Options struct {
 	// At is the time certificates must be valid at; the zero value means time.Now().
 	At time.Time
-	// RequirePinned turns unpinned images from warnings into problems.
+	// RequirePinned turns unpinned images from warnings into problems, and requires every
+	// node's bundle.json record to list its pinned binaries (kubelet, kube-proxy).
 	RequirePinned bool
 	// Components is the component table manifests are checked against (nil: the
 	// built-in one).
@@ -190,6 +192,7 @@ func (b *checker) run() {
 	b.checkSANs()
 	b.checkReferences()
 	b.checkImages()
+	b.checkBinaries()
 	b.checkViews()
 	b.checkViewBytes()
 	if !b.opts.NoPosture {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/scratchgen/scratchgen/generator/binaries"
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/paths"
 	"github.com/scratchgen/scratchgen/generator/provision"
@@ -29,6 +30,10 @@ type view struct {
 	hasHeader bool
 	// archives lists the image archives the header says are left out.
 	archives []string
+	// binaries lists the carried binaries the header says are left out.
+	binaries []string
+	// remote are the files the view fetches by URL (Ignition's remote files).
+	remote []provision.DecodedRemote
 	// problems found while decoding, reported against rel.
 	problems []string
 }
@@ -93,7 +98,8 @@ func decodeView(name string, f *file) (*view, error) {
 		return nil, err
 	}
 	v := &view{rel: f.rel, files: map[string]viewFile{}, units: d.Units, omitted: d.Omitted,
-		hasHeader: d.HasOmittedHeader, archives: d.Archives, problems: d.Problems}
+		hasHeader: d.HasOmittedHeader, archives: d.Archives, binaries: d.Binaries, remote: d.Remote,
+		problems: d.Problems}
 	for p, df := range d.Files {
 		v.files[p] = viewFile{mode: df.Mode, data: df.Data}
 	}
@@ -117,8 +123,21 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 	if ud != nil && bu != nil && !slices.Equal(ud.archives, bu.archives) {
 		b.problemf(bu.rel, "lists other omitted image archives than %s", ud.rel)
 	}
+	if ud != nil && bu != nil && !slices.Equal(ud.binaries, bu.binaries) {
+		b.problemf(bu.rel, "lists other omitted binaries than %s", ud.rel)
+	}
 	omit := map[string]bool{}
 	if from != nil {
+		carried := b.carriedBinaries(n)
+		for _, p := range from.binaries {
+			omit[p] = true
+			switch {
+			case carried[p] == nil:
+				b.problemf(from.rel, "lists %s as an omitted binary, but bundle.json records no binary the node carries there: the node would not get it", p)
+			case n.file(p) == nil:
+				b.problemf(from.rel, "lists %s as an omitted binary, but rootfs has no such file", p)
+			}
+		}
 		for _, p := range from.archives {
 			omit[p] = true
 			switch {
@@ -145,6 +164,7 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 		if v == nil {
 			continue
 		}
+		b.compareRemote(n, v, name)
 		secret := false
 		for _, p := range slices.Sorted(maps.Keys(n.rootfs)) {
 			f := n.rootfs[p]
@@ -208,6 +228,49 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 			}
 		} else if !slices.Equal(v.units, firstUnits.units) {
 			b.problemf(v.rel, "enables %s, but %s enables %s", listOrNone(v.units), firstUnits.rel, listOrNone(firstUnits.units))
+		}
+	}
+}
+
+// compareRemote checks the files a view fetches by URL: exactly binaries.Remote of the
+// node's downloads in bundle.json, when Ignition fetches them (node.bu, ignition.json of
+// a node whose binaries rootfs/ does not carry), and none otherwise.
+func (b *checker) compareRemote(n *node, v *view, name string) {
+	var want []bundle.RemoteFile
+	if nm := b.nodeMeta(n); nm != nil && !nm.BinariesCarried && name != provision.UserDataFile {
+		want = binaries.Remote(nm.Binaries)
+	}
+	wantBy := map[string]bundle.RemoteFile{}
+	for _, r := range want {
+		wantBy[r.Path] = r
+	}
+	seen := map[string]bool{}
+	for _, r := range v.remote {
+		if seen[r.Path] {
+			b.problemf(v.rel, "fetches %s twice", r.Path)
+			continue
+		}
+		seen[r.Path] = true
+		w, ok := wantBy[r.Path]
+		switch {
+		case !ok && name == provision.UserDataFile:
+			b.problemf(v.rel, "fetches %s from %s: cloud-init fetches nothing, install-binaries.sh does", r.Path, r.URL)
+		case !ok:
+			b.problemf(v.rel, "fetches %s from %s, but bundle.json pins no download of the node there", r.Path, r.URL)
+		case r.URL != w.URL:
+			b.problemf(v.rel, "fetches %s from %s, but bundle.json pins %s", r.Path, r.URL, w.URL)
+		case r.Hash != "sha512-"+w.SHA512:
+			b.problemf(v.rel, "fetches %s from %s with verification hash %s, but bundle.json pins sha512-%s", r.Path, r.URL, r.Hash, w.SHA512)
+		case r.Mode != w.Mode:
+			b.problemf(v.rel, "fetches %s with mode %04o, want %04o", r.Path, r.Mode, w.Mode)
+		}
+		if n.rootfs[r.Path] != nil {
+			b.problemf(v.rel, "fetches %s, which rootfs also holds", r.Path)
+		}
+	}
+	for _, w := range want {
+		if !seen[w.Path] {
+			b.problemf(v.rel, "does not fetch %s from %s, which bundle.json pins for the node", w.Path, w.URL)
 		}
 	}
 }

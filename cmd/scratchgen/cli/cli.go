@@ -54,6 +54,10 @@ type runner struct {
 	io    Stdio
 	env   Env
 	flags *pflag.FlagSet
+	// group and subs are the command group being run (images, binaries) and its
+	// subcommands, for parseSub.
+	group string
+	subs  []command
 }
 
 func commands() []command {
@@ -69,6 +73,7 @@ func commands() []command {
 		{"validate-cluster", "[-f cluster.yaml] [--kubeconfig F] [--output text|json]", "check a running cluster against the spec (online, read-only): nodes Ready with their identities and pod ranges, control plane, API servers, etcd, DNS", runValidateCluster},
 		{"secret", "encrypt (--recipient age1… | --recipients-file F) [-f cluster.yaml] [--secret F] [-o F]", "write the root secret age-encrypted, to commit it beside the spec", runSecret},
 		{"images", "list|pin|pull [-f cluster.yaml] [--lock F] [--cache DIR] [--insecure]", "list the images each node needs; pin them by digest and pull them (online)", runImages},
+		{"binaries", "list|pin|pull [-f cluster.yaml] [--lock F] [--cache DIR]", "list the binaries each node needs (kubelet, kube-proxy, extras); pin them by SHA-256 and SHA-512 and pull them (online)", runBinaries},
 		{"version", "", "print scratchgen's version and the supported Kubernetes minors", runVersion},
 		{"help", "[COMMAND]", "show help", nil},
 	}

@@ -78,8 +78,8 @@ func checkOutput(out string) error {
 
 // renderOpts are render's flags that shape the plan.
 type renderOpts struct {
-	withImages, requirePinned, newPKI, allowNet bool
-	imageCache                                  string
+	withImages, withBinaries, requirePinned, newPKI, allowNet bool
+	imageCache                                                string
 }
 
 func runRender(r *runner, args []string) error {
@@ -87,8 +87,9 @@ func runRender(r *runner, args []string) error {
 	out := r.outputFlag("output")
 	check := r.flags.Bool("check", false, "write nothing; exit 2 when the bundle or lock on disk differs from what would be rendered (works without the root secret)")
 	withImages := r.flags.Bool("with-images", false, "embed each node's images, read from the image cache (as images.embed: true)")
-	imageCache := r.flags.String("image-cache", "", cacheHelp)
-	requirePinned := r.flags.Bool("require-pinned", false, "fail when an image is not pinned by digest in the lock (as images.requirePinned: true)")
+	withBinaries := r.flags.Bool("with-binaries", false, "carry each node's pinned binaries in its rootfs/, read from the cache (as binaries.embed: true)")
+	imageCache := r.flags.String("image-cache", "", cacheHelp+"; binaries are cached there too")
+	requirePinned := r.flags.Bool("require-pinned", false, "fail when an image is not pinned by digest, or a binary by hash, in the lock (as images.requirePinned and binaries.requirePinned)")
 	newPKI := r.flags.Bool("new-pki", false, "start a new PKI on purpose: issue every key, certificate and token anew (from the given secret, or a new one), ignoring the lock's records")
 	allowNet := r.flags.Bool("allow-network-change", false, "let the spec move the pod range, service range or node mask size the lock allocated in (re-addresses nodes)")
 	if done, err := r.parse("render", args); done || err != nil {
@@ -102,7 +103,7 @@ func runRender(r *runner, args []string) error {
 	}
 	f.defaults()
 	if *check {
-		return r.renderCheck(f, *out, renderOpts{withImages: *withImages, imageCache: *imageCache, requirePinned: *requirePinned, newPKI: *newPKI, allowNet: *allowNet})
+		return r.renderCheck(f, *out, renderOpts{withImages: *withImages, withBinaries: *withBinaries, imageCache: *imageCache, requirePinned: *requirePinned, newPKI: *newPKI, allowNet: *allowNet})
 	}
 	// Finish (or undo) an interrupted render first, so the lock read below is current.
 	if name := clusterName(f); name != "" {
@@ -121,6 +122,12 @@ func runRender(r *runner, args []string) error {
 	if *withImages || c.Images.Embed {
 		if archives, err = loadImageArchives(c, lk, *imageCache); err != nil {
 			return err
+		}
+	}
+	var bins map[string][]byte
+	if *withBinaries || c.Binaries.Embed {
+		if bins, err = loadBinaries(c, *imageCache, f.spec); err != nil {
+			return &ExitError{Code: 1, Msg: "render --with-binaries: " + err.Error() + "; nothing was rendered"}
 		}
 	}
 	// Refuse an output directory scratchgen did not write before anything else.
@@ -155,7 +162,8 @@ func runRender(r *runner, args []string) error {
 		src, created = &secretSource{value: value, from: r.secretPath(f)}, true
 		sidecars = append(sidecars, writer.Sidecar{Path: r.secretPath(f), Data: rootsecret.Format(value), Mode: 0o600})
 	}
-	res, err := render.Plan(resolved, render.Deps{Renderer: renderer(), Secret: src.value, Now: r.env.Now(), WithImages: *withImages, ImageArchives: archives, RequirePinned: *requirePinned})
+	res, err := render.Plan(resolved, render.Deps{Renderer: renderer(), Secret: src.value, Now: r.env.Now(), WithImages: *withImages, ImageArchives: archives,
+		WithBinaries: *withBinaries, BinaryData: bins, RequirePinned: *requirePinned})
 	if err != nil {
 		return reportSpecErrors(r, f, err, "; nothing was rendered")
 	}
@@ -297,9 +305,14 @@ func (r *runner) reviewPlan(f *specFlags, out string, o renderOpts) (*reviewed, 
 	}
 	c := resolved.Cluster
 	dir := filepath.Join(out, c.Name)
-	deps := render.Deps{Renderer: renderer(), Now: r.env.Now(), WithImages: o.withImages, RequirePinned: o.requirePinned}
+	deps := render.Deps{Renderer: renderer(), Now: r.env.Now(), WithImages: o.withImages, WithBinaries: o.withBinaries, RequirePinned: o.requirePinned}
 	if o.withImages || c.Images.Embed {
 		if deps.ImageArchives, err = loadImageArchives(c, lk, o.imageCache); err != nil {
+			return nil, err
+		}
+	}
+	if o.withBinaries || c.Binaries.Embed {
+		if deps.BinaryData, err = loadBinaries(c, o.imageCache, f.spec); err != nil {
 			return nil, err
 		}
 	}

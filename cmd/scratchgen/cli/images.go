@@ -28,41 +28,52 @@ func imagesSubcommands() []command {
 
 // runImages dispatches `scratchgen images SUBCOMMAND`.
 func runImages(r *runner, args []string) error {
+	return r.runGroup("images", "list, pin and pull the container images of a cluster", imagesSubcommands(),
+		"Only pin and pull use the network. render stays offline: it renders the lock's digests,\nand with --with-images (or images.embed: true) copies each node's images from the cache\ninto its bundle.\n", args)
+}
+
+// runGroup dispatches `scratchgen GROUP SUBCOMMAND` (images, binaries).
+func (r *runner) runGroup(group, what string, subs []command, about string, args []string) error {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprint(r.io.Out, "scratchgen images: list, pin and pull the container images of a cluster\n\nUsage:\n  scratchgen images SUBCOMMAND [flags]\n\nSubcommands:\n")
-		for _, s := range imagesSubcommands() {
+		fmt.Fprintf(r.io.Out, "scratchgen %s: %s\n\nUsage:\n  scratchgen %s SUBCOMMAND [flags]\n\nSubcommands:\n", group, what, group)
+		for _, s := range subs {
 			fmt.Fprintf(r.io.Out, "  %-5s %s\n", s.name, s.short)
 		}
-		fmt.Fprint(r.io.Out, "\nOnly pin and pull use the network. render stays offline: it renders the lock's digests,\nand with --with-images (or images.embed: true) copies each node's images from the cache\ninto its bundle.\nRun `scratchgen images SUBCOMMAND --help` for its flags.\n")
+		fmt.Fprintf(r.io.Out, "\n%sRun `scratchgen %s SUBCOMMAND --help` for its flags.\n", about, group)
 		if len(args) == 0 {
 			return &ExitError{Code: 1}
 		}
 		return nil
 	}
-	for _, s := range imagesSubcommands() {
+	for _, s := range subs {
 		if s.name == args[0] {
+			r.group, r.subs = group, subs
 			return s.run(r, args[1:])
 		}
 	}
-	return &ExitError{Code: 1, Msg: fmt.Sprintf("images: unknown subcommand %q; run `scratchgen images --help`", args[0])}
+	return &ExitError{Code: 1, Msg: fmt.Sprintf("%s: unknown subcommand %q; run `scratchgen %s --help`", group, args[0], group)}
 }
 
 // parseSub parses a subcommand's flags, handling --help and refusing arguments.
 func (r *runner) parseSub(sub string, args []string) (bool, error) {
+	group, subs := r.group, r.subs
+	if group == "" {
+		group, subs = "images", imagesSubcommands()
+	}
 	help := r.flags.BoolP("help", "h", false, "show this help")
 	if err := r.flags.Parse(args); err != nil {
-		return false, &ExitError{Code: 1, Msg: fmt.Sprintf("images %s: %v; run `scratchgen images %s --help`", sub, err, sub)}
+		return false, &ExitError{Code: 1, Msg: fmt.Sprintf("%s %s: %v; run `scratchgen %s %s --help`", group, sub, err, group, sub)}
 	}
 	if *help {
-		for _, s := range imagesSubcommands() {
+		for _, s := range subs {
 			if s.name == sub {
-				fmt.Fprintf(r.io.Out, "scratchgen images %s: %s\n\nUsage:\n  scratchgen images %s %s\n\nFlags:\n", s.name, s.short, s.name, s.args)
+				fmt.Fprintf(r.io.Out, "scratchgen %s %s: %s\n\nUsage:\n  scratchgen %s %s %s\n\nFlags:\n", group, s.name, s.short, group, s.name, s.args)
 			}
 		}
 		fmt.Fprint(r.io.Out, r.flags.FlagUsages())
 		return true, nil
 	}
-	return false, r.noArgs("images " + sub)
+	return false, r.noArgs(group + " " + sub)
 }
 
 // loadModel reads and resolves the spec against the lock, printing warnings.
@@ -153,7 +164,13 @@ func runImagesPin(r *runner, args []string) error {
 		fmt.Fprintf(r.io.Out, "%s@%s%s\n", t, p.Digest, note)
 		out.Images[t] = p
 	}
-	data, err := out.Marshal()
+	return r.writePins(f, out, fmt.Sprintf("%d images", len(tags)))
+}
+
+// writePins writes the lock with new pins (atomically; not at all when unchanged) and
+// says so.
+func (r *runner) writePins(f *specFlags, lk *lock.Lock, what string) error {
+	data, err := lk.Marshal()
 	if err != nil {
 		return err
 	}
@@ -164,8 +181,16 @@ func runImagesPin(r *runner, args []string) error {
 	if err := writeFileAtomic(f.lock, data, 0o644); err != nil {
 		return fmt.Errorf("writing lock %s: %w", f.lock, err)
 	}
-	fmt.Fprintf(r.io.Out, "pinned %d images in %s\n", len(tags), f.lock)
+	fmt.Fprintf(r.io.Out, "pinned %s in %s\n", what, f.lock)
 	return nil
+}
+
+// progress draws pin and pull progress on stderr when it is a terminal.
+func (r *runner) progress(opts ...images.Option) []images.Option {
+	if isTerminal(r.io.Err) {
+		opts = append(opts, images.WithProgress(r.io.Err))
+	}
+	return opts
 }
 
 // defaultImageCache is where images are cached without --cache: the user's cache
@@ -227,9 +252,7 @@ func runImagesPull(r *runner, args []string) error {
 	if *insecure {
 		opts = append(opts, images.WithInsecure())
 	}
-	if isTerminal(r.io.Err) {
-		opts = append(opts, images.WithProgress(r.io.Err))
-	}
+	opts = r.progress(opts...)
 	pulled, err := images.Pull(context.Background(), pins, *cacheDir, opts...)
 	for _, p := range pulled {
 		what := fmt.Sprintf("pulled (%d bytes)", p.Bytes)

@@ -132,7 +132,8 @@ var imageLine = regexp.MustCompile(`(?m)^\s*(?:- )?image: (\S+)$`)
 func TestImagesPinPullRenderEndToEnd(t *testing.T) {
 	host, digests := imgRegistry(t)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(imgSpec(host)), 0o644); err != nil {
+	bins := newBinFixture(t) // --require-pinned needs the binaries pinned too
+	if err := os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(imgSpec(host)+bins.spec()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cache := filepath.Join(dir, "cache")
@@ -192,6 +193,7 @@ func TestImagesPinPullRenderEndToEnd(t *testing.T) {
 	}
 
 	// render --with-images.
+	imgRun(t, dir, "binaries", "pin").must(t, "binaries pin")
 	r = imgRun(t, dir, "render", "-o", "out", "--with-images", "--image-cache", cache, "--require-pinned").must(t, "render --with-images")
 	if strings.Contains(r.err, "not pinned") {
 		t.Errorf("pinned render warns: %s", r.err)

@@ -74,6 +74,7 @@ func (r *runner) compare(cmd string, args []string) (*review.Report, string, err
 	format := r.flags.String("output", "text", "text, or json for tools")
 	newPKI := r.flags.Bool("new-pki", false, "show what render --new-pki would change: a new PKI issued from the given secret")
 	withImages := r.flags.Bool("with-images", false, "compare with a render --with-images (images read from the image cache)")
+	withBinaries := r.flags.Bool("with-binaries", false, "compare with a render --with-binaries (binaries read from the cache)")
 	imageCache := r.flags.String("image-cache", "", cacheHelp)
 	if done, err := r.parse(cmd, args); done || err != nil {
 		return nil, "", err
@@ -88,7 +89,7 @@ func (r *runner) compare(cmd string, args []string) (*review.Report, string, err
 		return nil, "", &ExitError{Code: 1, Msg: fmt.Sprintf("%s: --output %q is not text or json (the bundle directory is -o/--bundles)", cmd, *format)}
 	}
 	f.defaults()
-	rv, err := r.reviewPlan(f, *out, renderOpts{withImages: *withImages, imageCache: *imageCache, newPKI: *newPKI})
+	rv, err := r.reviewPlan(f, *out, renderOpts{withImages: *withImages, withBinaries: *withBinaries, imageCache: *imageCache, newPKI: *newPKI})
 	if err != nil {
 		return nil, "", err
 	}

@@ -114,6 +114,18 @@ func checkIgnition(ctx context.Context, bin string) error {
 // machine-id). Configs that fetch remote resources are refused. Errors carry
 // Ignition's output.
 func ApplyIgnition(ctx context.Context, ignitionBin, config, root, stateDir string) error {
+	return applyIgnition(ctx, ignitionBin, config, root, stateDir, false)
+}
+
+// ApplyIgnitionFiles runs Ignition's fetch stage (which may use the network) and files
+// stage for a config that fetches remote files, against a bare root: the files stage
+// fetches each remote file and verifies its hash, as on a first boot with a network.
+// No presets are applied (a bare root has no units to preset).
+func ApplyIgnitionFiles(ctx context.Context, ignitionBin, config, root, stateDir string) error {
+	return applyIgnition(ctx, ignitionBin, config, root, stateDir, true)
+}
+
+func applyIgnition(ctx context.Context, ignitionBin, config, root, stateDir string, online bool) error {
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return fmt.Errorf("applying ignition config %s: %w", config, err)
 	}
@@ -122,14 +134,21 @@ func ApplyIgnition(ctx context.Context, ignitionBin, config, root, stateDir stri
 	neednet := filepath.Join(stateDir, "neednet")
 	env := []string{"IGNITION_CONFIG_FILE=" + config}
 	common := []string{"-platform", "file", "-root", root, "-config-cache", cache, "-state-file", state, "-log-to-stdout"}
-	if _, err := run(ctx, env, append([]string{ignitionBin, "-stage", "fetch-offline", "-neednet", neednet}, common...)...); err != nil {
+	fetch := []string{ignitionBin, "-stage", "fetch-offline", "-neednet", neednet}
+	if online {
+		fetch = []string{ignitionBin, "-stage", "fetch"}
+	}
+	if _, err := run(ctx, env, append(fetch, common...)...); err != nil {
 		return fmt.Errorf("applying ignition config %s: %w", config, err)
 	}
-	if _, err := os.Stat(neednet); err == nil {
+	if _, err := os.Stat(neednet); err == nil && !online {
 		return fmt.Errorf("applying ignition config %s: it needs the network (remote resources), which fetch-offline does not fetch", config)
 	}
 	if _, err := run(ctx, env, append([]string{ignitionBin, "-stage", "files"}, common...)...); err != nil {
 		return fmt.Errorf("applying ignition config %s: %w", config, err)
+	}
+	if online {
+		return nil
 	}
 	units, err := presetUnits(filepath.Join(root, "etc/systemd/system-preset/20-ignition.preset"))
 	if err != nil {
