@@ -218,8 +218,10 @@ func (r *resolver) binaries(c *Cluster) {
 		r.errs.Add(p.Child("requirePinned"), "the lock does not pin %d binary download(s) (%s); run `scratchgen binaries pin`", len(unpinned), strings.Join(unpinned, ", "))
 	case b.Embed:
 		r.errs.Add(p.Child("embed"), "carrying binaries needs them pinned, and the lock does not pin %d download(s) (%s); run `scratchgen binaries pin` and `scratchgen binaries pull`", len(unpinned), strings.Join(unpinned, ", "))
-	case len(c.Binaries.Pins) > 0:
-		r.errs.Warn(p, "the lock pins only some binary downloads; none is carried or referenced until all are: run `scratchgen binaries pin` (unpinned: %s)", strings.Join(unpinned, ", "))
+	case r.lock != nil && len(r.lock.Binaries) > 0:
+		// The cluster's binaries are pinned, but not these (a new release, a changed
+		// URL): render refuses (render.Plan) rather than drop them from the bundle.
+		r.errs.Warn(p, "the lock pins binaries, but not %d download(s) the spec now needs (%s); render refuses until `scratchgen binaries pin` pins them", len(unpinned), strings.Join(unpinned, ", "))
 	}
 }
 

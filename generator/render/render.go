@@ -225,6 +225,11 @@ func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
 	if u := c.UnpinnedBinaries(); d.RequirePinned && len(u) > 0 {
 		return nil, fmt.Errorf("pinned binaries are required (--require-pinned) but the lock pins none of: %s; run `scratchgen binaries pin`", strings.Join(u, ", "))
 	}
+	if u := c.UnpinnedBinaries(); len(u) > 0 && r.Lock != nil && len(r.Lock.Binaries) > 0 {
+		// Once binaries are pinned, a render never silently stops carrying or fetching
+		// them (after a version change, say): the new downloads must be pinned first.
+		return nil, fmt.Errorf("the lock pins this cluster's binaries, but not: %s; run `scratchgen binaries pin` (and `binaries pull` to carry them), then render", strings.Join(u, ", "))
+	}
 	if p.carryBinaries() && !c.BinariesPinned() {
 		return nil, fmt.Errorf("carrying binaries (--with-binaries) needs them pinned, and the lock pins none of: %s; run `scratchgen binaries pin` and `scratchgen binaries pull`", strings.Join(c.UnpinnedBinaries(), ", "))
 	}

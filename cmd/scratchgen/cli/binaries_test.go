@@ -290,6 +290,21 @@ func TestBinariesPinPullRender(t *testing.T) {
 		t.Errorf("node.bu of a carried render:\n%.600s", bu)
 	}
 
+	// Once pinned, a spec needing a download the lock does not pin (here: another mirror
+	// path) is refused by render and plan, not rendered without its binaries.
+	moved := strings.Replace(binSpecBase+f.spec(), "/release/{version}", "/k8s/release/{version}", 1)
+	if err := os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(moved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"render", "plan"} {
+		if r := imgRun(t, dir, cmd, "-o", "out"); r.code != 1 || !strings.Contains(r.err, "the lock pins this cluster's binaries, but not: "+f.srv.URL+"/k8s/release/v1.36.3/bin/linux/amd64/kube-proxy") {
+			t.Errorf("%s with an unpinned download once binaries are pinned: %+v", cmd, r)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(binSpecBase+f.spec()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	// A tampered cache is refused, naming the download and the cache file.
 	blob := filepath.Join(cache, "blobs/sha256", sha256hex(f.kubelet))
 	data := mustRead(t, blob)
