@@ -41,7 +41,8 @@ type Options struct {
 	// Components is the component table manifests are checked against (nil: the
 	// built-in one).
 	Components component.Table
-	// NoPosture skips the security posture rules (Rules).
+	// NoPosture skips the security posture rules (Rules), all but binaries-pinned: a
+	// carried binary or install script that is not the pinned one is always reported.
 	NoPosture bool
 }
 
@@ -197,6 +198,14 @@ func (b *checker) run() {
 	b.checkViewBytes()
 	if !b.opts.NoPosture {
 		b.checkPosture()
+	} else {
+		// A binary that is not the pinned one is never a posture choice: its rule runs
+		// whatever the options.
+		for _, r := range rules {
+			if r.ID == binariesRule {
+				r.run(b, r)
+			}
+		}
 	}
 	b.checkGitignore()
 }

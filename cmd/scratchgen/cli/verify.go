@@ -17,7 +17,7 @@ import (
 // on stdout (warnings too), a summary on stderr, exit 1 on any problem.
 func runVerify(r *runner, args []string) error {
 	requirePinned := r.flags.Bool("require-pinned", false, "report images not pinned by digest as problems, not warnings")
-	noPosture := r.flags.Bool("no-posture", false, "skip the security posture rules (see the README)")
+	noPosture := r.flags.Bool("no-posture", false, "skip the security posture rules, all but binaries-pinned (see the README)")
 	at := r.flags.String("at", "", "check certificate validity at this time: RFC 3339, YYYY-MM-DD, or +DURATION from now (+720h, +30d); default now")
 	if done, err := r.parse("verify", args); done || err != nil {
 		return err
