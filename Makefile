@@ -33,9 +33,10 @@ FUZZTIME ?= 3m
 fuzz:
 	$(GO) test ./generator/model -run '^$$' -fuzz FuzzResolve -fuzztime $(FUZZTIME)
 
-## bench: render a 1000-node cluster (cold and no-op) and the hot paths
+## bench: the hot paths (go benchmarks), then the scale table: 1000-node cold, no-op, one node added (time, bytes, memory), diff and verify, medians of 5 (SCRATCHGEN_SCALE_NODES=1000,2000,... for more sizes)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./generator/render ./generator/pki ./generator/writer
+	SCRATCHGEN_SCALE=1 $(GO) test -run '^TestScale$$' -v -count=1 -timeout 60m ./generator/render
 
 clean:
 	rm -rf bin bundles/*/ e2e/.cache
