@@ -107,8 +107,9 @@ func Network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
 		return err
 	}
 	b.Public(paths.CNIConflist, append(cni, '\n'))
-	b.Executable(paths.RoutesScript, routesScript(n))
-	b.Public(paths.RoutesUnit, scriptUnit("scratchgen: routes to the other nodes' pod ranges", paths.RoutesScript, routesUnit))
+	b.Public(paths.RoutesTable, RoutesTable(c))
+	b.Executable(paths.RoutesScript, []byte(RoutesScript))
+	b.Public(paths.RoutesUnit, scriptUnit("scratchgen: routes to the other nodes' pod ranges", paths.RoutesScript, routesUnit, n.Name))
 	b.Unit(routesUnit)
 	if c.Masquerade {
 		b.Executable(paths.MasqueradeScript, masqueradeScript(c))
@@ -118,36 +119,61 @@ func Network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
 	return nil
 }
 
-// routesScript replaces (idempotently) or deletes the routes to the other nodes' pod
-// ranges. PATH comes from systemd, or from the operator's shell when run by hand.
-func routesScript(n *model.Node) []byte {
-	var add, del strings.Builder
-	for _, r := range n.Routes {
-		fmt.Fprintf(&add, "\tip route replace %s via %s # node %s\n", r.Dest, r.Via, r.Node)
-		fmt.Fprintf(&del, "\tip route del %s via %s 2>/dev/null || true\n", r.Dest, r.Via)
+// RoutesTable is paths.RoutesTable: one line per node of the routed network, in spec
+// order: its name, address and pod range. Every node gets the same bytes (the writer
+// stores large identical files once); routes.sh skips the node's own line.
+func RoutesTable(c *model.Cluster) []byte {
+	var b strings.Builder
+	b.WriteString("# " + header + "\n# The routed pod network, read by " + paths.RoutesScript + ": node, address, pod range.\n")
+	for _, n := range c.Nodes {
+		fmt.Fprintf(&b, "%s %s %s\n", n.Name, n.Address, n.PodCIDR)
 	}
-	if len(n.Routes) == 0 {
-		add.WriteString("\t: # no other nodes\n")
-		del.WriteString("\t: # no other nodes\n")
-	}
-	return []byte(`#!/bin/sh
+	return []byte(b.String())
+}
+
+// RoutesScript is paths.RoutesScript, the same on every node: it replaces (idempotently)
+// or deletes the route to every other node's pod range listed in the table beside it.
+// PATH comes from systemd, or from the operator's shell when run by hand.
+const RoutesScript = `#!/bin/sh
 # ` + header + `
-# Static routes from node ` + n.Name + ` to every other node's pod range (the routed pod
-# network: no overlay). Usage: routes.sh start|stop; both are idempotent.
+# Static routes to every other node's pod range (the routed pod network: no overlay), as
+# listed in the routes table beside this script (` + paths.RoutesTable + `: node, address, pod
+# range; the same file on every node). Usage: routes.sh start|stop NODE, NODE being this
+# node's name (its unit passes it); both are idempotent.
 set -eu
 
-case "${1:-}" in
-start)
-` + add.String() + `	;;
-stop)
-` + del.String() + `	;;
-*)
-	echo "usage: $0 start|stop" >&2
+usage() {
+	echo "usage: $0 start|stop NODE" >&2
 	exit 2
-	;;
-esac
-`)
 }
+case "${1:-}" in
+start | stop) ;;
+*) usage ;;
+esac
+[ -n "${2:-}" ] || usage
+action=$1
+self=$2
+table=${0%/*}/routes
+found=0
+while read -r node addr range; do
+	case $node in
+	'' | '#'*) continue ;;
+	esac
+	if [ "$node" = "$self" ]; then
+		found=1
+		continue
+	fi
+	if [ "$action" = start ]; then
+		ip route replace "$range" via "$addr"
+	else
+		ip route del "$range" via "$addr" 2>/dev/null || true
+	fi
+done <"$table"
+if [ "$found" = 0 ]; then
+	echo "$0: node $self is not in $table" >&2
+	exit 1
+fi
+`
 
 // The network units: oneshots that want and start after what they need, before the
 // kubelet and kube-proxy.
@@ -162,7 +188,7 @@ var (
 
 // scriptUnit is the unit of a start|stop script: a oneshot that stays active, wanting
 // and ordered after u.After.
-func scriptUnit(description, script string, u bundle.Unit) []byte {
+func scriptUnit(description, script string, u bundle.Unit, args ...string) []byte {
 	return unit{
 		{"Unit", []entry{
 			kv("Description", description),
@@ -174,8 +200,8 @@ func scriptUnit(description, script string, u bundle.Unit) []byte {
 		{"Service", []entry{
 			kv("Type", "oneshot"),
 			kv("RemainAfterExit", "yes"),
-			kv("ExecStart", script, "start"),
-			kv("ExecStop", script, "stop"),
+			kv("ExecStart", append([]string{script, "start"}, args...)...),
+			kv("ExecStop", append([]string{script, "stop"}, args...)...),
 		}},
 		{"Install", []entry{kv("WantedBy", "multi-user.target")}},
 	}.bytes()

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
-	"regexp"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -65,7 +67,7 @@ func TestFileListAndModes(t *testing.T) {
 			paths.KubeletConfig, paths.KubeletUnit, paths.KubeletDropIn, paths.KubeProxyConfig, paths.KubeProxyUnit}
 		wantUnits := []string{paths.KernelService}
 		if r.c.NetworkMode == model.NetworkRouted {
-			want = append(want, paths.CNIConflist, paths.RoutesScript, paths.RoutesUnit)
+			want = append(want, paths.CNIConflist, paths.RoutesScript, paths.RoutesTable, paths.RoutesUnit)
 			wantUnits = append(wantUnits, paths.RoutesService)
 			if r.c.Masquerade {
 				want = append(want, paths.MasqueradeScript, paths.MasqueradeUnit)
@@ -191,43 +193,55 @@ func TestCNIConflist(t *testing.T) {
 	})
 }
 
-var routeLine = regexp.MustCompile(`(?m)^\tip route replace (\S+) via (\S+) # node (\S+)$`)
-
-// TestRoutes checks the routes script routes every other node's pod range to that node
-// and never the node's own range.
+// TestRoutes runs the routes script with the node's table and unit arguments (against a
+// stand-in ip): start routes every other node's pod range to that node and never the
+// node's own range, stop deletes the same routes; every node has the same table and
+// script, and its unit passes its own name.
 func TestRoutes(t *testing.T) {
 	each(t, func(t *testing.T, r rendered) {
-		f, ok := r.file(paths.RoutesScript)
+		script, ok := r.file(paths.RoutesScript)
 		if !ok {
 			return
 		}
-		got := map[string]string{}
-		for _, m := range routeLine.FindAllStringSubmatch(string(f.Data), -1) {
-			dest, err := netip.ParsePrefix(m[1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if dest.Overlaps(r.n.PodCIDR) || m[2] == r.n.Address.String() || m[3] == r.n.Name {
-				t.Errorf("route to the node itself: %s", m[0])
-			}
-			got[m[1]] = m[2]
+		table, _ := r.file(paths.RoutesTable)
+		unit, _ := r.file(paths.RoutesUnit)
+		if string(script.Data) != RoutesScript || string(table.Data) != string(RoutesTable(r.c)) {
+			t.Errorf("%s or %s differ from the cluster's", paths.RoutesScript, paths.RoutesTable)
 		}
-		want := map[string]string{}
+		if !strings.Contains(string(unit.Data), "ExecStart="+paths.RoutesScript+" start "+r.n.Name+"\n") {
+			t.Errorf("the routes unit does not pass the node's name:\n%s", unit.Data)
+		}
+		env, log := fakeTools(t)
+		dir := t.TempDir()
+		writeRoot(t, dir, []bundle.File{script, table})
+		run := func(action string) []string {
+			cmd := exec.Command("sh", filepath.Join(dir, paths.RoutesScript), action, r.n.Name)
+			cmd.Env = env
+			os.Remove(log)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("routes.sh %s %s: %v\n%s", action, r.n.Name, err, out)
+			}
+			data, _ := os.ReadFile(log)
+			return strings.Split(strings.TrimSpace(string(data)), "\n")
+		}
+		var start, stop []string
 		for _, o := range r.c.Nodes {
 			if o != r.n {
-				want[o.PodCIDR.String()] = o.Address.String()
+				start = append(start, "ip route replace "+o.PodCIDR.String()+" via "+o.Address.String())
+				stop = append(stop, "ip route del "+o.PodCIDR.String()+" via "+o.Address.String())
 			}
 		}
-		if len(got) != len(want) {
-			t.Errorf("routes %v, want %v", got, want)
+		if got := run("start"); strings.Join(got, "\n") != strings.Join(start, "\n") {
+			t.Errorf("routes.sh start ran\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(start, "\n"))
 		}
-		for d, via := range want {
-			if got[d] != via {
-				t.Errorf("route to %s via %q, want %s", d, got[d], via)
-			}
-			if !strings.Contains(string(f.Data), "\tip route del "+d+" via "+via+" ") {
-				t.Errorf("stop does not delete the route to %s", d)
-			}
+		if got := run("stop"); strings.Join(got, "\n") != strings.Join(stop, "\n") {
+			t.Errorf("routes.sh stop ran\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(stop, "\n"))
+		}
+		// A node the table does not list is an error, not a node with no routes.
+		cmd := exec.Command("sh", filepath.Join(dir, paths.RoutesScript), "start", "no-such-node")
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "node no-such-node is not in") {
+			t.Errorf("routes.sh for a node not in the table: %v\n%s", err, out)
 		}
 	})
 }

@@ -123,8 +123,11 @@ const (
 	CNIConflist = CNIConfDir + "/10-cbr0.conflist"
 	// ScriptDir holds the scripts scratchgen's own units run.
 	ScriptDir = "/etc/scratchgen"
-	// RoutesScript and RoutesUnit install the static routes to other nodes' pod ranges.
+	// RoutesScript and RoutesUnit install the static routes to other nodes' pod ranges,
+	// read from RoutesTable: every node's name, address and pod range, the same file on
+	// every node (so adding a node changes one shared file, not every node's script).
 	RoutesScript = ScriptDir + "/routes.sh"
+	RoutesTable  = ScriptDir + "/routes"
 	RoutesUnit   = SystemdDir + "/" + RoutesService
 	// MasqueradeScript and MasqueradeUnit NAT pod traffic leaving the cluster network.
 	MasqueradeScript = ScriptDir + "/masquerade.sh"

@@ -8,13 +8,13 @@ import (
 	"maps"
 	"net/netip"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/scratchgen/scratchgen/generator/component"
+	"github.com/scratchgen/scratchgen/generator/nodeconfig"
 	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
@@ -90,7 +90,7 @@ var rules = []Rule{
 		run: checkPostureImages},
 	{ID: "unit-binaries", Checks: "every ExecStart runs a binary from the node's binary directory, a script scratchgen renders under /etc/scratchgen, or one of the system commands its units use (modprobe, sysctl, ctr)",
 		run: checkUnitBinaries},
-	{ID: "routes", Checks: "pod routes lead only to other cluster nodes' pod ranges, via those nodes' addresses",
+	{ID: "routes", Checks: "pod routes lead only to other cluster nodes' pod ranges, via those nodes' addresses: the routes table lists exactly bundle.json's nodes, routes.sh is the script scratchgen renders, and the routes unit passes the node's own name",
 		run: checkRoutes},
 	{ID: "pod-ranges", Checks: "every node's pod range (its kubelet's podCIDR) is the one bundle.json records, and no two nodes' ranges overlap",
 		run: checkPodRanges},
@@ -443,38 +443,60 @@ func checkUnitBinaries(b *checker, r Rule) {
 	}
 }
 
-var routeRE = regexp.MustCompile(`(?m)^\s*ip route (?:replace|add) (\S+) via (\S+)`)
-
+// checkRoutes: every node's routes table lists exactly the cluster's nodes, each with the
+// address and pod range bundle.json records (routes.sh routes every line but the node's
+// own), routes.sh is the script scratchgen renders, and the routes unit names the node
+// itself.
 func checkRoutes(b *checker, r Rule) {
 	if b.meta == nil {
 		return
 	}
-	owner := map[netip.Addr]string{}
-	ranges := map[string]netip.Prefix{}
+	want := map[string]string{}
 	for _, nm := range b.meta.Nodes {
-		if a, err := netip.ParseAddr(nm.Address); err == nil {
-			owner[a] = nm.Name
-		}
-		if p, err := netip.ParsePrefix(nm.PodCIDR); err == nil {
-			ranges[nm.Name] = p
-		}
+		want[nm.Name] = nm.Address + " " + nm.PodCIDR
 	}
 	for _, n := range b.nodes {
-		f := n.file(paths.RoutesScript)
+		f := n.file(paths.RoutesTable)
 		if f == nil {
 			continue
 		}
-		for _, m := range routeRE.FindAllSubmatch(f.data, -1) {
-			dest, via := string(m[1]), string(m[2])
-			a, err := netip.ParseAddr(via)
-			name, ok := owner[a]
+		seen := map[string]bool{}
+		for _, line := range strings.Split(string(f.data), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+				continue
+			}
+			if len(fields) != 3 {
+				b.fail(r, n.rel(paths.RoutesTable), "line %q is not: node address pod-range", line)
+				continue
+			}
+			name, rest := fields[0], fields[1]+" "+fields[2]
+			w, ok := want[name]
 			switch {
-			case err != nil || !ok:
-				b.fail(r, n.rel(paths.RoutesScript), "routes %s via %s, which is not a cluster node's address", dest, via)
-			case name == n.name:
-				b.fail(r, n.rel(paths.RoutesScript), "routes %s via the node's own address", dest)
-			case ranges[name].String() != dest:
-				b.fail(r, n.rel(paths.RoutesScript), "routes %s via %s (node %s), whose pod range is %s", dest, via, name, ranges[name])
+			case !ok:
+				b.fail(r, n.rel(paths.RoutesTable), "routes %s via %s for node %s, which is not a cluster node", fields[2], fields[1], name)
+			case seen[name]:
+				b.fail(r, n.rel(paths.RoutesTable), "lists node %s twice", name)
+			case rest != w:
+				b.fail(r, n.rel(paths.RoutesTable), "routes %s via %s for node %s, whose address and pod range are %s", fields[2], fields[1], name, w)
+			}
+			seen[name] = true
+		}
+		for _, nm := range b.meta.Nodes {
+			if !seen[nm.Name] {
+				b.fail(r, n.rel(paths.RoutesTable), "does not list node %s: no route would reach its pods", nm.Name)
+			}
+		}
+		if s := n.file(paths.RoutesScript); s == nil || string(s.data) != nodeconfig.RoutesScript {
+			b.fail(r, n.rel(paths.RoutesScript), "is not the routes script scratchgen renders (it must route exactly the table's other nodes)")
+		}
+		if u := n.units[paths.RoutesService]; u != nil {
+			for _, key := range []string{"ExecStart", "ExecStop"} {
+				for _, c := range u.exec[key] {
+					if len(c) != 3 || c[0] != paths.RoutesScript || c[2] != n.name {
+						b.fail(r, n.rel(u.execFile[key]), "%s runs %s; it must run %s with the node's own name (%s)", key, strings.Join(c, " "), paths.RoutesScript, n.name)
+					}
+				}
 			}
 		}
 	}

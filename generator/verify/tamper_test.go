@@ -266,9 +266,24 @@ var postureTamperings = []corruption{
 		path: "nodes/worker-1/rootfs/etc/systemd/system/kubelet.service.d/10-scratchgen.conf", msg: "posture unit-binaries: ExecStart runs /opt/evil/kubelet"},
 	{name: "route next hop outside the cluster", spec: "example",
 		corrupt: func(t *testing.T, dir string) {
-			consistently(t, dir, "worker-1", "/etc/scratchgen/routes.sh", replaceOnce("via 10.0.0.10 ", "via 192.0.2.66 "))
+			consistently(t, dir, "worker-1", "/etc/scratchgen/routes", replaceOnce("cp-1 10.0.0.10 ", "cp-1 192.0.2.66 "))
 		},
-		path: "nodes/worker-1/rootfs/etc/scratchgen/routes.sh", msg: "posture routes: routes 10.10.0.0/24 via 192.0.2.66, which is not a cluster node's address"},
+		path: "nodes/worker-1/rootfs/etc/scratchgen/routes", msg: "posture routes: routes 10.10.0.0/24 via 192.0.2.66 for node cp-1, whose address and pod range are 10.0.0.10 10.10.0.0/24"},
+	{name: "route to a node outside the cluster", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "worker-1", "/etc/scratchgen/routes", func(s string) string { return s + "evil 192.0.2.66 0.0.0.0/1\n" })
+		},
+		path: "nodes/worker-1/rootfs/etc/scratchgen/routes", msg: "posture routes: routes 0.0.0.0/1 via 192.0.2.66 for node evil, which is not a cluster node"},
+	{name: "routes script with a route of its own", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "worker-1", "/etc/scratchgen/routes.sh", replaceOnce("found=0\n", "found=0\nip route replace 0.0.0.0/1 via 192.0.2.66\n"))
+		},
+		path: "nodes/worker-1/rootfs/etc/scratchgen/routes.sh", msg: "posture routes: is not the routes script scratchgen renders"},
+	{name: "routes unit for another node", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "worker-1", "/etc/systemd/system/scratchgen-routes.service", replaceOnce("routes.sh start worker-1", "routes.sh start worker-2"))
+		},
+		path: "nodes/worker-1/rootfs/etc/systemd/system/scratchgen-routes.service", msg: "posture routes: ExecStart runs /etc/scratchgen/routes.sh start worker-2; it must run /etc/scratchgen/routes.sh with the node's own name (worker-1)"},
 	{name: "kubelet pod range overlapping another node's", spec: "example",
 		corrupt: func(t *testing.T, dir string) {
 			consistently(t, dir, "worker-2", "/var/lib/kubelet/config.yaml", replaceOnce("podCIDR: 10.10.7.0/24", "podCIDR: 10.10.1.0/24"))

@@ -299,8 +299,9 @@ func (c *config) stage(dir, tree string, p *plan) error {
 }
 
 // LinkThreshold is the size from which identical files in one bundle (the same image
-// archive on several nodes) are stored once, as hard links to each other.
-const LinkThreshold = 64 << 10
+// archive or binary on several nodes, the routes table of a large cluster) are stored
+// once, as hard links to each other.
+const LinkThreshold = 16 << 10
 
 // contentKey identifies identical large files.
 type contentKey struct {

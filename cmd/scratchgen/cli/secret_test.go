@@ -272,7 +272,7 @@ func TestReviewWithoutSecret(t *testing.T) {
 		"+ /var/lib/kubelet/pki/kubelet.crt (not checked: would be issued: new; needs the root secret)",
 		"would issue kubelet-serving/worker-3 (worker-3): new",
 		"would issue kubelet-client/worker-3 (worker-3): new",
-		"ip route replace 10.10.2.0/24 via 10.0.0.23 # node worker-3",
+		"+worker-3 10.0.0.23 10.10.2.0/24",
 		"secret file(s) not checked",
 	} {
 		if !strings.Contains(out, want) {

@@ -1,26 +1,39 @@
 #!/bin/sh
 # Written by scratchgen; edit the cluster spec and re-render instead of this file.
-# Static routes from node worker-2 to every other node's pod range (the routed pod
-# network: no overlay). Usage: routes.sh start|stop; both are idempotent.
+# Static routes to every other node's pod range (the routed pod network: no overlay), as
+# listed in the routes table beside this script (/etc/scratchgen/routes: node, address, pod
+# range; the same file on every node). Usage: routes.sh start|stop NODE, NODE being this
+# node's name (its unit passes it); both are idempotent.
 set -eu
 
-case "${1:-}" in
-start)
-	ip route replace 10.10.0.0/24 via 10.0.0.11 # node cp-1
-	ip route replace 10.10.1.0/24 via 10.0.0.12 # node cp-2
-	ip route replace 10.10.2.0/24 via 10.0.0.13 # node cp-3
-	ip route replace 10.10.5.0/24 via 10.0.0.14 # node cp-4
-	ip route replace 10.10.3.0/24 via 10.0.0.21 # node worker-1
-	;;
-stop)
-	ip route del 10.10.0.0/24 via 10.0.0.11 2>/dev/null || true
-	ip route del 10.10.1.0/24 via 10.0.0.12 2>/dev/null || true
-	ip route del 10.10.2.0/24 via 10.0.0.13 2>/dev/null || true
-	ip route del 10.10.5.0/24 via 10.0.0.14 2>/dev/null || true
-	ip route del 10.10.3.0/24 via 10.0.0.21 2>/dev/null || true
-	;;
-*)
-	echo "usage: $0 start|stop" >&2
+usage() {
+	echo "usage: $0 start|stop NODE" >&2
 	exit 2
-	;;
+}
+case "${1:-}" in
+start | stop) ;;
+*) usage ;;
 esac
+[ -n "${2:-}" ] || usage
+action=$1
+self=$2
+table=${0%/*}/routes
+found=0
+while read -r node addr range; do
+	case $node in
+	'' | '#'*) continue ;;
+	esac
+	if [ "$node" = "$self" ]; then
+		found=1
+		continue
+	fi
+	if [ "$action" = start ]; then
+		ip route replace "$range" via "$addr"
+	else
+		ip route del "$range" via "$addr" 2>/dev/null || true
+	fi
+done <"$table"
+if [ "$found" = 0 ]; then
+	echo "$0: node $self is not in $table" >&2
+	exit 1
+fi
