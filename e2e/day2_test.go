@@ -44,7 +44,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,26 +64,6 @@ const (
 	day2To   = "v1.36.3"
 	day2Etcd = "v3.6.8"
 )
-
-var day2Spec = template.Must(template.New("spec").Parse(`apiVersion: scratchgen.dev/v1alpha1
-kind: Cluster
-metadata:
-  name: day2
-spec:
-  kubernetesVersion: {{.Version}}
-  controlPlaneEndpoint: {{.Endpoint}}
-  network:
-    podCIDR: 10.244.0.0/16
-  nodes:
-{{- range .Nodes}}
-  - name: {{.Name}}
-    address: {{.Addr}}
-    roles: [control-plane, etcd]
-{{- end}}
-{{- range .Extra}}
-{{.}}
-{{- end}}
-`))
 
 func TestDay2(t *testing.T) {
 	if os.Getenv(envEnable) != "1" || os.Getenv(envDay2) != "1" {
@@ -202,20 +181,11 @@ func d2Binaries(t *testing.T, kube string) string {
 }
 
 func (d *day2) spec(version string, members []string, extra ...string) string {
-	type node struct{ Name, Addr string }
-	data := struct {
-		Version, Endpoint string
-		Nodes             []node
-		Extra             []string
-	}{Version: version, Endpoint: d.lb.Addr(), Extra: extra}
+	var nodes []NodeSpec
 	for _, n := range members {
-		data.Nodes = append(data.Nodes, node{n, d.h.Net.Node(n).Addr.String()})
+		nodes = append(nodes, NodeSpec{Name: n, Roles: []string{"control-plane", "etcd"}})
 	}
-	var b bytes.Buffer
-	if err := day2Spec.Execute(&b, data); err != nil {
-		d.t.Fatal(err)
-	}
-	return b.String()
+	return d.h.Spec("day2", version, d.lb.Addr(), nodes, extra...)
 }
 
 func (d *day2) render(version string, members []string) {

@@ -174,17 +174,29 @@ spec:
     address: {{.Addr}}
     roles: [{{.Roles}}]
 {{- end}}
+{{- range .Extra}}
+{{.}}
+{{- end}}
 `))
 
 // Render writes a spec for the nodes (addresses from the network; the endpoint is the
 // first control-plane node's address) and renders it; see RenderSpec.
 func (h *Harness) Render(cluster string, nodes []NodeSpec) string {
 	h.T.Helper()
+	return h.RenderSpec(cluster, h.Spec(cluster, h.Version, "", nodes))
+}
+
+// Spec is the test cluster's spec: the nodes at their network addresses, at version,
+// behind endpoint ("": the first control-plane node's address), then the extra lines
+// (further node entries, indented as list items of spec.nodes).
+func (h *Harness) Spec(cluster, version, endpoint string, nodes []NodeSpec, extra ...string) string {
+	h.T.Helper()
 	type node struct{ Name, Addr, Roles string }
 	data := struct {
 		Name, Version, Endpoint string
 		Nodes                   []node
-	}{Name: cluster, Version: h.Version}
+		Extra                   []string
+	}{Name: cluster, Version: version, Endpoint: endpoint, Extra: extra}
 	for _, n := range nodes {
 		addr := h.Net.Node(n.Name).Addr.String()
 		if data.Endpoint == "" && contains(n.Roles, "control-plane") {
@@ -196,7 +208,7 @@ func (h *Harness) Render(cluster string, nodes []NodeSpec) string {
 	if err := specTemplate.Execute(&spec, data); err != nil {
 		h.T.Fatal(err)
 	}
-	return h.RenderSpec(cluster, spec.String())
+	return spec.String()
 }
 
 // RenderSpec renders a spec (whose metadata.name is cluster) with the scratchgen CLI,

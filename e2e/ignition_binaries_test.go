@@ -12,18 +12,13 @@ package e2e
 // Run by `make e2e-machines`.
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/scratchgen/scratchgen/e2e/internal/machine"
@@ -47,31 +42,12 @@ func TestMachinesIgnitionBinaries(t *testing.T) {
 	kubelet := bytes.Repeat([]byte("a kubelet "), 100000)
 	proxy := bytes.Repeat([]byte("a kube-proxy "), 50000)
 	bridge := []byte("#!/bin/sh\necho bridge\n")
-	var tgz bytes.Buffer
-	zw := gzip.NewWriter(&tgz)
-	tw := tar.NewWriter(zw)
-	tw.WriteHeader(&tar.Header{Name: "./bridge", Mode: 0o755, Size: int64(len(bridge)), Typeflag: tar.TypeReg})
-	tw.Write(bridge)
-	tw.Close()
-	zw.Close()
-	var mu sync.Mutex
-	files := map[string][]byte{
+	tgz := releaseArchive(t, map[string][]byte{"./bridge": bridge}, []string{"./bridge"})
+	srv := startMirror(t, map[string][]byte{
 		"/release/v1.36.3/bin/linux/amd64/kubelet":    kubelet,
 		"/release/v1.36.3/bin/linux/amd64/kube-proxy": proxy,
-		"/cni/cni-plugins-linux-amd64.tgz":            tgz.Bytes(),
-	}
-	gets := map[string]int{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		gets[r.URL.Path]++
-		if data, ok := files[r.URL.Path]; ok {
-			w.Write(data)
-			return
-		}
-		http.NotFound(w, r)
-	}))
-	defer srv.Close()
+		"/cni/cni-plugins-linux-amd64.tgz":            tgz,
+	})
 
 	dir := t.TempDir()
 	spec := `apiVersion: scratchgen.dev/v1alpha1
@@ -105,9 +81,9 @@ spec:
 	if err := machine.ApplyIgnitionFiles(ctx, ignition, filepath.Join(node, "ignition.json"), root, filepath.Join(dir, "ign-state")); err != nil {
 		t.Fatalf("Ignition with remote binaries: %v", err)
 	}
-	sum := sha256.Sum256(tgz.Bytes())
+	sum := sha256.Sum256(tgz)
 	staged := filepath.Join(paths.DownloadsDir, hex.EncodeToString(sum[:]))
-	for p, want := range map[string][]byte{"/usr/local/bin/kubelet": kubelet, "/usr/local/bin/kube-proxy": proxy, staged: tgz.Bytes()} {
+	for p, want := range map[string][]byte{"/usr/local/bin/kubelet": kubelet, "/usr/local/bin/kube-proxy": proxy, staged: tgz} {
 		got, err := os.ReadFile(filepath.Join(root, p))
 		fi, serr := os.Stat(filepath.Join(root, p))
 		switch {
@@ -123,12 +99,7 @@ spec:
 	}
 	// install-binaries.sh against that root: the archive is taken from the stage, the
 	// files Ignition wrote are left alone; nothing is fetched.
-	before := map[string]int{}
-	mu.Lock()
-	for k, v := range gets {
-		before[k] = v
-	}
-	mu.Unlock()
+	before := srv.getCounts()
 	out, err := exec.Command("sh", filepath.Join(root, paths.BinariesScript), root).CombinedOutput()
 	if err != nil {
 		t.Fatalf("install-binaries.sh after Ignition: %v\n%s", err, out)
@@ -136,23 +107,19 @@ spec:
 	if got, err := os.ReadFile(filepath.Join(root, "opt/cni/bin/bridge")); err != nil || !bytes.Equal(got, bridge) {
 		t.Errorf("install-binaries.sh did not install the bridge plugin from the staged archive: %v\n%s", err, out)
 	}
-	mu.Lock()
-	for k, v := range gets {
+	for k, v := range srv.getCounts() {
 		if before[k] != v {
 			t.Errorf("install-binaries.sh fetched %s although Ignition had staged or installed it", k)
 		}
 	}
-	mu.Unlock()
 	if strings.Contains(string(out), "/usr/local/bin/kubelet") {
 		t.Errorf("install-binaries.sh re-installed the kubelet Ignition wrote:\n%s", out)
 	}
 
 	// A mirror serving one changed byte: Ignition refuses the file.
-	mu.Lock()
 	bad := bytes.Clone(kubelet)
 	bad[12345] ^= 1
-	files["/release/v1.36.3/bin/linux/amd64/kubelet"] = bad
-	mu.Unlock()
+	srv.set("/release/v1.36.3/bin/linux/amd64/kubelet", bad)
 	root2 := t.TempDir()
 	err = machine.ApplyIgnitionFiles(ctx, ignition, filepath.Join(node, "ignition.json"), root2, filepath.Join(dir, "ign-state-2"))
 	if err == nil || !strings.Contains(err.Error(), "hash verification failed") {

@@ -35,9 +35,7 @@ package e2e
 // admin/addons resolves the Service's name from a pod.
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,7 +43,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"os"
@@ -195,33 +192,18 @@ func nbStartMirror(t *testing.T, h *Harness, bins, cniDir string) *nbMirror {
 		}
 		files["/release/"+h.Version+"/bin/linux/amd64/"+name] = data
 	}
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
+	plugins := map[string][]byte{}
+	var members []string
 	for _, p := range nbCNIPlugins {
 		data, err := os.ReadFile(filepath.Join(cniDir, p))
 		if err != nil {
 			t.Fatalf("the CNI plugins archive: %v (Debian's containernetworking-plugins in the machine image)", err)
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: "./" + p, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(data)
+		plugins["./"+p] = data
+		members = append(members, "./"+p)
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	zw.Close()
-	files["/cni/cni-plugins-linux-amd64.tgz"] = buf.Bytes()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		data, ok := files[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write(data)
-	}))
-	t.Cleanup(srv.Close)
+	files["/cni/cni-plugins-linux-amd64.tgz"] = releaseArchive(t, plugins, members)
+	srv := startMirror(t, files)
 	var b strings.Builder
 	fmt.Fprintf(&b, "  binaries:\n    url: %s/release/{version}/bin/linux/{arch}/{name}\n    extra:\n    - name: cni-plugins\n      url: %s/cni/cni-plugins-linux-{arch}.tgz\n      extract:\n", srv.URL, srv.URL)
 	for _, p := range nbCNIPlugins {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 
@@ -70,7 +71,7 @@ func PullBinaries(ctx context.Context, pins map[string]lock.Binary, cacheDir str
 		return nil, err
 	}
 	var out []PulledBinary
-	for _, u := range sortedKeys(pins) {
+	for _, u := range slices.Sorted(maps.Keys(pins)) {
 		pin := pins[u]
 		h := v1.Hash{Algorithm: "sha256", Hex: pin.SHA256}
 		res := PulledBinary{URL: u, Pin: pin}
@@ -102,7 +103,7 @@ func ReadBinaries(cacheDir string, pins map[string]lock.Binary) (map[string][]by
 		return nil, err
 	}
 	out := map[string][]byte{}
-	for _, u := range sortedKeys(pins) {
+	for _, u := range slices.Sorted(maps.Keys(pins)) {
 		data, err := c.binary(u, pins[u])
 		if err != nil {
 			return nil, err
@@ -160,13 +161,4 @@ func (o *options) download(ctx context.Context, u string, w io.Writer) (int64, e
 		return n, fmt.Errorf("GET %s: more than %d bytes", u, int64(maxDownload))
 	}
 	return n, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -34,6 +34,9 @@ type Binaries struct {
 	Embed, RequirePinned bool
 	// Pins are the lock's pins of the URLs this spec renders.
 	Pins map[string]lock.Binary
+	// URLs are every URL the nodes download and Unpinned those the lock does not pin,
+	// sorted, computed once by Resolve (render asks per node).
+	URLs, Unpinned []string
 }
 
 // ExtraBinary is one further download: a single file (Install) or a release archive
@@ -106,30 +109,14 @@ func (b *Binaries) download(name, u string, files []DownloadFile) Download {
 }
 
 // BinaryURLs are every URL the cluster's nodes download, sorted, without duplicates.
-func (c *Cluster) BinaryURLs() []string {
-	seen := map[string]bool{}
-	for i := range c.Nodes {
-		for _, d := range c.Downloads(c.Nodes[i]) {
-			seen[d.URL] = true
-		}
-	}
-	return slices.Sorted(maps.Keys(seen))
-}
+func (c *Cluster) BinaryURLs() []string { return c.Binaries.URLs }
 
 // UnpinnedBinaries are the URLs the lock does not pin, sorted.
-func (c *Cluster) UnpinnedBinaries() []string {
-	var out []string
-	for _, u := range c.BinaryURLs() {
-		if _, ok := c.Binaries.Pins[u]; !ok {
-			out = append(out, u)
-		}
-	}
-	return out
-}
+func (c *Cluster) UnpinnedBinaries() []string { return c.Binaries.Unpinned }
 
 // BinariesPinned reports whether the lock pins every binary the nodes need; only then
 // does a render carry or reference them (otherwise the operator installs them, as before).
-func (c *Cluster) BinariesPinned() bool { return len(c.UnpinnedBinaries()) == 0 }
+func (c *Cluster) BinariesPinned() bool { return len(c.Binaries.Unpinned) == 0 }
 
 var (
 	binaryNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
@@ -204,14 +191,26 @@ func (r *resolver) binaries(c *Cluster) {
 		}
 	}
 	c.Binaries = b
-	if r.lock != nil {
-		for _, u := range c.BinaryURLs() {
-			if pin, ok := r.lock.Binaries[u]; ok {
-				c.Binaries.Pins[u] = pin
-			}
+	seen := map[string]bool{}
+	for _, n := range c.Nodes {
+		for _, d := range c.Downloads(n) {
+			seen[d.URL] = true
 		}
 	}
-	unpinned := c.UnpinnedBinaries()
+	c.Binaries.URLs = slices.Sorted(maps.Keys(seen))
+	for _, u := range c.Binaries.URLs {
+		var pin lock.Binary
+		ok := false
+		if r.lock != nil {
+			pin, ok = r.lock.Binaries[u]
+		}
+		if ok {
+			c.Binaries.Pins[u] = pin
+		} else {
+			c.Binaries.Unpinned = append(c.Binaries.Unpinned, u)
+		}
+	}
+	unpinned := c.Binaries.Unpinned
 	switch {
 	case len(unpinned) == 0:
 	case b.RequirePinned:

@@ -13,6 +13,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/nodeconfig"
 	"github.com/scratchgen/scratchgen/generator/paths"
@@ -455,37 +456,20 @@ func checkRoutes(b *checker, r Rule) {
 	for _, nm := range b.meta.Nodes {
 		want[nm.Name] = nm.Address + " " + nm.PodCIDR
 	}
+	// Every node holds the same table: each distinct content is read once.
+	tables := map[string][]string{}
 	for _, n := range b.nodes {
 		f := n.file(paths.RoutesTable)
 		if f == nil {
 			continue
 		}
-		seen := map[string]bool{}
-		for _, line := range strings.Split(string(f.data), "\n") {
-			fields := strings.Fields(line)
-			if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
-				continue
-			}
-			if len(fields) != 3 {
-				b.fail(r, n.rel(paths.RoutesTable), "line %q is not: node address pod-range", line)
-				continue
-			}
-			name, rest := fields[0], fields[1]+" "+fields[2]
-			w, ok := want[name]
-			switch {
-			case !ok:
-				b.fail(r, n.rel(paths.RoutesTable), "routes %s via %s for node %s, which is not a cluster node", fields[2], fields[1], name)
-			case seen[name]:
-				b.fail(r, n.rel(paths.RoutesTable), "lists node %s twice", name)
-			case rest != w:
-				b.fail(r, n.rel(paths.RoutesTable), "routes %s via %s for node %s, whose address and pod range are %s", fields[2], fields[1], name, w)
-			}
-			seen[name] = true
+		msgs, done := tables[string(f.data)]
+		if !done {
+			msgs = routesTableProblems(f.data, want, b.meta.Nodes)
+			tables[string(f.data)] = msgs
 		}
-		for _, nm := range b.meta.Nodes {
-			if !seen[nm.Name] {
-				b.fail(r, n.rel(paths.RoutesTable), "does not list node %s: no route would reach its pods", nm.Name)
-			}
+		for _, m := range msgs {
+			b.fail(r, n.rel(paths.RoutesTable), "%s", m)
 		}
 		if s := n.file(paths.RoutesScript); s == nil || string(s.data) != nodeconfig.RoutesScript {
 			b.fail(r, n.rel(paths.RoutesScript), "is not the routes script scratchgen renders (it must route exactly the table's other nodes)")
@@ -500,6 +484,40 @@ func checkRoutes(b *checker, r Rule) {
 			}
 		}
 	}
+}
+
+// routesTableProblems says what is wrong with a routes table: want maps each node of
+// bundle.json to "address pod-range".
+func routesTableProblems(data []byte, want map[string]string, nodes []bundle.NodeMetadata) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		if len(fields) != 3 {
+			out = append(out, fmt.Sprintf("line %q is not: node address pod-range", line))
+			continue
+		}
+		name, rest := fields[0], fields[1]+" "+fields[2]
+		w, ok := want[name]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("routes %s via %s for node %s, which is not a cluster node", fields[2], fields[1], name))
+		case seen[name]:
+			out = append(out, fmt.Sprintf("lists node %s twice", name))
+		case rest != w:
+			out = append(out, fmt.Sprintf("routes %s via %s for node %s, whose address and pod range are %s", fields[2], fields[1], name, w))
+		}
+		seen[name] = true
+	}
+	for _, nm := range nodes {
+		if !seen[nm.Name] {
+			out = append(out, fmt.Sprintf("does not list node %s: no route would reach its pods", nm.Name))
+		}
+	}
+	return out
 }
 
 func checkPodRanges(b *checker, r Rule) {

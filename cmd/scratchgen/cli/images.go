@@ -57,9 +57,6 @@ func (r *runner) runGroup(group, what string, subs []command, about string, args
 // parseSub parses a subcommand's flags, handling --help and refusing arguments.
 func (r *runner) parseSub(sub string, args []string) (bool, error) {
 	group, subs := r.group, r.subs
-	if group == "" {
-		group, subs = "images", imagesSubcommands()
-	}
 	help := r.flags.BoolP("help", "h", false, "show this help")
 	if err := r.flags.Parse(args); err != nil {
 		return false, &ExitError{Code: 1, Msg: fmt.Sprintf("%s %s: %v; run `scratchgen %s %s --help`", group, sub, err, group, sub)}
