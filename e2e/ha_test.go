@@ -62,7 +62,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -428,19 +427,7 @@ func TestHA(t *testing.T) {
 // haSpec is the spec of the test cluster: the network's addresses, the load balancer as
 // controlPlaneEndpoint.
 func haSpec(h *Harness, endpoint string) string {
-	type node struct{ Name, Addr, Roles string }
-	data := struct {
-		Name, Version, Endpoint string
-		Nodes                   []node
-	}{Name: "ha", Version: h.Version, Endpoint: endpoint}
-	for _, n := range haNodes {
-		data.Nodes = append(data.Nodes, node{n.Name, h.Net.Node(n.Name).Addr.String(), strings.Join(n.Roles, ", ")})
-	}
-	var b bytes.Buffer
-	if err := specTemplate.Execute(&b, data); err != nil {
-		h.T.Fatal(err)
-	}
-	return b.String()
+	return h.Spec("ha", h.Version, endpoint, haNodes)
 }
 
 func apiserverPort(pod *corev1.Pod) string {
