@@ -58,6 +58,7 @@ func TestDependencyConfinement(t *testing.T) {
 		{"github.com/coreos/butane", []string{"generator/provision"}, nil},
 		{"github.com/coreos/ignition", []string{"generator/provision"}, []string{"generator/provision"}},
 		{"github.com/coreos/vcontext", []string{"generator/provision"}, []string{"generator/provision"}},
+		{"github.com/clarketm/json", []string{"generator/provision"}, nil},
 		{"github.com/google/go-containerregistry", []string{"generator/images"}, []string{"generator/images", "cmd/scratchgen/cli", "generator/verify", "e2e"}},
 	}
 	// Packages every other package builds on: none may depend on a library, even

@@ -513,9 +513,28 @@ type Expiry struct {
 
 // Expiries lists the certificates node n holds under lock lk, sorted by path and
 // identity: every certificate file (each CA of a trust file) and the client certificate
-// of every kubeconfig. The dates are the schedule's, so no secret is needed.
+// of every kubeconfig. The dates are the schedule's, so no secret is needed. For many
+// nodes, make one ExpiryTable instead (this computes the whole schedule per call).
 func Expiries(c *model.Cluster, lk *lock.Lock, now time.Time, n *model.Node) []Expiry {
-	dates := Schedule(c, lk, now)
+	return NewExpiryTable(c, lk, now).Node(n)
+}
+
+// ExpiryTable answers Expiries for every node of one cluster from one schedule.
+type ExpiryTable struct {
+	c     *model.Cluster
+	lk    *lock.Lock
+	dates map[ID]Dates
+	certs map[ID]Cert
+}
+
+// NewExpiryTable computes the schedule of c under lk once.
+func NewExpiryTable(c *model.Cluster, lk *lock.Lock, now time.Time) *ExpiryTable {
+	return &ExpiryTable{c: c, lk: lk, dates: Schedule(c, lk, now), certs: templates(c)}
+}
+
+// Node is Expiries for node n. It only reads the table, so it is safe for concurrent use.
+func (t *ExpiryTable) Node(n *model.Node) []Expiry {
+	c, lk, dates := t.c, t.lk, t.dates
 	var out []Expiry
 	seen := map[string]bool{}
 	add := func(p string, id ID, d Dates) {
@@ -525,7 +544,7 @@ func Expiries(c *model.Cluster, lk *lock.Lock, now time.Time, n *model.Node) []E
 			out = append(out, e)
 		}
 	}
-	for _, h := range holdings(c, n, templates(c)) {
+	for _, h := range holdings(c, n, t.certs) {
 		switch h.kind {
 		case holdCert:
 			add(h.path, h.id, dates[h.id])

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
@@ -89,6 +90,9 @@ type planner struct {
 	// saPub and saPubPrev are the service-account public keys found on disk (PEM): the
 	// current one and, during its rotation, the previous one.
 	saPub, saPubPrev []byte
+	// labels is tokenLabels, computed once.
+	labelsOnce sync.Once
+	labels     map[string]string
 }
 
 // Plan issues every certificate and key the cluster needs and places them.
@@ -483,8 +487,14 @@ func (p *planner) keyLabel(h holding) string {
 	return p.label(h.id, gen)
 }
 
-// tokenLabels maps each static token user to the derivation label of its token.
+// tokenLabels maps each static token user to the derivation label of its token. It is
+// computed once (every kubeconfig's version asks for it, from parallel goroutines).
 func (p *planner) tokenLabels() map[string]string {
+	p.labelsOnce.Do(func() { p.labels = p.computeTokenLabels() })
+	return p.labels
+}
+
+func (p *planner) computeTokenLabels() map[string]string {
 	out := map[string]string{}
 	for _, u := range p.tokenUsers() {
 		out[u.user] = "token " + p.label(tokenID(u.id), p.dates[u.id].Generation)

@@ -150,8 +150,6 @@ type Node struct {
 	PodCIDR netip.Prefix
 	// BridgeAddr is NODE_X_BRIDGE_ADDR: the first address of PodCIDR with its prefix length.
 	BridgeAddr netip.Prefix
-	// Routes lead to every other node's pod range (routed mode only), in spec order.
-	Routes []Route
 	// OS is OSGeneric, OSFlatcar or OSFCOS.
 	OS string
 	// KubeletVersion is the release of the node's kubelet and kube-proxy: the cluster's,
@@ -168,6 +166,21 @@ type Route struct {
 	Node string
 	Dest netip.Prefix
 	Via  netip.Addr
+}
+
+// Routes lead from node n to every other node's pod range (routed mode only), in spec
+// order. They are computed on demand: every node's routes together are O(nodes²).
+func (c *Cluster) Routes(n *Node) []Route {
+	if c.NetworkMode != NetworkRouted {
+		return nil
+	}
+	out := make([]Route, 0, len(c.Nodes)-1)
+	for _, o := range c.Nodes {
+		if o != n {
+			out = append(out, Route{Node: o.Name, Dest: o.PodCIDR, Via: o.Address})
+		}
+	}
+	return out
 }
 
 // Is reports whether the node has the role.

@@ -782,15 +782,6 @@ func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 		}
 		c.Rotations[id] = rot.Stage
 	}
-	if c.NetworkMode == NetworkRouted {
-		for _, n := range c.Nodes {
-			for _, o := range c.Nodes {
-				if o != n {
-					n.Routes = append(n.Routes, Route{Node: o.Name, Dest: o.PodCIDR, Via: o.Address})
-				}
-			}
-		}
-	}
 	return out
 }
 

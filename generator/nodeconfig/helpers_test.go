@@ -116,7 +116,7 @@ func writeRoot(t *testing.T, dir string, files []bundle.File) {
 // returns the node's files and units.
 func Node(c *model.Cluster, n *model.Node) ([]bundle.File, []string, error) {
 	b := bundle.NewNodeBuilder(n.Name)
-	for _, step := range []func(*model.Cluster, *model.Node, *bundle.NodeBuilder) error{Kernel, Network, Containerd, Kubelet, Proxy, CertCheck(sampleExpiries)} {
+	for _, step := range []func(*model.Cluster, *model.Node, *bundle.NodeBuilder) error{Kernel, Network(c), Containerd, Kubelet, Proxy, CertCheck(sampleExpiries)} {
 		if err := step(c, n, b); err != nil {
 			return nil, nil, err
 		}

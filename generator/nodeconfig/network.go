@@ -3,6 +3,8 @@ package nodeconfig
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
@@ -64,8 +66,42 @@ type IPAMRoute struct {
 
 // Network is the plan step of the routed pod network (nothing in network mode none): the
 // CNI bridge configuration, the routes to the other nodes' pod ranges and the masquerade
-// rule, with their units.
-func Network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
+// rule, with their units. The routes table, the same on every node, is built once for
+// cluster c, whose nodes the step is then run for.
+func Network(c *model.Cluster) func(*model.Cluster, *model.Node, *bundle.NodeBuilder) error {
+	var table []byte
+	var conflict error
+	if c.NetworkMode == model.NetworkRouted {
+		table, conflict = RoutesTable(c), routesConflict(c)
+	}
+	return func(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
+		if conflict != nil {
+			return conflict
+		}
+		return network(c, n, b, table)
+	}
+}
+
+// routesConflict reports two nodes whose routes would collide (the same address, or
+// overlapping pod ranges): a route of one would point at the other itself. The model
+// never resolves such a cluster; this keeps the routes honest if it ever did.
+func routesConflict(c *model.Cluster) error {
+	byRange := slices.Clone(c.Nodes)
+	slices.SortFunc(byRange, func(a, b *model.Node) int { return a.PodCIDR.Addr().Compare(b.PodCIDR.Addr()) })
+	addrs := map[netip.Addr]string{}
+	for i, n := range byRange {
+		if o, dup := addrs[n.Address]; dup {
+			return fmt.Errorf("nodes %q and %q share the address %s", o, n.Name, n.Address)
+		}
+		addrs[n.Address] = n.Name
+		if i > 0 && byRange[i-1].PodCIDR.Overlaps(n.PodCIDR) {
+			return fmt.Errorf("nodes %q and %q have overlapping pod ranges %s and %s", byRange[i-1].Name, n.Name, byRange[i-1].PodCIDR, n.PodCIDR)
+		}
+	}
+	return nil
+}
+
+func network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder, table []byte) error {
 	if err := checkResolved(n); err != nil {
 		return err
 	}
@@ -74,11 +110,6 @@ func Network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
 	}
 	if !n.BridgeAddr.IsValid() || !n.PodCIDR.Contains(n.BridgeAddr.Addr()) {
 		return fmt.Errorf("bridge address %v is not inside pod range %s", n.BridgeAddr, n.PodCIDR)
-	}
-	for _, r := range n.Routes {
-		if r.Dest.Overlaps(n.PodCIDR) || r.Via == n.Address {
-			return fmt.Errorf("route %s via %s (node %q) points at this node itself", r.Dest, r.Via, r.Node)
-		}
 	}
 	conf := Conflist{
 		CNIVersion: "1.0.0",
@@ -107,7 +138,7 @@ func Network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
 		return err
 	}
 	b.Public(paths.CNIConflist, append(cni, '\n'))
-	b.Public(paths.RoutesTable, RoutesTable(c))
+	b.Public(paths.RoutesTable, table)
 	b.Executable(paths.RoutesScript, []byte(RoutesScript))
 	b.Public(paths.RoutesUnit, scriptUnit("scratchgen: routes to the other nodes' pod ranges", paths.RoutesScript, routesUnit, n.Name))
 	b.Unit(routesUnit)

@@ -161,7 +161,7 @@ iptables -w -t nat -S
 		t.Fatalf("%v\n%s", err, out)
 	}
 	started, stopped, _ := strings.Cut(string(out), "== stopped")
-	for _, r := range n.Routes {
+	for _, r := range c.Routes(n) {
 		line := r.Dest.String() + " via " + r.Via.String() + " dev sg0"
 		if strings.Count(started, line) != 1 {
 			t.Errorf("after start twice, want one route %q:\n%s", line, started)

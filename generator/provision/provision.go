@@ -21,8 +21,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	butane "github.com/coreos/butane/config"
-	"github.com/coreos/butane/config/common"
 	"gopkg.in/yaml.v3"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
@@ -94,6 +92,11 @@ var targets = map[string]target{
 // or control characters, modes with bits other than permissions, duplicate units, and
 // any error or warning Butane reports.
 func Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.File, error) {
+	return (*Cache)(nil).Views(n, os, embedSecrets)
+}
+
+// Views is Views, sharing the work on files other nodes of the cache carry too.
+func (c *Cache) Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.File, error) {
 	tgt, ok := targets[os]
 	if !ok {
 		return nil, fmt.Errorf("unknown OS %q (want %q, %q or %q)",
@@ -125,17 +128,22 @@ func Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.File, error) 
 		}
 	}
 
-	zipped := compressAll(files)
-	bu, err := butaneConfig(tgt, files, zipped, n.Remote, n.Units, header)
+	keys := make([]entryKey, len(files))
+	for i, f := range files {
+		keys[i] = entryKey{fileKey: keyOf(f), target: tgt.variant + "/" + tgt.version}
+	}
+	zipped := c.compressAll(files, keys)
+	cfg := butaneConfig(tgt, files, zipped, n.Remote, n.Units)
+	bu, err := c.butaneYAML(cfg, keys, header)
 	if err != nil {
 		return nil, fmt.Errorf("writing Butane config: %w", err)
 	}
-	ign, err := translate(bu)
+	ign, err := c.translateNode(tgt, cfg, keys, len(files))
 	if err != nil {
 		return nil, fmt.Errorf("translating %s (%s %s) to Ignition: %w",
 			ButaneFile, tgt.variant, tgt.version, err)
 	}
-	ud, err := userData(files, zipped, n.Units, header)
+	ud, err := c.userData(files, keys, zipped, n.Units, header)
 	if err != nil {
 		return nil, fmt.Errorf("writing cloud-init user-data: %w", err)
 	}
@@ -256,7 +264,7 @@ type (
 //
 // Remote files (binaries rootfs/ does not carry) are fetched by Ignition from their URL
 // and verified against their pinned SHA-512; they follow the inline files.
-func butaneConfig(tgt target, files []bundle.File, zipped map[string][]byte, remote []bundle.RemoteFile, units []string, header string) ([]byte, error) {
+func butaneConfig(tgt target, files []bundle.File, zipped map[string][]byte, remote []bundle.RemoteFile, units []string) buConfig {
 	cfg := buConfig{Variant: tgt.variant, Version: tgt.version}
 	if len(files)+len(remote) > 0 {
 		cfg.Storage = &buStorage{Files: make([]buFile, 0, len(files)+len(remote))}
@@ -286,11 +294,44 @@ func butaneConfig(tgt target, files []bundle.File, zipped map[string][]byte, rem
 			cfg.Systemd.Units = append(cfg.Systemd.Units, buUnit{Name: u, Enabled: true})
 		}
 	}
-	y, err := marshalYAML(cfg)
+	return cfg
+}
+
+// butaneYAML writes node.bu: the header, then cfg as YAML, each file entry encoded on
+// its own (shared entries once per render; see Cache).
+func (c *Cache) butaneYAML(cfg buConfig, keys []entryKey, header string) ([]byte, error) {
+	head, err := marshalYAML(buConfig{Variant: cfg.Variant, Version: cfg.Version})
 	if err != nil {
 		return nil, err
 	}
-	return append([]byte(header), y...), nil
+	b := bytes.NewBufferString(header)
+	b.Write(head)
+	if cfg.Storage != nil {
+		b.WriteString("storage:\n  files:\n")
+		for i, f := range cfg.Storage.Files {
+			encode := func() ([]byte, error) { return encodeEntry(f, 4) }
+			var y []byte
+			if i < len(keys) {
+				y, err = c.fragment(c.buMap(), keys[i], encode)
+			} else {
+				y, err = encode()
+			}
+			if err != nil {
+				return nil, err
+			}
+			b.Write(y)
+		}
+	}
+	if cfg.Systemd != nil {
+		y, err := marshalYAML(struct {
+			Systemd *buSystemd `yaml:"systemd"`
+		}{cfg.Systemd})
+		if err != nil {
+			return nil, err
+		}
+		b.Write(y)
+	}
+	return b.Bytes(), nil
 }
 
 // isText reports whether data is reviewable text: valid UTF-8 of printable characters,
@@ -306,26 +347,6 @@ func isText(data []byte) bool {
 		}
 	}
 	return true
-}
-
-// translate turns a Butane config into pretty-printed Ignition JSON. Any report entry
-// fails it: warnings flag something the author did not mean (a decimal-looking mode, an
-// unused key), and Butane translates anyway, so nobody would see them.
-func translate(bu []byte) ([]byte, error) {
-	ign, rpt, err := butane.TranslateBytes(bu, common.TranslateBytesOptions{Pretty: true, TranslateOptions: common.TranslateOptions{NoResourceAutoCompression: true}})
-	if err != nil {
-		if len(rpt.Entries) > 0 {
-			return nil, fmt.Errorf("%w:\n%s", err, strings.TrimSpace(rpt.String()))
-		}
-		return nil, err
-	}
-	if len(rpt.Entries) > 0 {
-		return nil, fmt.Errorf("butane reported:\n%s", strings.TrimSpace(rpt.String()))
-	}
-	if !bytes.HasSuffix(ign, []byte("\n")) {
-		ign = append(ign, '\n')
-	}
-	return ign, nil
 }
 
 // cloud-config, as much of it as scratchgen writes.
@@ -348,22 +369,32 @@ type (
 // large files that compress, sorted by path,
 // owned by root, written before runcmd), then runcmd reloads systemd and enables and
 // (re)starts each unit in order, one command per unit so the start order holds.
-func userData(files []bundle.File, zipped map[string][]byte, units []string, header string) ([]byte, error) {
-	var cfg cloudConfig
-	for _, f := range files {
-		enc, content := "b64", f.Data
-		if z, ok := zipped[f.Path]; ok {
-			enc, content = "gz+b64", z
-		}
-		cfg.WriteFiles = append(cfg.WriteFiles, writeFile{
-			Path:        f.Path,
-			Permissions: fmt.Sprintf("%04o", f.Mode.Perm()),
-			Owner:       "root:root",
-			Encoding:    enc,
-			Content:     base64.StdEncoding.EncodeToString(content),
-			Defer:       false,
-		})
+func (c *Cache) userData(files []bundle.File, keys []entryKey, zipped map[string][]byte, units []string, header string) ([]byte, error) {
+	b := bytes.NewBufferString("#cloud-config\n" + header)
+	if len(files) > 0 {
+		b.WriteString("write_files:\n")
 	}
+	for i, f := range files {
+		y, err := c.fragment(c.udMap(), keys[i], func() ([]byte, error) {
+			enc, content := "b64", f.Data
+			if z, ok := zipped[f.Path]; ok {
+				enc, content = "gz+b64", z
+			}
+			return encodeEntry(writeFile{
+				Path:        f.Path,
+				Permissions: fmt.Sprintf("%04o", f.Mode.Perm()),
+				Owner:       "root:root",
+				Encoding:    enc,
+				Content:     base64.StdEncoding.EncodeToString(content),
+				Defer:       false,
+			}, 2)
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.Write(y)
+	}
+	var cfg cloudConfig
 	if len(units) > 0 {
 		// Restart, not just start: on an image where a unit (containerd) already runs from
 		// its package's defaults, it must pick up the files just written.
@@ -372,12 +403,16 @@ func userData(files []bundle.File, zipped map[string][]byte, units []string, hea
 			cfg.RunCmd = append(cfg.RunCmd, []string{"systemctl", "enable", u}, []string{"systemctl", "restart", u})
 		}
 	}
+	if len(files) > 0 && len(units) == 0 {
+		return b.Bytes(), nil
+	}
+	// An empty node gets "{}": cloud-init rejects a cloud-config that is not a mapping.
 	y, err := marshalYAML(cfg)
 	if err != nil {
 		return nil, err
 	}
-	// An empty node gets "{}": cloud-init rejects a cloud-config that is not a mapping.
-	return append([]byte("#cloud-config\n"+header), y...), nil
+	b.Write(y)
+	return b.Bytes(), nil
 }
 
 // marshalYAML encodes v with two-space indentation, struct fields in declaration order
@@ -415,11 +450,11 @@ func inline(data []byte) bool { return len(data) < inlineMax && isText(data) }
 
 // compressAll gzips, once for both views, every file that is not carried inline, and
 // keeps the result where it saves space.
-func compressAll(files []bundle.File) map[string][]byte {
+func (c *Cache) compressAll(files []bundle.File, keys []entryKey) map[string][]byte {
 	zipped := map[string][]byte{}
-	for _, f := range files {
+	for i, f := range files {
 		if !inline(f.Data) {
-			if z, ok := compress(f.Data); ok {
+			if z, ok := c.compress(keys[i].fileKey, f.Data); ok {
 				zipped[f.Path] = z
 			}
 		}

@@ -168,6 +168,8 @@ type planner struct {
 	extra []Step
 	creds *credentials.Result
 	lock  *lock.Lock // the input lock: the schedule of the certificates
+	// expiry answers the certificate watchdog's list per node from one schedule.
+	expiry *credentials.ExpiryTable
 }
 
 // steps is the ordered step list. Unit start order follows from what the steps declare
@@ -181,7 +183,7 @@ func (p *planner) steps() []Step {
 		{"kube-controller-manager", staticpods.ControllerManager},
 		{"kube-scheduler", staticpods.Scheduler},
 		{"kernel settings", nodeconfig.Kernel},
-		{"pod network", nodeconfig.Network},
+		{"pod network", nodeconfig.Network(p.c)},
 		{"containerd", nodeconfig.Containerd},
 	}
 	if p.c.Images.Embed || p.deps.WithImages {
@@ -199,7 +201,7 @@ func (p *planner) carryBinaries() bool { return p.c.Binaries.Embed || p.deps.Wit
 // expiries lists node n's certificates with their end, for the watchdog.
 func (p *planner) expiries(n *model.Node) []nodeconfig.Expiry {
 	var out []nodeconfig.Expiry
-	for _, e := range credentials.Expiries(p.c, p.lock, p.deps.Now, n) {
+	for _, e := range p.expiry.Node(n) {
 		out = append(out, nodeconfig.Expiry{Path: e.Path, Identity: e.Identity, NotAfter: e.NotAfter})
 	}
 	return out
@@ -237,6 +239,7 @@ func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
 	if p.creds, err = credentials.Plan(c, r.Lock, credentials.Options{Secret: d.Secret, Now: d.Now, Existing: d.Existing}); err != nil {
 		return nil, err
 	}
+	p.expiry = credentials.NewExpiryTable(c, r.Lock, d.Now)
 	steps := p.steps()
 	plan := &bundle.Plan{Cluster: c.Name, Nodes: make([]bundle.Node, len(c.Nodes))}
 	err = parallel.Do(len(c.Nodes), func(i int) error {
@@ -246,6 +249,22 @@ func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
 			return fmt.Errorf("planning node %q: %w", n.Name, err)
 		}
 		plan.Nodes[i] = node
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The views second, once every node's files are known: files many nodes share are
+	// encoded and translated once (provision.Cache).
+	nodes := make([]*bundle.Node, len(plan.Nodes))
+	for i := range plan.Nodes {
+		nodes[i] = &plan.Nodes[i]
+	}
+	cache := provision.NewCache(nodes)
+	err = parallel.Do(len(c.Nodes), func(i int) error {
+		if err := p.views(cache, c.Nodes[i], &plan.Nodes[i]); err != nil {
+			return fmt.Errorf("planning node %q: %w", c.Nodes[i].Name, err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -265,7 +284,7 @@ func Plan(r *Resolved, d Deps, opts ...Option) (*Output, error) {
 	return &Output{Model: c, Plan: plan, Lock: p.creds.Lock, Warnings: r.Warnings, Pending: p.creds.Pending, Unpinned: images.Unpinned(p.table, c)}, nil
 }
 
-// node runs every step for n, then renders its provisioning views.
+// node runs every step for n.
 func (p *planner) node(n *model.Node, steps []Step) (bundle.Node, error) {
 	b := bundle.NewNodeBuilder(n.Name)
 	for _, s := range steps {
@@ -280,7 +299,12 @@ func (p *planner) node(n *model.Node, steps []Step) (bundle.Node, error) {
 	}
 	node.Rootfs = append(node.Rootfs, unitList(node.Units))
 	bundle.Sort(node.Rootfs)
-	if why := pendingViews(node, p.c.EmbedSecrets); why != "" {
+	return node, nil
+}
+
+// views renders node's provisioning views into node.Extra.
+func (p *planner) views(cache *provision.Cache, n *model.Node, node *bundle.Node) error {
+	if why := pendingViews(*node, p.c.EmbedSecrets); why != "" {
 		// Without the secret the views cannot be made byte for byte: they carry a file
 		// whose content is pending.
 		mode := bundle.ModePublic
@@ -290,11 +314,11 @@ func (p *planner) node(n *model.Node, steps []Step) (bundle.Node, error) {
 		for _, name := range []string{provision.ButaneFile, provision.IgnitionFile, provision.UserDataFile} {
 			node.Extra = append(node.Extra, bundle.File{Path: name, Mode: mode, Pending: why, Secret: p.c.EmbedSecrets})
 		}
-		return node, nil
+		return nil
 	}
-	views, err := provision.Views(&node, n.OS, p.c.EmbedSecrets)
+	views, err := cache.Views(node, n.OS, p.c.EmbedSecrets)
 	if err != nil {
-		return node, fmt.Errorf("provisioning views: %w", err)
+		return fmt.Errorf("provisioning views: %w", err)
 	}
 	if p.c.EmbedSecrets {
 		// The views then carry keys and tokens: they are secrets themselves.
@@ -303,7 +327,7 @@ func (p *planner) node(n *model.Node, steps []Step) (bundle.Node, error) {
 		}
 	}
 	node.Extra = views
-	return node, nil
+	return nil
 }
 
 // metadata is bundle.json: the views' inputs and the images the bundle renders.

@@ -55,12 +55,16 @@ func (b *checker) checkViewBytes() {
 		problems []Problem
 	}
 	jobs := make([]*job, len(b.nodes))
+	nodes := make([]*bundle.Node, len(b.nodes))
 	for i, n := range b.nodes {
 		jobs[i] = &job{n: n}
+		nodes[i] = b.viewInputs(n)
 	}
+	// Files many nodes share are encoded and translated once (provision.Cache).
+	cache := provision.NewCache(slices.DeleteFunc(slices.Clone(nodes), func(n *bundle.Node) bool { return n == nil }))
 	parallel(len(jobs), func(i int) {
 		j := jobs[i]
-		j.problems = b.viewBytes(j.n)
+		j.problems = b.viewBytes(cache, j.n, nodes[i])
 	})
 	for _, j := range jobs {
 		for _, p := range j.problems {
@@ -69,7 +73,9 @@ func (b *checker) checkViewBytes() {
 	}
 }
 
-func (b *checker) viewBytes(n *node) []Problem {
+// viewInputs is node n as its views are rendered from it (nil when bundle.json does not
+// list it).
+func (b *checker) viewInputs(n *node) *bundle.Node {
 	nm := b.meta.Node(n.name)
 	if nm == nil {
 		return nil
@@ -86,7 +92,14 @@ func (b *checker) viewBytes(n *node) []Problem {
 		node.Remote = binaries.Remote(nm.Binaries)
 		slices.SortFunc(node.Remote, func(a, c bundle.RemoteFile) int { return strings.Compare(a.Path, c.Path) })
 	}
-	views, err := provision.Views(&node, nm.OS, b.meta.EmbedSecrets)
+	return &node
+}
+
+func (b *checker) viewBytes(cache *provision.Cache, n *node, node *bundle.Node) []Problem {
+	if node == nil {
+		return nil
+	}
+	views, err := cache.Views(node, b.meta.Node(n.name).OS, b.meta.EmbedSecrets)
 	if err != nil {
 		return []Problem{{Node: n.name, Path: n.base, Msg: fmt.Sprintf("its views cannot be rendered from its rootfs: %v", err)}}
 	}

@@ -1,0 +1,309 @@
+package provision
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"reflect"
+	"strings"
+	"sync"
+
+	json "github.com/clarketm/json" // Butane's marshaler: it omits empty structs, as ignition.json always has
+
+	"github.com/coreos/butane/config/common"
+	fcos14 "github.com/coreos/butane/config/fcos/v1_4"
+	fcos17 "github.com/coreos/butane/config/fcos/v1_7"
+	flatcar11 "github.com/coreos/butane/config/flatcar/v1_1"
+	"github.com/coreos/vcontext/report"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+)
+
+// Cache shares, between the nodes of one render, the view work on files that several
+// nodes carry with the same path, mode and content (the CA, the shared scripts, the
+// routes table): each such file is compressed, encoded into node.bu and user-data, and
+// translated by Butane once, and every node's view reuses the result. Files only one node
+// carries are not kept. A nil *Cache shares nothing (every call works alone).
+//
+// What a node's views hold never depends on the cache: a view assembled from shared
+// entries is byte for byte the view made alone (TestCacheEqualsAlone), because every
+// entry is translated, encoded and compressed on its own, exactly as in a whole
+// document: Butane translates storage.files entry by entry, JSON and YAML indent by
+// nesting only.
+type Cache struct {
+	recurring map[fileKey]bool
+
+	mu     sync.Mutex
+	zipped map[[32]byte]zipResult
+	bu, ud map[entryKey][]byte
+	ign    map[entryKey]reflect.Value
+}
+
+// fileKey identifies a file as views carry it.
+type fileKey struct {
+	path string
+	mode fs.FileMode
+	sum  [32]byte
+}
+
+// entryKey is a file as one Butane target carries it.
+type entryKey struct {
+	fileKey
+	target string
+}
+
+type zipResult struct {
+	data []byte
+	ok   bool
+}
+
+// NewCache prepares a cache for the given nodes' rootfs files: it remembers which files
+// more than one node carries.
+func NewCache(nodes []*bundle.Node) *Cache {
+	count := map[fileKey]int{}
+	for _, n := range nodes {
+		for _, f := range n.Rootfs {
+			if f.Binary || f.Pending != "" {
+				continue
+			}
+			count[keyOf(f)]++
+		}
+	}
+	c := &Cache{recurring: map[fileKey]bool{}, zipped: map[[32]byte]zipResult{},
+		bu: map[entryKey][]byte{}, ud: map[entryKey][]byte{}, ign: map[entryKey]reflect.Value{}}
+	for k, n := range count {
+		if n > 1 {
+			c.recurring[k] = true
+		}
+	}
+	return c
+}
+
+func keyOf(f bundle.File) fileKey {
+	return fileKey{path: f.Path, mode: f.Mode.Perm(), sum: sha256.Sum256(f.Data)}
+}
+
+// shared reports whether the cache keeps work on a file.
+func (c *Cache) shared(k fileKey) bool { return c != nil && c.recurring[k] }
+
+// compress is compress(data), once per shared content.
+func (c *Cache) compress(k fileKey, data []byte) ([]byte, bool) {
+	if !c.shared(k) {
+		return compress(data)
+	}
+	c.mu.Lock()
+	r, ok := c.zipped[k.sum]
+	c.mu.Unlock()
+	if !ok {
+		r.data, r.ok = compress(data)
+		c.mu.Lock()
+		c.zipped[k.sum] = r
+		c.mu.Unlock()
+	}
+	return r.data, r.ok
+}
+
+func (c *Cache) buMap() map[entryKey][]byte {
+	if c == nil {
+		return nil
+	}
+	return c.bu
+}
+
+func (c *Cache) udMap() map[entryKey][]byte {
+	if c == nil {
+		return nil
+	}
+	return c.ud
+}
+
+// fragment returns the YAML of one list entry (see encodeEntry), from m when shared.
+func (c *Cache) fragment(m map[entryKey][]byte, k entryKey, encode func() ([]byte, error)) ([]byte, error) {
+	if !c.shared(k.fileKey) {
+		return encode()
+	}
+	c.mu.Lock()
+	y, ok := m[k]
+	c.mu.Unlock()
+	if ok {
+		return y, nil
+	}
+	y, err := encode()
+	if err == nil {
+		c.mu.Lock()
+		m[k] = y
+		c.mu.Unlock()
+	}
+	return y, err
+}
+
+// encodeEntry is the YAML of v as an entry of a block sequence indented by indent spaces:
+// the document "- <v>", shifted right. yaml.v3 indents by nesting only and never folds
+// lines, so this is byte for byte what v encodes to inside the whole document. Empty
+// lines (inside literal blocks) stay empty, as the encoder writes them.
+func encodeEntry(v any, indent int) ([]byte, error) {
+	y, err := marshalYAML([]any{v})
+	if err != nil {
+		return nil, err
+	}
+	pad := strings.Repeat(" ", indent)
+	var b bytes.Buffer
+	b.Grow(len(y) + 16*indent)
+	for line := range bytes.SplitAfterSeq(y, []byte("\n")) {
+		if len(line) > 1 {
+			b.WriteString(pad)
+		}
+		b.Write(line)
+	}
+	return b.Bytes(), nil
+}
+
+// translator runs Butane on a config built as Go values (no YAML in between) for one
+// target, and returns the Ignition config it translates to.
+type translator func(bu buConfig) (any, report.Report, error)
+
+// translators are the Butane configs of each target: the same struct values Butane's own
+// parser would build from node.bu.
+var translators = map[string]translator{
+	"fcos/1.4.0": func(bu buConfig) (any, report.Report, error) {
+		var cfg fcos14.Config
+		toButane(bu, &cfg)
+		return cfg.ToIgn3_3(translateOptions)
+	},
+	"flatcar/1.1.0": func(bu buConfig) (any, report.Report, error) {
+		var cfg flatcar11.Config
+		toButane(bu, &cfg)
+		return cfg.ToIgn3_4(translateOptions)
+	},
+	"fcos/1.7.0": func(bu buConfig) (any, report.Report, error) {
+		var cfg fcos17.Config
+		toButane(bu, &cfg)
+		return cfg.ToIgn3_6(translateOptions)
+	},
+}
+
+// translateOptions: scratchgen decides compression itself (compressAll).
+var translateOptions = common.TranslateOptions{NoResourceAutoCompression: true}
+
+// toButane fills a Butane config (any variant: they share field names) from ours.
+func toButane(bu buConfig, dst any) {
+	copyFields(reflect.ValueOf(dst).Elem(), reflect.ValueOf(bu))
+}
+
+// copyFields copies src into dst by field name, as Butane's YAML parser would fill dst
+// from src's YAML: a nil pointer or empty string of ours is an absent key, so it stays
+// nil; pointers are created as needed; octalMode becomes *int.
+func copyFields(dst, src reflect.Value) {
+	present := false // a pointer of ours that is set: an explicit key, even if empty
+	for src.Kind() == reflect.Pointer {
+		if src.IsNil() {
+			return
+		}
+		src, present = src.Elem(), true
+	}
+	if dst.Kind() == reflect.Pointer {
+		if !present && src.Kind() == reflect.String && src.String() == "" {
+			return
+		}
+		if dst.IsNil() {
+			dst.Set(reflect.New(dst.Type().Elem()))
+		}
+		dst = dst.Elem()
+	}
+	switch src.Kind() {
+	case reflect.Struct:
+		for i := 0; i < src.NumField(); i++ {
+			copyFields(dst.FieldByName(src.Type().Field(i).Name), src.Field(i))
+		}
+	case reflect.Slice:
+		s := reflect.MakeSlice(dst.Type(), src.Len(), src.Len())
+		for i := 0; i < src.Len(); i++ {
+			copyFields(s.Index(i), src.Index(i))
+		}
+		dst.Set(s)
+	case reflect.String:
+		dst.SetString(src.String())
+	case reflect.Bool:
+		dst.SetBool(src.Bool())
+	case reflect.Uint32:
+		dst.SetInt(int64(src.Uint()))
+	default:
+		panic(fmt.Sprintf("provision: no Butane field for a %s", src.Kind()))
+	}
+}
+
+// translateNode is the node's Ignition config: Butane translates, in one call, the
+// node's units, its remote files and the files not translated yet; shared files come
+// from the cache. keys[i] identifies files[i].
+func (c *Cache) translateNode(tgt target, bu buConfig, keys []entryKey, nFiles int) ([]byte, error) {
+	tr, ok := translators[tgt.variant+"/"+tgt.version]
+	if !ok {
+		return nil, fmt.Errorf("no Butane translator for %s %s", tgt.variant, tgt.version)
+	}
+	var all []buFile
+	if bu.Storage != nil {
+		all = bu.Storage.Files
+	}
+	cached := make([]reflect.Value, nFiles)
+	var todo []buFile
+	if c != nil {
+		c.mu.Lock()
+		for i := 0; i < nFiles; i++ {
+			if c.shared(keys[i].fileKey) {
+				cached[i] = c.ign[keys[i]]
+			}
+		}
+		c.mu.Unlock()
+	}
+	for i, f := range all {
+		if i >= nFiles || !cached[i].IsValid() {
+			todo = append(todo, f)
+		}
+	}
+	batch := bu
+	if bu.Storage != nil {
+		batch.Storage = &buStorage{Files: todo}
+		if len(todo) == 0 {
+			batch.Storage = nil
+		}
+	}
+	ign, rpt, err := tr(batch)
+	if err != nil {
+		if len(rpt.Entries) > 0 {
+			return nil, fmt.Errorf("%w:\n%s", err, strings.TrimSpace(rpt.String()))
+		}
+		return nil, err
+	}
+	if len(rpt.Entries) > 0 {
+		return nil, fmt.Errorf("butane reported:\n%s", strings.TrimSpace(rpt.String()))
+	}
+	cfg := reflect.ValueOf(&ign).Elem().Elem()
+	out := reflect.New(cfg.Type()).Elem()
+	out.Set(cfg)
+	if len(all) > 0 {
+		got := out.FieldByName("Storage").FieldByName("Files")
+		files := reflect.MakeSlice(got.Type(), 0, len(all))
+		next := 0
+		for i := range all {
+			if i < nFiles && cached[i].IsValid() {
+				files = reflect.Append(files, cached[i])
+				continue
+			}
+			v := got.Index(next)
+			next++
+			files = reflect.Append(files, v)
+			if i < nFiles && c.shared(keys[i].fileKey) {
+				c.mu.Lock()
+				c.ign[keys[i]] = v
+				c.mu.Unlock()
+			}
+		}
+		out.FieldByName("Storage").FieldByName("Files").Set(files)
+	}
+	data, err := json.MarshalIndent(out.Interface(), "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}

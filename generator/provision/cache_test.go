@@ -1,0 +1,159 @@
+package provision
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	butane "github.com/coreos/butane/config"
+	"github.com/coreos/butane/config/common"
+
+	"github.com/scratchgen/scratchgen/generator/bundle"
+)
+
+// butaneCLI translates node.bu the way the butane command does (parse the YAML, then
+// translate), with scratchgen's one option: the compression is node.bu's own.
+func butaneCLI(t *testing.T, bu []byte) []byte {
+	t.Helper()
+	ign, rpt, err := butane.TranslateBytes(bu, common.TranslateBytesOptions{Pretty: true, TranslateOptions: translateOptions})
+	if err != nil || len(rpt.Entries) > 0 {
+		t.Fatalf("butane: %v\n%s", err, rpt)
+	}
+	return append(ign, '\n')
+}
+
+// wholeButane is node.bu encoded as one YAML document (Views encodes it entry by entry).
+func wholeButane(t *testing.T, n *bundle.Node, os string, embed bool) []byte {
+	t.Helper()
+	files, _, _, _, err := included(n, embed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]entryKey, len(files))
+	for i, f := range files {
+		keys[i].fileKey = keyOf(f)
+	}
+	y, err := marshalYAML(butaneConfig(targets[os], files, (*Cache)(nil).compressAll(files, keys), n.Remote, n.Units))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := Views(n, os, embed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, _, _ := bytes.Cut(view(t, full, ButaneFile).Data, []byte("variant: "))
+	return append(header, y...)
+}
+
+// wholeUserData is user-data encoded as one YAML document; its header is node.bu's.
+func wholeUserData(t *testing.T, n *bundle.Node, embed bool, bu []byte) []byte {
+	t.Helper()
+	files, _, _, _, err := included(n, embed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg cloudConfig
+	for _, f := range files {
+		enc, content := "b64", f.Data
+		if z, ok := compress(f.Data); ok && !inline(f.Data) {
+			enc, content = "gz+b64", z
+		}
+		cfg.WriteFiles = append(cfg.WriteFiles, writeFile{Path: f.Path, Permissions: fmt.Sprintf("%04o", f.Mode.Perm()),
+			Owner: "root:root", Encoding: enc, Content: base64.StdEncoding.EncodeToString(content)})
+	}
+	if len(n.Units) > 0 {
+		cfg.RunCmd = append(cfg.RunCmd, []string{"systemctl", "daemon-reload"})
+		for _, u := range n.Units {
+			cfg.RunCmd = append(cfg.RunCmd, []string{"systemctl", "enable", u}, []string{"systemctl", "restart", u})
+		}
+	}
+	y, err := marshalYAML(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, _, _ := bytes.Cut(bu, []byte("variant: "))
+	return append([]byte("#cloud-config\n"+string(header)), y...)
+}
+
+// cacheNodes are nodes that share some files (same path, mode and content), differ in
+// others, and share content under different paths or modes, like a cluster's nodes.
+func cacheNodes(seed uint64) []*bundle.Node {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	base := testNode()
+	var nodes []*bundle.Node
+	for i := range 6 {
+		n := &bundle.Node{Name: fmt.Sprintf("n-%d", i), Units: slices.Clone(base.Units)}
+		for _, f := range base.Rootfs {
+			switch rng.IntN(4) {
+			case 0: // this node's own content
+				f.Data = append(slices.Clone(f.Data), []byte(fmt.Sprintf("# node %d\n", i))...)
+			case 1: // shared content, another mode
+				if !f.Secret {
+					f.Mode = 0o640
+				}
+			}
+			n.Rootfs = append(n.Rootfs, f)
+		}
+		// The same large table on every node, as the routes table is.
+		n.Rootfs = append(n.Rootfs, bundle.File{Path: "/etc/scratchgen/routes", Mode: bundle.ModePublic,
+			Data: []byte(strings.Repeat(fmt.Sprintf("node-%d 10.0.%d.1 10.244.%d.0/24\n", seed, seed%250, seed%250), 900))})
+		if i%3 == 0 {
+			n.Units = append(n.Units, fmt.Sprintf("extra-%d.service", i))
+			n.Remote = []bundle.RemoteFile{{Path: "/usr/local/bin/kubelet", Mode: bundle.ModeExecute,
+				URL: "https://dl.k8s.io/release/v1.36.3/bin/linux/amd64/kubelet", SHA512: strings.Repeat("ab", 64)}}
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+// TestCacheEqualsAlone: a node's views made with the cache other nodes filled are byte
+// for byte the views made alone, and ignition.json is exactly what Butane's own
+// YAML path makes of node.bu, for every OS, with and without secrets.
+func TestCacheEqualsAlone(t *testing.T) {
+	for seed := range uint64(2) {
+		nodes := cacheNodes(seed)
+		for _, os := range allOS {
+			for _, embed := range []bool{false, true} {
+				c := NewCache(nodes)
+				if len(c.recurring) == 0 {
+					t.Fatal("the test nodes share no file")
+				}
+				for round := range 2 { // the second round reads every shared entry from the cache
+					for _, n := range nodes {
+						what := fmt.Sprintf("seed %d, %s, embed=%v, node %s, round %d", seed, os, embed, n.Name, round)
+						alone, err := Views(n, os, embed)
+						if err != nil {
+							t.Fatal(err)
+						}
+						shared, err := c.Views(n, os, embed)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for i := range alone {
+							if !bytes.Equal(alone[i].Data, shared[i].Data) || alone[i].Path != shared[i].Path {
+								t.Fatalf("%s: %s differs with the cache", what, alone[i].Path)
+							}
+						}
+						if got, want := view(t, alone, ButaneFile).Data, wholeButane(t, n, os, embed); !bytes.Equal(got, want) {
+							t.Fatalf("%s: node.bu is not the YAML encoding of the whole config:\n%s\nwant:\n%s", what, got, want)
+						}
+						if got, want := view(t, alone, UserDataFile).Data, wholeUserData(t, n, embed, view(t, alone, ButaneFile).Data); !bytes.Equal(got, want) {
+							t.Fatalf("%s: user-data is not the YAML encoding of the whole cloud-config:\n%s\nwant:\n%s", what, got, want)
+						}
+						if got, want := view(t, alone, IgnitionFile).Data, butaneCLI(t, view(t, alone, ButaneFile).Data); !bytes.Equal(got, want) {
+							t.Fatalf("%s: ignition.json is not Butane's translation of node.bu:\n%s\nwant:\n%s", what, got, want)
+						}
+					}
+				}
+				if len(c.ign) == 0 || len(c.bu) == 0 || len(c.ud) == 0 || len(c.zipped) == 0 {
+					t.Fatalf("seed %d %s: the cache kept nothing (ignition %d, node.bu %d, user-data %d, gzip %d)", seed, os, len(c.ign), len(c.bu), len(c.ud), len(c.zipped))
+				}
+			}
+		}
+	}
+}
