@@ -139,6 +139,10 @@ func Render(specData []byte, lk *lock.Lock, d Deps, opts ...Option) (*Output, er
 	return Plan(r, d, opts...)
 }
 
+// Unpinned are the images some node of c needs that the lock does not pin (as
+// Output.Unpinned, without planning).
+func Unpinned(c *model.Cluster) []string { return images.Unpinned(component.Default(), c) }
+
 // Step is one plan step: it adds one concern's files to a node and declares the units
 // it enables. Every step has this shape; the plan runs them in order for every node.
 type Step struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -32,6 +33,8 @@ type Env struct {
 	// Getenv reads the environment ($SCRATCHGEN_SECRET, $SCRATCHGEN_AGE_IDENTITY); nil
 	// reads nothing.
 	Getenv func(string) string
+	// RenderCache is the render cache's directory (see renderCache); "" disables it.
+	RenderCache string
 }
 
 // ExitError ends a command with a specific exit code; Msg (if any) goes to stderr.
@@ -86,7 +89,24 @@ func Main(args []string, stdio Stdio) int {
 
 // DefaultEnv is the real world.
 func DefaultEnv() Env {
-	return Env{Now: time.Now, Random: cryptoRand, Getenv: os.Getenv}
+	return Env{Now: time.Now, Random: cryptoRand, Getenv: os.Getenv, RenderCache: defaultRenderCache()}
+}
+
+// defaultRenderCache is ($XDG_CACHE_HOME or ~/.cache)/scratchgen; $SCRATCHGEN_RENDER_CACHE
+// names another directory, or turns the cache off with "off".
+func defaultRenderCache() string {
+	switch v := os.Getenv("SCRATCHGEN_RENDER_CACHE"); v {
+	case "off":
+		return ""
+	case "":
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return ""
+		}
+		return filepath.Join(dir, "scratchgen")
+	default:
+		return v
+	}
 }
 
 // Exit maps Run's error to an exit code, printing the message.

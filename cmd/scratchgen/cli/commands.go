@@ -92,6 +92,7 @@ func runRender(r *runner, args []string) error {
 	requirePinned := r.flags.Bool("require-pinned", false, "fail when an image is not pinned by digest, or a binary by hash, in the lock (as images.requirePinned and binaries.requirePinned)")
 	newPKI := r.flags.Bool("new-pki", false, "start a new PKI on purpose: issue every key, certificate and token anew (from the given secret, or a new one), ignoring the lock's records")
 	allowNet := r.flags.Bool("allow-network-change", false, "let the spec move the pod range, service range or node mask size the lock allocated in (re-addresses nodes)")
+	noCache := r.flags.Bool("no-cache", false, "plan every node even when no input changed since the last render of an untouched bundle (the render cache: $SCRATCHGEN_RENDER_CACHE, default ~/.cache/scratchgen)")
 	if done, err := r.parse("render", args); done || err != nil {
 		return err
 	}
@@ -130,10 +131,6 @@ func runRender(r *runner, args []string) error {
 			return &ExitError{Code: 1, Msg: "render --with-binaries: " + err.Error() + "; nothing was rendered"}
 		}
 	}
-	// Refuse an output directory scratchgen did not write before anything else.
-	if _, err := writer.Check(dir, nil); err != nil {
-		return err
-	}
 	src, err := r.findSecret(f)
 	if err != nil {
 		return err
@@ -162,6 +159,28 @@ func runRender(r *runner, args []string) error {
 		src, created = &secretSource{value: value, from: r.secretPath(f)}, true
 		sidecars = append(sidecars, writer.Sidecar{Path: r.secretPath(f), Data: rootsecret.Format(value), Mode: 0o600})
 	}
+	cache := renderCache{dir: r.env.RenderCache}
+	if *noCache {
+		cache.dir = ""
+	}
+	inputs := renderInputs{cluster: c.Name, flags: []string{fmt.Sprintf("with-images=%v with-binaries=%v require-pinned=%v allow-network-change=%v", *withImages, *withBinaries, *requirePinned, *allowNet)}}
+	if !*newPKI && !created && f.lockRead {
+		// The bytes Resolve read, not the files again: they may change meanwhile.
+		inputs.spec, inputs.lock, inputs.secret = f.loadedSpec, f.loadedLock, src.value
+		if ok, n := cache.fresh(dir, inputs); ok {
+			// Nothing changed since the render that wrote exactly this bundle.
+			if u := render.Unpinned(c); len(u) > 0 {
+				fmt.Fprintf(r.io.Err, "%s: warning: %d image(s) not pinned by digest in %s, rendered by tag: %s; run `scratchgen images pin -f %s`\n", f.spec, len(u), f.lock, strings.Join(u, ", "), f.spec)
+			}
+			fmt.Fprintf(r.io.Out, "%s is up to date (%d files; no input changed since its last render)\n", dir, n)
+			return nil
+		}
+	}
+	// Refuse an output directory scratchgen did not write before anything is planned or
+	// written (a bundle the render cache vouches for is exactly what scratchgen wrote).
+	if _, err := writer.Check(dir, nil); err != nil {
+		return err
+	}
 	res, err := render.Plan(resolved, render.Deps{Renderer: renderer(), Secret: src.value, Now: r.env.Now(), WithImages: *withImages, ImageArchives: archives,
 		WithBinaries: *withBinaries, BinaryData: bins, RequirePinned: *requirePinned})
 	if err != nil {
@@ -179,6 +198,13 @@ func runRender(r *runner, args []string) error {
 	result, err := writer.Write(dir, files, writer.WithSidecars(sidecars...))
 	if err != nil {
 		return err
+	}
+	if !*newPKI {
+		// The bundle and the lock are now what these inputs render.
+		inputs.spec, inputs.lock, inputs.secret = f.loadedSpec, lockData, src.value
+		if err := cache.store(dir, inputs); err != nil {
+			fmt.Fprintf(r.io.Err, "warning: recording the render in the render cache: %v (the next render plans every node)\n", err)
+		}
 	}
 	if created {
 		fmt.Fprintf(r.io.Err, "created root secret %s (0600): back it up (or encrypt it with `scratchgen secret encrypt`) and never commit it in plain text; every key and token is derived from it, so losing it means a new PKI\n", src.from)

@@ -18,6 +18,10 @@ import (
 // specFlags are the flags shared by commands that read a spec.
 type specFlags struct {
 	spec, lock, secret, ageIdentity string
+	// loaded holds the spec's and the lock's bytes as load read them (lockRead is false
+	// when there was no lock), for the render cache.
+	loadedSpec, loadedLock []byte
+	lockRead               bool
 }
 
 func (r *runner) addSpecFlags(withSecret bool) *specFlags {
@@ -48,7 +52,8 @@ func (f *specFlags) load() ([]byte, *lock.Lock, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	lk, err := loadLock(f.lock)
+	lk, raw, err := loadLock(f.lock)
+	f.loadedSpec, f.loadedLock, f.lockRead = data, raw, raw != nil
 	return data, lk, err
 }
 
@@ -94,22 +99,22 @@ func (e *inputError) Error() string {
 }
 
 // loadLock reads the lock, or returns nil when it does not exist yet.
-func loadLock(path string) (*lock.Lock, error) {
+func loadLock(path string) (*lock.Lock, []byte, error) {
 	data, err := readBounded(path, "lock", "", lock.MaxSize)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	l, problems := lock.Parse(data)
 	if len(problems.Errors()) > 0 {
 		for _, p := range problems {
 			p.Input = field.InputLock
 		}
-		return nil, &inputError{file: path, problems: problems}
+		return nil, nil, &inputError{file: path, problems: problems}
 	}
-	return l, nil
+	return l, data, nil
 }
 
 // reportSpecErrors prints the problems of the spec and the lock, one per line, each

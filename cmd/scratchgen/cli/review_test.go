@@ -73,7 +73,7 @@ func rvRun(t *testing.T, dir string, now time.Time, args ...string) (string, int
 
 func rvLock(t *testing.T, dir string) *lock.Lock {
 	t.Helper()
-	l, err := loadLock(filepath.Join(dir, "cluster.lock"))
+	l, _, err := loadLock(filepath.Join(dir, "cluster.lock"))
 	if err != nil || l == nil {
 		t.Fatalf("lock: %v", err)
 	}
