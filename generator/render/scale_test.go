@@ -6,7 +6,9 @@ package render_test
 //
 //   - cold: render into an empty directory with a lock that has nothing issued yet
 //     (wall and CPU time, peak resident memory of the process);
-//   - no-op: render again, nothing changed (wall time, bytes written: must be 0);
+//   - no-op: render again, nothing changed (wall time, bytes written: must be 0), once as
+//     a user runs it (the render cache answers) and once with --no-cache (every node
+//     planned and compared);
 //   - one node added: render with one more worker (wall time, the files rewritten and
 //     the sum of their sizes);
 //   - the bundle's bytes and files (hard-linked files counted once);
@@ -50,6 +52,7 @@ func TestScale(t *testing.T) {
 	if s := os.Getenv("SCRATCHGEN_SCALE_RUNS"); s != "" {
 		runs, _ = strconv.Atoi(s)
 	}
+	scaleCache = filepath.Join(t.TempDir(), "cache")
 	bin := filepath.Join(t.TempDir(), "scratchgen")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/scratchgen/scratchgen/cmd/scratchgen").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -65,9 +68,12 @@ func TestScale(t *testing.T) {
 	t.Logf("scale benchmark: medians of %d runs on this machine (%d CPUs)\n| figure | median | runs |\n|---|---|---|\n%s", runs, runtime.NumCPU(), strings.Join(table, "\n"))
 }
 
+// scaleCache is the render cache of the scratchgen runs.
+var scaleCache string
+
 // scaleFigures are one run's measurements.
 type scaleFigures struct {
-	coldWall, coldCPU, noopWall, addWall, diffWall, verifyWall time.Duration
+	coldWall, coldCPU, noopWall, noopFullWall, addWall, diffWall, verifyWall time.Duration
 	coldRSS                                                    int64 // KiB
 	noopBytes, addBytes, addFiles, bundleBytes, bundleFiles    int64
 }
@@ -110,6 +116,7 @@ func (s *scaleRun) rows(n int) []string {
 		fmt.Sprintf("| %d nodes cold: peak memory | %s |", n, num(func(f scaleFigures) int64 { return f.coldRSS }, kib)),
 		fmt.Sprintf("| %d nodes no-op: wall | %s |", n, dur(func(f scaleFigures) time.Duration { return f.noopWall })),
 		fmt.Sprintf("| %d nodes no-op: bytes written | %s |", n, num(func(f scaleFigures) int64 { return f.noopBytes }, mb)),
+		fmt.Sprintf("| %d nodes no-op, --no-cache (every node planned): wall | %s |", n, dur(func(f scaleFigures) time.Duration { return f.noopFullWall })),
 		fmt.Sprintf("| one node added to %d: wall | %s |", n, dur(func(f scaleFigures) time.Duration { return f.addWall })),
 		fmt.Sprintf("| one node added to %d: bytes rewritten | %s |", n, num(func(f scaleFigures) int64 { return f.addBytes }, mb)),
 		fmt.Sprintf("| one node added to %d: files rewritten | %s |", n, num(func(f scaleFigures) int64 { return f.addFiles }, count)),
@@ -158,7 +165,13 @@ func scaleOnce(t *testing.T, bin string, n int) scaleFigures {
 
 	before := snapshotTree(t, bundle)
 	f.noopWall, _, _ = scaleRunCmd(t, bin, "render", "-f", spec, "-o", out)
-	f.noopBytes, _ = rewritten(t, before, snapshotTree(t, bundle))
+	if f.noopBytes, _ = rewritten(t, before, snapshotTree(t, bundle)); f.noopBytes != 0 {
+		t.Fatalf("render with nothing changed wrote %d bytes", f.noopBytes)
+	}
+	f.noopFullWall, _, _ = scaleRunCmd(t, bin, "render", "--no-cache", "-f", spec, "-o", out)
+	if b, _ := rewritten(t, before, snapshotTree(t, bundle)); b != 0 {
+		t.Fatalf("render --no-cache with nothing changed wrote %d bytes", b)
+	}
 
 	f.verifyWall, _, _ = scaleRunCmd(t, bin, "verify", bundle)
 
@@ -177,6 +190,7 @@ func scaleRunCmd(t *testing.T, bin string, args ...string) (time.Duration, time.
 func scaleRunCmdExit(t *testing.T, want int, bin string, args ...string) (time.Duration, time.Duration, int64) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "SCRATCHGEN_RENDER_CACHE="+scaleCache) // the render cache, as a user has it, but this test's
 	began := time.Now()
 	out, err := cmd.CombinedOutput()
 	wall := time.Since(began)

@@ -21,6 +21,7 @@ import (
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/lock"
+	"github.com/scratchgen/scratchgen/generator/parallel"
 	"github.com/scratchgen/scratchgen/generator/provision"
 )
 
@@ -225,9 +226,19 @@ func Compare(old, new []bundle.File, opts Options) *Report {
 	for p := range newBy {
 		groupOf(p).newFiles[p] = true
 	}
+	// Comparing a file (decoding views, diffing text) is independent of every other file:
+	// the comparisons run in parallel, their results are placed in order.
+	type job struct {
+		display, path string
+		o, n          *bundle.File
+		status        Change
+		out           *FileDiff
+	}
+	var jobs []*job
+	var order []*Group
 	for _, name := range groupOrder(groups, opts.Nodes) {
 		g := groups[name]
-		grp := Group{Name: name, Node: g.node, Status: Changed}
+		grp := &Group{Name: name, Node: g.node, Status: Changed}
 		switch {
 		case g.node && len(g.oldFiles) == 0:
 			grp.Status = Added
@@ -242,15 +253,33 @@ func Compare(old, new []bundle.File, opts Options) *Report {
 				rep.Unchecked++ // a secret file: nothing to say without the secret
 				continue
 			case n != nil && n.Pending != "":
-				grp.Files = append(grp.Files, pendingFile(display, p, o, n))
+				f := pendingFile(display, p, o, n)
+				jobs = append(jobs, &job{out: &f})
+				grp.Files = append(grp.Files, FileDiff{}) // placeholder, filled below
 				continue
 			case o != nil && n != nil && bytes.Equal(o.Data, n.Data) && o.Mode.Perm() == n.Mode.Perm():
 				continue
 			}
-			grp.Files = append(grp.Files, compareFile(display, p, o, n, grp.Status))
+			jobs = append(jobs, &job{display: display, path: p, o: o, n: n, status: grp.Status})
+			grp.Files = append(grp.Files, FileDiff{})
+		}
+		order = append(order, grp)
+	}
+	parallel.Do(len(jobs), func(i int) error {
+		if j := jobs[i]; j.out == nil {
+			f := compareFile(j.display, j.path, j.o, j.n, j.status)
+			j.out = &f
+		}
+		return nil
+	})
+	next := 0
+	for _, grp := range order {
+		for i := range grp.Files {
+			grp.Files[i] = *jobs[next].out
+			next++
 		}
 		if len(grp.Files) > 0 {
-			rep.Groups = append(rep.Groups, grp)
+			rep.Groups = append(rep.Groups, *grp)
 		}
 	}
 	if opts.LockChanged {
