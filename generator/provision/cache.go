@@ -168,17 +168,23 @@ type translator func(bu buConfig) (any, report.Report, error)
 var translators = map[string]translator{
 	"fcos/1.4.0": func(bu buConfig) (any, report.Report, error) {
 		var cfg fcos14.Config
-		toButane(bu, &cfg)
+		if err := toButane(bu, &cfg); err != nil {
+			return nil, report.Report{}, err
+		}
 		return cfg.ToIgn3_3(translateOptions)
 	},
 	"flatcar/1.1.0": func(bu buConfig) (any, report.Report, error) {
 		var cfg flatcar11.Config
-		toButane(bu, &cfg)
+		if err := toButane(bu, &cfg); err != nil {
+			return nil, report.Report{}, err
+		}
 		return cfg.ToIgn3_4(translateOptions)
 	},
 	"fcos/1.7.0": func(bu buConfig) (any, report.Report, error) {
 		var cfg fcos17.Config
-		toButane(bu, &cfg)
+		if err := toButane(bu, &cfg); err != nil {
+			return nil, report.Report{}, err
+		}
 		return cfg.ToIgn3_6(translateOptions)
 	},
 }
@@ -187,24 +193,27 @@ var translators = map[string]translator{
 var translateOptions = common.TranslateOptions{NoResourceAutoCompression: true}
 
 // toButane fills a Butane config (any variant: they share field names) from ours.
-func toButane(bu buConfig, dst any) {
-	copyFields(reflect.ValueOf(dst).Elem(), reflect.ValueOf(bu))
+func toButane(bu buConfig, dst any) error {
+	return copyFields(reflect.ValueOf(dst).Elem(), reflect.ValueOf(bu))
 }
 
 // copyFields copies src into dst by field name, as Butane's YAML parser would fill dst
 // from src's YAML: a nil pointer or empty string of ours is an absent key, so it stays
 // nil; pointers are created as needed; octalMode becomes *int.
-func copyFields(dst, src reflect.Value) {
+func copyFields(dst, src reflect.Value) error {
 	present := false // a pointer of ours that is set: an explicit key, even if empty
 	for src.Kind() == reflect.Pointer {
 		if src.IsNil() {
-			return
+			return nil
 		}
 		src, present = src.Elem(), true
 	}
+	if !dst.IsValid() {
+		return fmt.Errorf("provision: Butane has no field for our %s", src.Type())
+	}
 	if dst.Kind() == reflect.Pointer {
 		if !present && src.Kind() == reflect.String && src.String() == "" {
-			return
+			return nil
 		}
 		if dst.IsNil() {
 			dst.Set(reflect.New(dst.Type().Elem()))
@@ -214,12 +223,16 @@ func copyFields(dst, src reflect.Value) {
 	switch src.Kind() {
 	case reflect.Struct:
 		for i := 0; i < src.NumField(); i++ {
-			copyFields(dst.FieldByName(src.Type().Field(i).Name), src.Field(i))
+			if err := copyFields(dst.FieldByName(src.Type().Field(i).Name), src.Field(i)); err != nil {
+				return fmt.Errorf("%s: %w", src.Type().Field(i).Name, err)
+			}
 		}
 	case reflect.Slice:
 		s := reflect.MakeSlice(dst.Type(), src.Len(), src.Len())
 		for i := 0; i < src.Len(); i++ {
-			copyFields(s.Index(i), src.Index(i))
+			if err := copyFields(s.Index(i), src.Index(i)); err != nil {
+				return err
+			}
 		}
 		dst.Set(s)
 	case reflect.String:
@@ -229,8 +242,9 @@ func copyFields(dst, src reflect.Value) {
 	case reflect.Uint32:
 		dst.SetInt(int64(src.Uint()))
 	default:
-		panic(fmt.Sprintf("provision: no Butane field for a %s", src.Kind()))
+		return fmt.Errorf("provision: no Butane field for a %s", src.Kind())
 	}
+	return nil
 }
 
 // translateNode is the node's Ignition config: Butane translates, in one call, the
@@ -283,6 +297,9 @@ func (c *Cache) translateNode(tgt target, bu buConfig, keys []entryKey, nFiles i
 	out.Set(cfg)
 	if len(all) > 0 {
 		got := out.FieldByName("Storage").FieldByName("Files")
+		if got.Len() != len(todo) {
+			return nil, fmt.Errorf("butane translated %d of %d files", got.Len(), len(todo))
+		}
 		files := reflect.MakeSlice(got.Type(), 0, len(all))
 		next := 0
 		for i := range all {
