@@ -511,15 +511,8 @@ type Expiry struct {
 	NotAfter time.Time
 }
 
-// Expiries lists the certificates node n holds under lock lk, sorted by path and
-// identity: every certificate file (each CA of a trust file) and the client certificate
-// of every kubeconfig. The dates are the schedule's, so no secret is needed. For many
-// nodes, make one ExpiryTable instead (this computes the whole schedule per call).
-func Expiries(c *model.Cluster, lk *lock.Lock, now time.Time, n *model.Node) []Expiry {
-	return NewExpiryTable(c, lk, now).Node(n)
-}
-
-// ExpiryTable answers Expiries for every node of one cluster from one schedule.
+// ExpiryTable lists, for every node of one cluster, the certificates the node holds
+// under a lock, from one schedule computed once (see Node).
 type ExpiryTable struct {
 	c     *model.Cluster
 	lk    *lock.Lock
@@ -532,7 +525,10 @@ func NewExpiryTable(c *model.Cluster, lk *lock.Lock, now time.Time) *ExpiryTable
 	return &ExpiryTable{c: c, lk: lk, dates: Schedule(c, lk, now), certs: templates(c)}
 }
 
-// Node is Expiries for node n. It only reads the table, so it is safe for concurrent use.
+// Node lists the certificates node n holds, sorted by path and identity: every
+// certificate file (each CA of a trust file) and the client certificate of every
+// kubeconfig. The dates are the schedule's, so no secret is needed. It only reads the
+// table, so it is safe for concurrent use.
 func (t *ExpiryTable) Node(n *model.Node) []Expiry {
 	c, lk, dates := t.c, t.lk, t.dates
 	var out []Expiry

@@ -161,28 +161,6 @@ type Node struct {
 	EtcdState, EtcdInitialCluster string
 }
 
-// Route sends a pod range to the node that owns it.
-type Route struct {
-	Node string
-	Dest netip.Prefix
-	Via  netip.Addr
-}
-
-// Routes lead from node n to every other node's pod range (routed mode only), in spec
-// order. They are computed on demand: every node's routes together are O(nodes²).
-func (c *Cluster) Routes(n *Node) []Route {
-	if c.NetworkMode != NetworkRouted {
-		return nil
-	}
-	out := make([]Route, 0, len(c.Nodes)-1)
-	for _, o := range c.Nodes {
-		if o != n {
-			out = append(out, Route{Node: o.Name, Dest: o.PodCIDR, Via: o.Address})
-		}
-	}
-	return out
-}
-
 // Is reports whether the node has the role.
 func (n *Node) Is(r Role) bool { return n.Roles[r] }
 

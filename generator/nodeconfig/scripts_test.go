@@ -161,13 +161,16 @@ iptables -w -t nat -S
 		t.Fatalf("%v\n%s", err, out)
 	}
 	started, stopped, _ := strings.Cut(string(out), "== stopped")
-	for _, r := range c.Routes(n) {
-		line := r.Dest.String() + " via " + r.Via.String() + " dev sg0"
+	for _, o := range c.Nodes {
+		if o == n {
+			continue
+		}
+		line := o.PodCIDR.String() + " via " + o.Address.String() + " dev sg0"
 		if strings.Count(started, line) != 1 {
 			t.Errorf("after start twice, want one route %q:\n%s", line, started)
 		}
-		if strings.Contains(stopped, r.Dest.String()) {
-			t.Errorf("route to %s left after stop:\n%s", r.Dest, stopped)
+		if strings.Contains(stopped, o.PodCIDR.String()) {
+			t.Errorf("route to %s left after stop:\n%s", o.PodCIDR, stopped)
 		}
 	}
 	if strings.Count(started, "-j "+MasqueradeChain) != 1 || strings.Count(started, "-j MASQUERADE") != 1 {

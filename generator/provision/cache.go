@@ -104,24 +104,15 @@ func (c *Cache) compress(k fileKey, data []byte) ([]byte, bool) {
 	return r.data, r.ok
 }
 
-func (c *Cache) buMap() map[entryKey][]byte {
-	if c == nil {
-		return nil
-	}
-	return c.bu
-}
-
-func (c *Cache) udMap() map[entryKey][]byte {
-	if c == nil {
-		return nil
-	}
-	return c.ud
-}
-
-// fragment returns the YAML of one list entry (see encodeEntry), from m when shared.
-func (c *Cache) fragment(m map[entryKey][]byte, k entryKey, encode func() ([]byte, error)) ([]byte, error) {
+// fragment returns the YAML of one list entry (see encodeEntry) of node.bu, or of
+// user-data when ud is set: kept once per shared file.
+func (c *Cache) fragment(ud bool, k entryKey, encode func() ([]byte, error)) ([]byte, error) {
 	if !c.shared(k.fileKey) {
 		return encode()
+	}
+	m := c.bu
+	if ud {
+		m = c.ud
 	}
 	c.mu.Lock()
 	y, ok := m[k]

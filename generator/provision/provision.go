@@ -312,7 +312,7 @@ func (c *Cache) butaneYAML(cfg buConfig, keys []entryKey, header string) ([]byte
 			encode := func() ([]byte, error) { return encodeEntry(f, 4) }
 			var y []byte
 			if i < len(keys) {
-				y, err = c.fragment(c.buMap(), keys[i], encode)
+				y, err = c.fragment(false, keys[i], encode)
 			} else {
 				y, err = encode()
 			}
@@ -375,7 +375,7 @@ func (c *Cache) userData(files []bundle.File, keys []entryKey, zipped map[string
 		b.WriteString("write_files:\n")
 	}
 	for i, f := range files {
-		y, err := c.fragment(c.udMap(), keys[i], func() ([]byte, error) {
+		y, err := c.fragment(true, keys[i], func() ([]byte, error) {
 			enc, content := "b64", f.Data
 			if z, ok := zipped[f.Path]; ok {
 				enc, content = "gz+b64", z

@@ -74,8 +74,8 @@ var scaleCache string
 // scaleFigures are one run's measurements.
 type scaleFigures struct {
 	coldWall, coldCPU, noopWall, noopFullWall, addWall, diffWall, verifyWall time.Duration
-	coldRSS                                                    int64 // KiB
-	noopBytes, addBytes, addFiles, bundleBytes, bundleFiles    int64
+	coldRSS                                                                  int64 // KiB
+	noopBytes, addBytes, addFiles, bundleBytes, bundleFiles                  int64
 }
 
 type scaleRun struct{ runs []scaleFigures }

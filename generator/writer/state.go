@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -37,7 +36,7 @@ func StateAt(dir string) (digest string, files int, newest time.Time, err error)
 		return "", 0, time.Time{}, err
 	}
 	// The nodes' trees are listed in parallel: stat is the whole cost.
-	top, err := readDirSorted(dir)
+	top, err := osFS{}.ReadDir(dir) // sorted by name
 	if err != nil {
 		return "", 0, time.Time{}, err
 	}
@@ -46,7 +45,7 @@ func StateAt(dir string) (digest string, files int, newest time.Time, err error)
 	newests := make([]time.Time, len(top))
 	err = parallel.DoN(len(top), ioWorkers(), func(i int) error {
 		var b strings.Builder
-		err := filepath.WalkDir(filepath.Join(dir, top[i]), func(p string, d fs.DirEntry, err error) error {
+		err := filepath.WalkDir(filepath.Join(dir, top[i].Name()), func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
@@ -89,17 +88,4 @@ func StateAt(dir string) (digest string, files int, newest time.Time, err error)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), files, newest, nil
-}
-
-func readDirSorted(dir string) ([]string, error) {
-	entries, err := osFS{}.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	slices.Sort(names)
-	return names, nil
 }

@@ -169,9 +169,7 @@ func runRender(r *runner, args []string) error {
 		inputs.spec, inputs.lock, inputs.secret = f.loadedSpec, f.loadedLock, src.value
 		if ok, n := cache.fresh(dir, inputs); ok {
 			// Nothing changed since the render that wrote exactly this bundle.
-			if u := render.Unpinned(c); len(u) > 0 {
-				fmt.Fprintf(r.io.Err, "%s: warning: %d image(s) not pinned by digest in %s, rendered by tag: %s; run `scratchgen images pin -f %s`\n", f.spec, len(u), f.lock, strings.Join(u, ", "), f.spec)
-			}
+			warnUnpinned(r, f, render.Unpinned(c))
 			fmt.Fprintf(r.io.Out, "%s is up to date (%d files; no input changed since its last render)\n", dir, n)
 			return nil
 		}
@@ -186,9 +184,7 @@ func runRender(r *runner, args []string) error {
 	if err != nil {
 		return reportSpecErrors(r, f, err, "; nothing was rendered")
 	}
-	if u := res.Unpinned; len(u) > 0 {
-		fmt.Fprintf(r.io.Err, "%s: warning: %d image(s) not pinned by digest in %s, rendered by tag: %s; run `scratchgen images pin -f %s`\n", f.spec, len(u), f.lock, strings.Join(u, ", "), f.spec)
-	}
+	warnUnpinned(r, f, res.Unpinned)
 	lockData, err := res.Lock.Marshal()
 	if err != nil {
 		return err
@@ -219,6 +215,13 @@ func runRender(r *runner, args []string) error {
 	}
 	fmt.Fprintf(r.io.Out, "rendered %s: %d nodes, %d files and SHA256SUMS (%d added, %d changed, %d removed)\n", dir, len(res.Plan.Nodes), len(files), len(result.Added), len(result.Changed), len(result.Removed))
 	return nil
+}
+
+// warnUnpinned warns about the images a render carries by tag.
+func warnUnpinned(r *runner, f *specFlags, u []string) {
+	if len(u) > 0 {
+		fmt.Fprintf(r.io.Err, "%s: warning: %d image(s) not pinned by digest in %s, rendered by tag: %s; run `scratchgen images pin -f %s`\n", f.spec, len(u), f.lock, strings.Join(u, ", "), f.spec)
+	}
 }
 
 // secretPath is where a new root secret is created: --secret FILE, else <stem>.secret.

@@ -105,7 +105,7 @@ func runImagesList(r *runner, args []string) error {
 		return &ExitError{Code: 1, Msg: fmt.Sprintf("images list: the spec has no node %q", *node)}
 	}
 	fmt.Fprint(r.io.Out, images.FormatList(list))
-	if u := images.Unpinned(component.Default(), c); len(u) > 0 {
+	if u := render.Unpinned(c); len(u) > 0 {
 		fmt.Fprintf(r.io.Err, "%s: %d image(s) not pinned by digest in %s; run `scratchgen images pin -f %s`\n", f.spec, len(u), f.lock, f.spec)
 	}
 	return nil
