@@ -198,5 +198,26 @@ func coreDNSObjects(c *model.Cluster) ([]any, error) {
 			},
 		},
 	}
+	dualStackDNS(c, &svc.Spec)
 	return []any{sa, role, binding, cm, deploy, svc}, nil
+}
+
+// dualStackDNS makes the DNS Service of a dual-stack cluster require both families, with
+// the tenth service IP of each (primary first), so that pods resolve over either family
+// and the Service fails to create rather than silently losing one. A single-stack
+// Service keeps what the API server defaults (SingleStack, the clusterIP's family).
+func dualStackDNS(c *model.Cluster, s *corev1.ServiceSpec) {
+	if len(c.DNSIPs) != 2 {
+		return
+	}
+	policy := corev1.IPFamilyPolicyRequireDualStack
+	s.IPFamilyPolicy = &policy
+	for _, a := range c.DNSIPs {
+		s.ClusterIPs = append(s.ClusterIPs, a.String())
+		fam := corev1.IPv4Protocol
+		if a.Is6() {
+			fam = corev1.IPv6Protocol
+		}
+		s.IPFamilies = append(s.IPFamilies, fam)
+	}
 }

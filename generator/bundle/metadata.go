@@ -29,14 +29,15 @@ type Metadata struct {
 
 // NodeMetadata is one node's entry.
 type NodeMetadata struct {
-	Name    string   `json:"name"`
+	Name string `json:"name"`
+	// Address is the node's address, one per IP family, comma-separated (its --node-ip).
 	Address string   `json:"address"`
 	Roles   []string `json:"roles"`
 	// OS picks the views' variant and the binary directory.
 	OS string `json:"os"`
 	// BinDir is where the node's binaries live.
 	BinDir string `json:"binDir"`
-	// PodCIDR is the node's pod range.
+	// PodCIDR is the node's pod range, one per IP family, comma-separated.
 	PodCIDR string `json:"podCIDR"`
 	// Units are the units the node enables, in start order.
 	Units []string `json:"units"`

@@ -7,6 +7,7 @@ package credentials
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/paths"
@@ -123,7 +124,7 @@ var clusterLeaves = []Cert{
 // apiServerCert is the serving certificate of the API server on control-plane node n.
 func apiServerCert(c *model.Cluster, n *model.Node) Cert {
 	dns := []string{n.Name, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + c.DNSDomain}
-	ips := []netip.Addr{c.APIServiceIP, n.Address}
+	ips := append(slices.Clone(c.APIServiceIPs), n.Addresses...)
 	if c.Endpoint.IP.IsValid() {
 		ips = append(ips, c.Endpoint.IP)
 	} else if c.Endpoint.Host != "" {
@@ -132,7 +133,7 @@ func apiServerCert(c *model.Cluster, n *model.Node) Cert {
 	// Every control-plane address, so that any API server may answer at any of them
 	// (e.g. behind DNS round robin).
 	for _, o := range c.ControlPlanes() {
-		ips = append(ips, o.Address)
+		ips = append(ips, o.Addresses...)
 	}
 	return Cert{ID: APIServerID(n.Name), CA: CA, CN: "kube-apiserver", Usages: pki.ServerAuth,
 		DNS: dedup(dns), IPs: dedupAddrs(ips), CertPath: paths.APIServerCert, KeyPath: paths.APIServerKey}
@@ -141,7 +142,7 @@ func apiServerCert(c *model.Cluster, n *model.Node) Cert {
 // etcdCerts are the server and peer certificates of etcd member n (kubeadm shape).
 func etcdCerts(n *model.Node) []Cert {
 	dns := []string{n.Name, "localhost"}
-	ips := []netip.Addr{n.Address, netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}
+	ips := append(slices.Clone(n.Addresses), netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback())
 	return []Cert{
 		{ID: EtcdServerID(n.Name), CA: EtcdCA, CN: n.Name, Usages: pki.ServerAuth | pki.ClientAuth, DNS: dns, IPs: ips,
 			CertPath: paths.EtcdServerCert, KeyPath: paths.EtcdServerKey},
@@ -153,7 +154,7 @@ func etcdCerts(n *model.Node) []Cert {
 // kubeletServingCert is the kubelet's HTTPS serving certificate on node n.
 func kubeletServingCert(n *model.Node) Cert {
 	return Cert{ID: KubeletServingID(n.Name), CA: CA, CN: NodeUserPrefix + n.Name, O: []string{NodesGroup},
-		Usages: pki.ServerAuth, DNS: []string{n.Name}, IPs: []netip.Addr{n.Address},
+		Usages: pki.ServerAuth, DNS: []string{n.Name}, IPs: slices.Clone(n.Addresses),
 		CertPath: paths.KubeletServingCert, KeyPath: paths.KubeletServingKey}
 }
 

@@ -105,8 +105,8 @@ func (x *run) checkNodes() *Check {
 		default:
 			ready++
 		}
-		if ips := internalIPs(node); !slices.ContainsFunc(ips, func(s string) bool { return sameAddr(s, n.Address) }) {
-			ch.add(subject, fmt.Sprintf("its InternalIP is %s, the spec's address is %s", orNone(ips), n.Address),
+		if ips := internalIPs(node); !hasAll(ips, n.Addresses) {
+			ch.add(subject, fmt.Sprintf("its InternalIP is %s, the spec's address is %s", orNone(ips), model.JoinAddrs(n.Addresses)),
 				fmt.Sprintf("the kubelet's --node-ip comes from the bundle's nodes/%s/rootfs (kubelet.service.d/10-scratchgen.conf): deliver it to the machine at %s and restart the kubelet", n.Name, n.Address))
 		}
 		if n.RunsStaticPods() && !n.Worker() && !hasTaint(node, nodeconfig.ControlPlaneTaint) {
@@ -147,6 +147,16 @@ func internalIPs(n *corev1.Node) []string {
 		}
 	}
 	return out
+}
+
+// hasAll reports whether the address strings include every one of want.
+func hasAll(ips []string, want []netip.Addr) bool {
+	for _, a := range want {
+		if !slices.ContainsFunc(ips, func(s string) bool { return sameAddr(s, a) }) {
+			return false
+		}
+	}
+	return true
 }
 
 func sameAddr(s string, a netip.Addr) bool {
@@ -198,12 +208,13 @@ func (x *run) checkNodeIdentity() *Check {
 		}
 		deliver := fmt.Sprintf("its /var/lib/kubelet/config.yaml is not this node's: deliver the bundle's nodes/%s/rootfs to %s and restart the kubelet", n.Name, n.Address)
 		got := cz.KubeletConfig.PodCIDR
-		p, perr := netip.ParsePrefix(got)
+		p, perr := netip.ParsePrefix(strings.Split(got, ",")[0])
+		want := model.JoinPrefixes(n.PodCIDRs)
 		switch {
 		case got == "":
-			ch.add(subject, fmt.Sprintf("runs without a pod range; the spec (with its lock) gives %s %s", n.Name, n.PodCIDR), deliver)
-		case perr != nil || p.Masked() != n.PodCIDR.Masked():
-			what := fmt.Sprintf("runs with pod range %s; the spec (with its lock) gives %s %s", got, n.Name, n.PodCIDR)
+			ch.add(subject, fmt.Sprintf("runs without a pod range; the spec (with its lock) gives %s %s", n.Name, want), deliver)
+		case perr != nil || got != want:
+			what := fmt.Sprintf("runs with pod range %s; the spec (with its lock) gives %s %s", got, n.Name, want)
 			if owner := x.podRangeOwner(p); owner != nil && owner != n {
 				what += ", and " + got + " is the range of " + owner.Name + ": this kubelet runs " + owner.Name + "'s configuration"
 			}

@@ -69,11 +69,35 @@ type RootSecret struct {
 	Verifier string `json:"verifier"`
 }
 
-// Network is the addressing the allocations were made in.
+// Network is the addressing the allocations were made in: the ranges as the spec's
+// network lists them (one per family, comma-separated for dual-stack) and the node range
+// size of each family the cluster has.
 type Network struct {
-	PodCIDR             string `json:"podCIDR"`
-	ServiceCIDR         string `json:"serviceCIDR"`
-	NodePodCIDRMaskSize int    `json:"nodePodCIDRMaskSize"`
+	PodCIDR                 string `json:"podCIDR"`
+	ServiceCIDR             string `json:"serviceCIDR"`
+	NodePodCIDRMaskSize     int    `json:"nodePodCIDRMaskSize,omitempty"`
+	NodePodCIDRMaskSizeIPv6 int    `json:"nodePodCIDRMaskSizeIPv6,omitempty"`
+}
+
+// ParsePrefixes reads one network range or two of different families, comma-separated
+// (the form of Network's ranges and of PodCIDRs' values).
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	items := strings.Split(s, ",")
+	if len(items) > 2 {
+		return nil, fmt.Errorf("%q has more than two ranges", s)
+	}
+	var out []netip.Prefix
+	for _, it := range items {
+		p, err := netip.ParsePrefix(it)
+		if err != nil || p.Masked() != p {
+			return nil, fmt.Errorf("%q is not a network range", it)
+		}
+		out = append(out, p)
+	}
+	if len(out) == 2 && out[0].Addr().Is4() == out[1].Addr().Is4() {
+		return nil, fmt.Errorf("%q has two ranges of one family", s)
+	}
+	return out, nil
 }
 
 // Certificate records when and in which generation an identity was issued.
@@ -216,12 +240,18 @@ func (l *Lock) check() field.List {
 	}
 	if n := l.Network; n != nil {
 		for _, f := range []struct{ name, v string }{{"podCIDR", n.PodCIDR}, {"serviceCIDR", n.ServiceCIDR}} {
-			if p, err := netip.ParsePrefix(f.v); err != nil || p.Masked() != p {
-				errs.Add(field.Path("network").Child(f.name), "%q is not a network range; restore the lock from version control", f.v)
+			if _, err := ParsePrefixes(f.v); err != nil {
+				errs.Add(field.Path("network").Child(f.name), "%q is not one network range per IP family; restore the lock from version control", f.v)
 			}
 		}
-		if n.NodePodCIDRMaskSize < 1 || n.NodePodCIDRMaskSize > 128 {
-			errs.Add("network.nodePodCIDRMaskSize", "%d is not a prefix length", n.NodePodCIDRMaskSize)
+		if n.NodePodCIDRMaskSize < 0 || n.NodePodCIDRMaskSize > 32 {
+			errs.Add("network.nodePodCIDRMaskSize", "%d is not an IPv4 prefix length", n.NodePodCIDRMaskSize)
+		}
+		if n.NodePodCIDRMaskSizeIPv6 < 0 || n.NodePodCIDRMaskSizeIPv6 > 128 {
+			errs.Add("network.nodePodCIDRMaskSizeIPv6", "%d is not an IPv6 prefix length", n.NodePodCIDRMaskSizeIPv6)
+		}
+		if n.NodePodCIDRMaskSize == 0 && n.NodePodCIDRMaskSizeIPv6 == 0 {
+			errs.Add("network.nodePodCIDRMaskSize", "missing; restore the lock from version control")
 		}
 	}
 	// Pod ranges: valid, and no two nodes share addresses (never silently reassigned).
@@ -233,17 +263,19 @@ func (l *Lock) check() field.List {
 	owner := map[netip.Prefix]string{}
 	for _, name := range names {
 		p := field.Path("podCIDRs").Key(name)
-		pr, err := netip.ParsePrefix(l.PodCIDRs[name])
-		if err != nil || pr.Masked() != pr {
-			errs.Add(p, "%q is not a network range such as 10.10.1.0/24", l.PodCIDRs[name])
+		prs, err := ParsePrefixes(l.PodCIDRs[name])
+		if err != nil {
+			errs.Add(p, "%q is not a network range such as 10.10.1.0/24 (or one per IP family, comma-separated)", l.PodCIDRs[name])
 			continue
 		}
-		for q, other := range owner {
-			if q.Overlaps(pr) {
-				errs.Add(p, "%s overlaps %s of node %q; every node needs its own range: give one of them back its own range from version control, or delete one entry to allocate it anew", pr, q, other)
+		for _, pr := range prs {
+			for q, other := range owner {
+				if q.Overlaps(pr) {
+					errs.Add(p, "%s overlaps %s of node %q; every node needs its own range: give one of them back its own range from version control, or delete one entry to allocate it anew", pr, q, other)
+				}
 			}
+			owner[pr] = name
 		}
-		owner[pr] = name
 	}
 	for _, id := range slices.Sorted(maps.Keys(l.Certificates)) {
 		c, p := l.Certificates[id], field.Path("certificates").Key(id)

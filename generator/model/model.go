@@ -7,7 +7,9 @@ package model
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scratchgen/scratchgen/generator/versions"
@@ -58,15 +60,25 @@ type Cluster struct {
 	Profile versions.Profile
 	// Endpoint is where kubelets, kube-proxy and admin reach the API.
 	Endpoint Endpoint
-	// PodCIDR is the cluster pod range; NodeMaskSize the per-node prefix length.
-	PodCIDR      netip.Prefix
-	NodeMaskSize int
-	// ServiceCIDR is the service range; APIServiceIP its first address (the kubernetes
-	// Service), DNSIP its tenth (cluster DNS).
-	ServiceCIDR  netip.Prefix
-	APIServiceIP netip.Addr
-	DNSIP        netip.Addr
-	DNSDomain    string
+	// PodCIDRs are the cluster pod ranges, one per IP family, the primary family first
+	// (one range: single-stack IPv4 or IPv6; two: dual-stack); PodCIDR is the first.
+	// Every per-family list of the cluster and its nodes has the same families in the
+	// same order.
+	PodCIDRs []netip.Prefix
+	PodCIDR  netip.Prefix
+	// NodeMaskSize and NodeMaskSizeIPv6 are the prefix lengths of a node's IPv4 and IPv6
+	// pod ranges (see NodeMask).
+	NodeMaskSize, NodeMaskSizeIPv6 int
+	// ServiceCIDRs are the service ranges (the pod ranges' families, in order);
+	// APIServiceIPs their first addresses (the kubernetes Service), DNSIPs their tenth
+	// (cluster DNS). ServiceCIDR, APIServiceIP and DNSIP are the primary family's.
+	ServiceCIDRs  []netip.Prefix
+	APIServiceIPs []netip.Addr
+	DNSIPs        []netip.Addr
+	ServiceCIDR   netip.Prefix
+	APIServiceIP  netip.Addr
+	DNSIP         netip.Addr
+	DNSDomain     string
 	// NetworkMode is NetworkRouted or NetworkNone.
 	NetworkMode string
 	MTU         int
@@ -114,6 +126,64 @@ type Endpoint struct {
 	Port int
 }
 
+// NodeMask is the prefix length of a node's pod range in the family of p.
+func (c *Cluster) NodeMask(p netip.Prefix) int {
+	if p.Addr().Is6() {
+		return c.NodeMaskSizeIPv6
+	}
+	return c.NodeMaskSize
+}
+
+// DualStack reports whether the cluster has both IP families.
+func (c *Cluster) DualStack() bool { return len(c.PodCIDRs) == 2 }
+
+// HasIPv6 reports whether the cluster has the IPv6 family (IPv6-only or dual-stack).
+func (c *Cluster) HasIPv6() bool {
+	for _, p := range c.PodCIDRs {
+		if p.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// HasIPv4 reports whether the cluster has the IPv4 family (IPv4-only or dual-stack).
+func (c *Cluster) HasIPv4() bool {
+	for _, p := range c.PodCIDRs {
+		if p.Addr().Is4() {
+			return true
+		}
+	}
+	return false
+}
+
+// JoinAddrs joins addresses with commas, as --node-ip takes them.
+func JoinAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// JoinPrefixes joins ranges with commas, as --service-cluster-ip-range, the kubelet's
+// podCIDR and kube-proxy's clusterCIDR take them.
+func JoinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Family names an address's IP family for messages: "IPv4" or "IPv6".
+func Family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
 // HostPort returns host:port ([host]:port for IPv6).
 func (e Endpoint) HostPort() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
 
@@ -126,7 +196,7 @@ func (e Endpoint) URL() string { return "https://" + e.HostPort() }
 func (c *Cluster) APIServerPort() int {
 	if c.Endpoint.IP.IsValid() {
 		for _, n := range c.ControlPlanes() {
-			if n.Address == c.Endpoint.IP {
+			if slices.Contains(n.Addresses, c.Endpoint.IP) {
 				return c.Endpoint.Port
 			}
 		}
@@ -142,14 +212,22 @@ func (c *Cluster) LocalAPIServerURL(n *Node) string {
 // Node is one resolved machine.
 type Node struct {
 	// Index is the node's position in the spec.
-	Index   int
-	Name    string
-	Address netip.Addr
-	Roles   map[Role]bool
-	// PodCIDR is the node's pod range (pinned, locked or allocated).
-	PodCIDR netip.Prefix
-	// BridgeAddr is NODE_X_BRIDGE_ADDR: the first address of PodCIDR with its prefix length.
-	BridgeAddr netip.Prefix
+	Index int
+	Name  string
+	// Addresses are the node's addresses, one per cluster family in the cluster's order
+	// (its --node-ip); Address is the first, the primary family's: the advertise
+	// address, etcd's and the one messages name.
+	Addresses []netip.Addr
+	Address   netip.Addr
+	Roles     map[Role]bool
+	// PodCIDRs are the node's pod ranges (pinned, locked or allocated), one per family;
+	// PodCIDR is the first.
+	PodCIDRs []netip.Prefix
+	PodCIDR  netip.Prefix
+	// BridgeAddrs are NODE_X_BRIDGE_ADDR per family: the first address of each pod range
+	// with its prefix length; BridgeAddr is the first.
+	BridgeAddrs []netip.Prefix
+	BridgeAddr  netip.Prefix
 	// OS is OSGeneric, OSFlatcar or OSFCOS.
 	OS string
 	// KubeletVersion is the release of the node's kubelet and kube-proxy: the cluster's,

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,6 +83,26 @@ type resolver struct {
 	lock *lock.Lock
 	opts Options
 	errs field.List
+	// fams are the cluster's IP families in order (one address of each), known when
+	// podCIDR's items are ranges of distinct families, even if one is not a network
+	// address: node addresses and pins are checked against them.
+	fams []netip.Prefix
+}
+
+// lenientFamilies reads the families of a podCIDR value whose items parse as ranges.
+func lenientFamilies(s string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, it := range strings.Split(s, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(it))
+		if err != nil {
+			return nil
+		}
+		out = append(out, p)
+	}
+	if len(out) > 2 || (len(out) == 2 && out[0].Addr().Is4() == out[1].Addr().Is4()) {
+		return nil
+	}
+	return out
 }
 
 var (
@@ -145,19 +166,15 @@ func (r *resolver) version(c *Cluster) {
 	c.Version, c.Profile = v, prof
 }
 
-// parsePrefix reads an IPv4 CIDR that must be a network address.
+// parsePrefix reads one CIDR that must be a network address.
 func (r *resolver) parsePrefix(p field.Path, s, what, example string) (netip.Prefix, bool) {
-	if s == "" {
-		r.errs.Add(p, "missing; set the %s, e.g. %s", what, example)
-		return netip.Prefix{}, false
-	}
 	pr, err := netip.ParsePrefix(s)
 	if err != nil {
 		r.errs.Add(p, "%q is not a CIDR; write the %s as address/length, e.g. %s", s, what, example)
 		return netip.Prefix{}, false
 	}
-	if !pr.Addr().Is4() {
-		r.errs.Add(p, "%q is IPv6; scratchgen supports IPv4 clusters only so far (no IPv6 or dual-stack); use an IPv4 range such as %s", s, example)
+	if pr.Addr().Is4In6() {
+		r.errs.Add(p, "%q is an IPv4-mapped IPv6 range; write the IPv4 range itself", s)
 		return netip.Prefix{}, false
 	}
 	if pr.Masked() != pr {
@@ -167,39 +184,159 @@ func (r *resolver) parsePrefix(p field.Path, s, what, example string) (netip.Pre
 	return pr, true
 }
 
+// splitFamilies splits a value of one or two comma-separated items (kubeadm's and the
+// kubelet's form for dual-stack: "10.10.0.0/16,fd00:10::/56"). It reports a value with
+// more than two items or an empty one.
+func (r *resolver) splitFamilies(p field.Path, s, what, example string) ([]string, bool) {
+	if s == "" {
+		r.errs.Add(p, "missing; set the %s, e.g. %s", what, example)
+		return nil, false
+	}
+	items := strings.Split(s, ",")
+	if len(items) > 2 {
+		r.errs.Add(p, "%q lists %d items; give one %s per IP family (one for a single-stack cluster, an IPv4 and an IPv6 one for dual-stack), separated by a comma", s, len(items), what)
+		return nil, false
+	}
+	for i := range items {
+		items[i] = strings.TrimSpace(items[i])
+		if items[i] == "" {
+			r.errs.Add(p, "%q has an empty item; write e.g. %s", s, example)
+			return nil, false
+		}
+	}
+	return items, true
+}
+
+// parsePrefixes reads one range or two of different families ("v4,v6" or "v6,v4").
+func (r *resolver) parsePrefixes(p field.Path, s, what, example string) ([]netip.Prefix, bool) {
+	items, ok := r.splitFamilies(p, s, what, example)
+	if !ok {
+		return nil, false
+	}
+	var out []netip.Prefix
+	for _, it := range items {
+		pr, ok := r.parsePrefix(p, it, what, example)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, pr)
+	}
+	if len(out) == 2 && out[0].Addr().Is4() == out[1].Addr().Is4() {
+		r.errs.Add(p, "%q lists two %s ranges; a dual-stack cluster has one range per family: an IPv4 and an IPv6 one", s, Family(out[0].Addr()))
+		return nil, false
+	}
+	return out, true
+}
+
+// families describes the families of a list for messages: "IPv4", "IPv6, IPv4".
+func families[T interface{ Addr() netip.Addr }](xs []T) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = Family(x.Addr())
+	}
+	return strings.Join(s, ", ")
+}
+
+// addrFamilies is families for addresses.
+func addrFamilies(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = Family(a)
+	}
+	return strings.Join(s, ", ")
+}
+
+// sameFamilies reports whether the addresses are of the pod ranges' families, in order.
+func sameFamilies(as []netip.Addr, ps []netip.Prefix) bool {
+	if len(as) != len(ps) {
+		return false
+	}
+	for i := range as {
+		if as[i].Is4() != ps[i].Addr().Is4() {
+			return false
+		}
+	}
+	return true
+}
+
+func prefixAddrs(ps []netip.Prefix) []netip.Addr {
+	out := make([]netip.Addr, len(ps))
+	for i, p := range ps {
+		out[i] = p.Addr()
+	}
+	return out
+}
+
+// Node pod range sizes: the IPv4 default and limit (kubeadm's 24; at least 14 pods), the
+// IPv6 default (kubeadm's 64) and limit.
+const (
+	DefaultNodeMaskSizeIPv6 = 64
+	maxNodeMask4            = 28
+	maxNodeMask6            = 124
+	// IPv6 service ranges: the API server allocates from at most 2^20 addresses (/108),
+	// and the DNS IP is the tenth.
+	minServiceBits6, maxServiceBits6 = 108, 124
+)
+
 func (r *resolver) network(c *Cluster) {
 	in := r.in.Spec.Network
 	var podOK, svcOK bool
-	c.PodCIDR, podOK = r.parsePrefix(pNetwork.Child("podCIDR"), in.PodCIDR, "cluster pod range", "10.10.0.0/16")
-	svc := in.ServiceCIDR
-	if svc == "" {
-		svc = DefaultServiceCIDR
+	c.PodCIDRs, podOK = r.parsePrefixes(pNetwork.Child("podCIDR"), in.PodCIDR, "cluster pod range", "10.10.0.0/16")
+	r.fams = lenientFamilies(in.PodCIDR)
+	if podOK {
+		c.PodCIDR = c.PodCIDRs[0]
 	}
-	c.ServiceCIDR, svcOK = r.parsePrefix(pNetwork.Child("serviceCIDR"), svc, "service range", DefaultServiceCIDR)
-	if svcOK {
-		if c.ServiceCIDR.Bits() > 28 {
-			r.errs.Add(pNetwork.Child("serviceCIDR"), "%s is too small: the 10th address is the cluster DNS IP; use a /28 or larger (a /12 to /24 is usual)", c.ServiceCIDR)
+	svc := in.ServiceCIDR
+	sp := pNetwork.Child("serviceCIDR")
+	if svc == "" && podOK && !(len(c.PodCIDRs) == 1 && c.PodCIDR.Addr().Is4()) {
+		r.errs.Add(sp, "missing; the default %s is IPv4 only: give one service range per family of podCIDR (%s), in the same order, e.g. %s", DefaultServiceCIDR, families(c.PodCIDRs), map[bool]string{true: "10.96.0.0/12,fd00:96::/108", false: "fd00:96::/108"}[c.DualStack()])
+	} else {
+		if svc == "" {
+			svc = DefaultServiceCIDR
+		}
+		c.ServiceCIDRs, svcOK = r.parsePrefixes(sp, svc, "service range", DefaultServiceCIDR)
+	}
+	for _, s := range c.ServiceCIDRs {
+		switch {
+		case s.Addr().Is4() && s.Bits() > 28:
+			r.errs.Add(sp, "%s is too small: the 10th address is the cluster DNS IP; use a /28 or larger (a /12 to /24 is usual)", s)
 			svcOK = false
-		} else {
-			c.APIServiceIP = nthAddr(c.ServiceCIDR, 1)
-			c.DNSIP = nthAddr(c.ServiceCIDR, 10)
+		case s.Addr().Is6() && s.Bits() < minServiceBits6:
+			r.errs.Add(sp, "%s is too large: the API server allocates IPv6 service IPs from at most a /%d (2^20 addresses); use a /%d to /%d, e.g. fd00:96::/108", s, minServiceBits6, minServiceBits6, maxServiceBits6)
+			svcOK = false
+		case s.Addr().Is6() && s.Bits() > maxServiceBits6:
+			r.errs.Add(sp, "%s is too small: the 10th address is the cluster DNS IP; use a /%d to /%d", s, minServiceBits6, maxServiceBits6)
+			svcOK = false
 		}
 	}
-	if podOK && svcOK && c.PodCIDR.Overlaps(c.ServiceCIDR) {
-		r.errs.Add(pNetwork.Child("serviceCIDR"), "%s overlaps podCIDR %s; pod and service ranges must be disjoint", c.ServiceCIDR, c.PodCIDR)
+	if podOK && svcOK && !sameFamilies(prefixAddrs(c.ServiceCIDRs), c.PodCIDRs) {
+		r.errs.Add(sp, "%s is %s but podCIDR %s is %s; give one service range per family of podCIDR, in the same order (the first family is the cluster's primary one)", svc, families(c.ServiceCIDRs), in.PodCIDR, families(c.PodCIDRs))
+		svcOK = false
 	}
-	c.NodeMaskSize = DefaultNodeMaskSize
+	if svcOK {
+		c.ServiceCIDR = c.ServiceCIDRs[0]
+		for _, s := range c.ServiceCIDRs {
+			c.APIServiceIPs = append(c.APIServiceIPs, nthAddr(s, 1))
+			c.DNSIPs = append(c.DNSIPs, nthAddr(s, 10))
+		}
+		c.APIServiceIP, c.DNSIP = c.APIServiceIPs[0], c.DNSIPs[0]
+	}
+	if podOK && svcOK {
+		for i := range c.PodCIDRs {
+			if c.PodCIDRs[i].Overlaps(c.ServiceCIDRs[i]) {
+				r.errs.Add(sp, "%s overlaps podCIDR %s; pod and service ranges must be disjoint", c.ServiceCIDRs[i], c.PodCIDRs[i])
+			}
+		}
+	}
+	c.NodeMaskSize, c.NodeMaskSizeIPv6 = DefaultNodeMaskSize, DefaultNodeMaskSizeIPv6
 	if in.NodePodCIDRMaskSize != nil {
 		c.NodeMaskSize = *in.NodePodCIDRMaskSize
 	}
+	if in.NodePodCIDRMaskSizeIPv6 != nil {
+		c.NodeMaskSizeIPv6 = *in.NodePodCIDRMaskSizeIPv6
+	}
 	if podOK {
-		mp := pNetwork.Child("nodePodCIDRMaskSize")
-		switch {
-		case c.NodeMaskSize < c.PodCIDR.Bits():
-			r.errs.Add(mp, "%d is shorter than podCIDR's /%d; a node range must fit inside podCIDR: use %d to 28", c.NodeMaskSize, c.PodCIDR.Bits(), c.PodCIDR.Bits())
-		case c.NodeMaskSize > 28:
-			r.errs.Add(mp, "%d leaves fewer than 14 pod addresses per node; use 28 or less (24 = 254 pods)", c.NodeMaskSize)
-		}
+		r.nodeMasks(c, in)
 	}
 	c.DNSDomain = in.DNSDomain
 	if c.DNSDomain == "" {
@@ -241,6 +378,29 @@ func (r *resolver) network(c *Cluster) {
 	}
 }
 
+// nodeMasks checks the node pod range size of each of the cluster's families, and that
+// no size is set for a family the cluster does not have.
+func (r *resolver) nodeMasks(c *Cluster, in spec.Network) {
+	for _, pod := range c.PodCIDRs {
+		mp, mask, most := pNetwork.Child("nodePodCIDRMaskSize"), c.NodeMaskSize, maxNodeMask4
+		if pod.Addr().Is6() {
+			mp, mask, most = pNetwork.Child("nodePodCIDRMaskSizeIPv6"), c.NodeMaskSizeIPv6, maxNodeMask6
+		}
+		switch {
+		case mask < pod.Bits():
+			r.errs.Add(mp, "%d is shorter than podCIDR's /%d; a node range must fit inside podCIDR %s: use %d to %d", mask, pod.Bits(), pod, pod.Bits(), most)
+		case mask > most:
+			r.errs.Add(mp, "%d leaves fewer than 14 pod addresses per node; use %d or less (%s)", mask, most, map[bool]string{true: "64 is usual for IPv6", false: "24 = 254 pods"}[pod.Addr().Is6()])
+		}
+	}
+	if in.NodePodCIDRMaskSize != nil && !c.HasIPv4() {
+		r.errs.Add(pNetwork.Child("nodePodCIDRMaskSize"), "sizes IPv4 node pod ranges, but podCIDR %s has no IPv4 range; remove it and set nodePodCIDRMaskSizeIPv6", in.PodCIDR)
+	}
+	if in.NodePodCIDRMaskSizeIPv6 != nil && !c.HasIPv6() {
+		r.errs.Add(pNetwork.Child("nodePodCIDRMaskSizeIPv6"), "sizes IPv6 node pod ranges, but podCIDR %s has no IPv6 range; remove it (or add an IPv6 range to podCIDR for dual-stack)", in.PodCIDR)
+	}
+}
+
 func (r *resolver) nodes(c *Cluster) {
 	in := r.in.Spec.Nodes
 	if len(in) == 0 {
@@ -274,8 +434,13 @@ func (r *resolver) nodes(c *Cluster) {
 		r.nodeAddress(c, n, sn, p.Child("address"), addrs)
 		r.roles(n, sn.Roles, p.Child("roles"))
 		if sn.PodCIDR != "" {
-			if pr, ok := r.parsePrefix(p.Child("podCIDR"), sn.PodCIDR, "node pod range", "10.10.7.0/24"); ok {
-				n.PodCIDR = pr
+			pp := p.Child("podCIDR")
+			if prs, ok := r.parsePrefixes(pp, sn.PodCIDR, "node pod range", "10.10.7.0/24"); ok {
+				if len(r.fams) > 0 && !sameFamilies(prefixAddrs(prs), r.fams) {
+					r.errs.Add(pp, "%s is %s but the cluster's podCIDR is %s; pin one range per cluster family, in the same order", sn.PodCIDR, families(prs), families(r.fams))
+				} else {
+					n.PodCIDRs, n.PodCIDR = prs, prs[0]
+				}
 			}
 		}
 		n.OS = sn.OS
@@ -293,41 +458,74 @@ func (r *resolver) nodes(c *Cluster) {
 func validOS(s string) bool { return s == OSGeneric || s == OSFlatcar || s == OSFCOS }
 
 func (r *resolver) nodeAddress(c *Cluster, n *Node, sn spec.Node, p field.Path, seen map[netip.Addr]int) {
-	if sn.Address == "" {
-		r.errs.Add(p, "missing; set the node's IP address (its --node-ip)")
-		return
-	}
-	a, err := netip.ParseAddr(sn.Address)
-	if err != nil || a.Zone() != "" {
-		r.errs.Add(p, "%q is not an IP address; use the node's IPv4 address, e.g. 10.0.0.21", sn.Address)
-		return
-	}
+	example := "10.0.0.21"
 	switch {
-	case !a.Is4():
-		r.errs.Add(p, "%s is IPv6; scratchgen supports IPv4 clusters only so far (no IPv6 or dual-stack); use the node's IPv4 address", a)
-		return
-	case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		r.errs.Add(p, "%s cannot be a node address; use the node's unicast IPv4 address", a)
-		return
-	case a.IsLoopback():
-		r.errs.Add(p, "%s is a loopback address, which every machine has for itself; use the node's address on the cluster network", a)
-		return
-	case a.IsLinkLocalUnicast():
-		r.errs.Add(p, "%s is link-local: it is not routed and may change; use the node's routable address on the cluster network", a)
+	case len(r.fams) == 2 && r.fams[0].Addr().Is4():
+		example = "10.0.0.21,fd00::21"
+	case len(r.fams) == 2:
+		example = "fd00::21,10.0.0.21"
+	case len(r.fams) == 1 && r.fams[0].Addr().Is6():
+		example = "fd00::21"
+	}
+	if sn.Address == "" {
+		r.errs.Add(p, "missing; set the node's IP address (its --node-ip), e.g. %s", example)
 		return
 	}
-	if j, dup := seen[a]; dup {
-		r.errs.Add(p, "%s is already the address of spec.nodes[%d]; every node needs its own address", a, j)
+	items, ok := r.splitFamilies(p, sn.Address, "node address", example)
+	if !ok {
 		return
 	}
-	seen[a] = n.Index
-	if c.PodCIDR.IsValid() && c.PodCIDR.Contains(a) {
-		r.errs.Add(p, "%s lies inside podCIDR %s; node addresses must be outside the pod range", a, c.PodCIDR)
+	var as []netip.Addr
+	for _, it := range items {
+		a, err := netip.ParseAddr(it)
+		if err != nil || a.Zone() != "" {
+			r.errs.Add(p, "%q is not an IP address; use the node's address, e.g. %s", it, example)
+			return
+		}
+		switch {
+		case a.Is4In6():
+			r.errs.Add(p, "%s is an IPv4-mapped IPv6 address; write the IPv4 address %s", a, a.Unmap())
+			return
+		case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			r.errs.Add(p, "%s cannot be a node address; use the node's unicast address", a)
+			return
+		case a.IsLoopback():
+			r.errs.Add(p, "%s is a loopback address, which every machine has for itself; use the node's address on the cluster network", a)
+			return
+		case a.IsLinkLocalUnicast():
+			r.errs.Add(p, "%s is link-local: it is not routed and may change; use the node's routable address on the cluster network", a)
+			return
+		}
+		as = append(as, a)
 	}
-	if c.ServiceCIDR.IsValid() && c.ServiceCIDR.Contains(a) {
-		r.errs.Add(p, "%s lies inside serviceCIDR %s; node addresses must be outside the service range", a, c.ServiceCIDR)
+	if len(r.fams) > 0 && !sameFamilies(as, r.fams) {
+		r.errs.Add(p, "%s is %s but the cluster's podCIDR is %s; give the node one address per cluster family, in the same order, e.g. %s", sn.Address, addrFamilies(as), families(r.fams), example)
+		return
 	}
-	n.Address = a
+	if len(as) == 2 && as[0].Is4() == as[1].Is4() {
+		r.errs.Add(p, "%q lists two %s addresses; give one address per IP family", sn.Address, Family(as[0]))
+		return
+	}
+	for _, a := range as {
+		if j, dup := seen[a]; dup {
+			r.errs.Add(p, "%s is already the address of spec.nodes[%d]; every node needs its own address", a, j)
+			return
+		}
+	}
+	for _, a := range as {
+		seen[a] = n.Index
+		for _, pod := range c.PodCIDRs {
+			if pod.Contains(a) {
+				r.errs.Add(p, "%s lies inside podCIDR %s; node addresses must be outside the pod range", a, pod)
+			}
+		}
+		for _, svc := range c.ServiceCIDRs {
+			if svc.Contains(a) {
+				r.errs.Add(p, "%s lies inside serviceCIDR %s; node addresses must be outside the service range", a, svc)
+			}
+		}
+	}
+	n.Addresses, n.Address = as, as[0]
 }
 
 func (r *resolver) roles(n *Node, roles []string, p field.Path) {
@@ -351,29 +549,37 @@ func (r *resolver) roles(n *Node, roles []string, p field.Path) {
 }
 
 func (r *resolver) checkPins(c *Cluster) {
-	if !c.PodCIDR.IsValid() {
+	if len(c.PodCIDRs) == 0 {
 		return
 	}
 	pinned := map[netip.Prefix]int{}
 	for _, n := range c.Nodes {
-		if !n.PodCIDR.IsValid() {
-			continue
-		}
-		p := pNodes.Index(n.Index).Child("podCIDR")
-		switch {
-		case !c.PodCIDR.Contains(n.PodCIDR.Addr()) || n.PodCIDR.Bits() < c.PodCIDR.Bits():
-			r.errs.Add(p, "%s is outside podCIDR %s; pin a range inside it or remove the pin", n.PodCIDR, c.PodCIDR)
-		case n.PodCIDR.Bits() != c.NodeMaskSize:
-			r.errs.Add(p, "%s is a /%d but nodePodCIDRMaskSize is %d; pin a /%d", n.PodCIDR, n.PodCIDR.Bits(), c.NodeMaskSize, c.NodeMaskSize)
-		default:
-			for q, j := range pinned {
-				if q.Overlaps(n.PodCIDR) {
-					r.errs.Add(p, "%s collides with the pod range pinned on spec.nodes[%d]; each node needs its own range", n.PodCIDR, j)
+		for f, pin := range n.PodCIDRs {
+			pod, mask := c.PodCIDRs[f], c.NodeMask(c.PodCIDRs[f])
+			p := pNodes.Index(n.Index).Child("podCIDR")
+			switch {
+			case !pod.Contains(pin.Addr()) || pin.Bits() < pod.Bits():
+				r.errs.Add(p, "%s is outside podCIDR %s; pin a range inside it or remove the pin", pin, pod)
+			case pin.Bits() != mask:
+				r.errs.Add(p, "%s is a /%d but %s is %d; pin a /%d", pin, pin.Bits(), maskField(pin), mask, mask)
+			default:
+				for q, j := range pinned {
+					if q.Overlaps(pin) {
+						r.errs.Add(p, "%s collides with the pod range pinned on spec.nodes[%d]; each node needs its own range", pin, j)
+					}
 				}
+				pinned[pin] = n.Index
 			}
-			pinned[n.PodCIDR] = n.Index
 		}
 	}
+}
+
+// maskField names the spec field that sizes node ranges of p's family.
+func maskField(p netip.Prefix) string {
+	if p.Addr().Is6() {
+		return "nodePodCIDRMaskSizeIPv6"
+	}
+	return "nodePodCIDRMaskSize"
 }
 
 func (r *resolver) checkCounts(c *Cluster) {
@@ -392,10 +598,14 @@ func (r *resolver) checkCounts(c *Cluster) {
 	case etcd > 5:
 		r.errs.Add(pNodes, "%d nodes have the etcd role; more than 5 members slows every write without adding useful fault tolerance: use 1, 3 or 5", etcd)
 	}
-	if c.PodCIDR.IsValid() && c.NodeMaskSize >= c.PodCIDR.Bits() && c.NodeMaskSize <= 28 {
-		fit := 1 << min(c.NodeMaskSize-c.PodCIDR.Bits(), 30)
+	for _, pod := range c.PodCIDRs {
+		mask := c.NodeMask(pod)
+		if mask < pod.Bits() || mask > maxNodeMask6 || (pod.Addr().Is4() && mask > maxNodeMask4) {
+			continue
+		}
+		fit := 1 << min(mask-pod.Bits(), 30)
 		if len(c.Nodes) > fit {
-			r.errs.Add(pNetwork.Child("podCIDR"), "%s fits %d node ranges of /%d but the spec has %d nodes; use a larger podCIDR or a larger nodePodCIDRMaskSize", c.PodCIDR, fit, c.NodeMaskSize, len(c.Nodes))
+			r.errs.Add(pNetwork.Child("podCIDR"), "%s fits %d node ranges of /%d but the spec has %d nodes; use a larger podCIDR or a larger %s", pod, fit, mask, len(c.Nodes), maskField(pod))
 		}
 	}
 }
@@ -426,19 +636,26 @@ func (r *resolver) endpoint(c *Cluster) {
 		r.errs.Add(p, "%q is not host[:port]; write e.g. 10.0.0.10:6443 or api.example.com", s)
 		return
 	}
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1] // "[fd00::10]" without a port
+	}
 	c.Endpoint = Endpoint{Host: host, Port: port}
 	if a, err := netip.ParseAddr(host); err == nil {
-		if !a.Is4() {
-			r.errs.Add(p, "%s is IPv6; scratchgen supports IPv4 clusters only so far; use an IPv4 address or a DNS name", a)
+		if a.Zone() != "" || a.Is4In6() {
+			r.errs.Add(p, "%s is not an address every node can reach; use the address without a zone, or a DNS name", a)
+			return
+		}
+		if len(r.fams) > 0 && !slices.ContainsFunc(r.fams, func(q netip.Prefix) bool { return q.Addr().Is4() == a.Is4() }) {
+			r.errs.Add(p, "%s is %s but the cluster (podCIDR %s) has no %s family; use an address of the cluster's family (%s) or a DNS name", a, Family(a), r.in.Spec.Network.PodCIDR, Family(a), families(r.fams))
 			return
 		}
 		c.Endpoint.IP = a
-		if len(cps) == 1 && cps[0].Address.IsValid() && cps[0].Address != a {
-			r.errs.Add(p, "%s is not the address of the control-plane node %s (%s); with one control plane use its address, or a load balancer name that forwards to it", a, cps[0].Name, cps[0].Address)
+		if len(cps) == 1 && len(cps[0].Addresses) > 0 && !slices.Contains(cps[0].Addresses, a) {
+			r.errs.Add(p, "%s is not an address of the control-plane node %s (%s); with one control plane use its address, or a load balancer name that forwards to it", a, cps[0].Name, JoinAddrs(cps[0].Addresses))
 		}
 		if len(cps) > 1 {
 			for _, n := range cps {
-				if n.Address == a {
+				if slices.Contains(n.Addresses, a) {
 					r.errs.Add(p, "%s is the address of control-plane node %s only; with %d control planes use a load-balancer address or name in front of all of them", a, n.Name, len(cps))
 				}
 			}
@@ -669,34 +886,46 @@ func nthAddr(p netip.Prefix, n int64) netip.Addr {
 // networkChangeHint ends every network-move error.
 const networkChangeHint = "or pass --allow-network-change to re-address the cluster on purpose"
 
-// checkNetwork refuses a spec that moves the ranges the lock allocated in: the pod range
-// and the service range may only grow at the end (same first address, shorter prefix),
-// the node mask size may not change.
+// checkNetwork refuses a spec that moves the ranges the lock allocated in: the pod ranges
+// and the service ranges keep their families (in order) and may only grow at the end
+// (same first address, shorter prefix), the node mask sizes may not change.
 func (r *resolver) checkNetwork(c *Cluster) {
 	if r.lock == nil || r.lock.Network == nil || r.opts.AllowNetworkChange {
 		return
 	}
 	was := r.lock.Network
-	grows := func(old string, now netip.Prefix) bool {
-		o, err := netip.ParsePrefix(old)
-		return err == nil && o.Addr() == now.Addr() && now.Bits() <= o.Bits()
+	grows := func(old string, now []netip.Prefix) bool {
+		o, err := lock.ParsePrefixes(old)
+		if err != nil || len(o) != len(now) {
+			return false
+		}
+		for i := range o {
+			if o[i].Addr() != now[i].Addr() || now[i].Bits() > o[i].Bits() {
+				return false
+			}
+		}
+		return true
 	}
-	if !grows(was.PodCIDR, c.PodCIDR) {
-		r.errs.Add(pNetwork.Child("podCIDR"), "%s moves the pod range the lock allocated node ranges in (%s): every node's pod range, bridge address, routes and masquerade rule would change while running pods keep their old addresses; keep %s (it may only grow at the end, e.g. a shorter prefix), %s",
-			c.PodCIDR, was.PodCIDR, was.PodCIDR, networkChangeHint)
+	if !grows(was.PodCIDR, c.PodCIDRs) {
+		r.errs.Add(pNetwork.Child("podCIDR"), "%s moves the pod range the lock allocated node ranges in (%s): every node's pod range, bridge address, routes and masquerade rule would change while running pods keep their old addresses; keep %s (each family's range may only grow at the end, e.g. a shorter prefix, and a family is neither added nor removed), %s",
+			JoinPrefixes(c.PodCIDRs), was.PodCIDR, was.PodCIDR, networkChangeHint)
 	}
-	if !grows(was.ServiceCIDR, c.ServiceCIDR) {
+	if !grows(was.ServiceCIDR, c.ServiceCIDRs) {
 		r.errs.Add(pNetwork.Child("serviceCIDR"), "%s moves the service range the cluster was built with (%s): the kubernetes Service IP in every API server certificate and the DNS IP in every kubelet would change, and existing Services keep addresses outside the new range; keep %s (it may only grow at the end), %s",
-			c.ServiceCIDR, was.ServiceCIDR, was.ServiceCIDR, networkChangeHint)
+			JoinPrefixes(c.ServiceCIDRs), was.ServiceCIDR, was.ServiceCIDR, networkChangeHint)
 	}
-	if was.NodePodCIDRMaskSize != c.NodeMaskSize {
+	if c.HasIPv4() && was.NodePodCIDRMaskSize != 0 && was.NodePodCIDRMaskSize != c.NodeMaskSize {
 		r.errs.Add(pNetwork.Child("nodePodCIDRMaskSize"), "%d changes the node range size the lock allocated with (%d): every node would get a new pod range, bridge address and routes; keep %d, %s",
 			c.NodeMaskSize, was.NodePodCIDRMaskSize, was.NodePodCIDRMaskSize, networkChangeHint)
 	}
+	if c.HasIPv6() && was.NodePodCIDRMaskSizeIPv6 != 0 && was.NodePodCIDRMaskSizeIPv6 != c.NodeMaskSizeIPv6 {
+		r.errs.Add(pNetwork.Child("nodePodCIDRMaskSizeIPv6"), "%d changes the IPv6 node range size the lock allocated with (%d): every node would get a new pod range, bridge address and routes; keep %d, %s",
+			c.NodeMaskSizeIPv6, was.NodePodCIDRMaskSizeIPv6, was.NodePodCIDRMaskSizeIPv6, networkChangeHint)
+	}
 }
 
-// allocate assigns every node a pod range (pin, then lock, then the lowest free one),
-// derives bridge addresses and routes, and returns the lock holding the allocations and
+// allocate assigns every node a pod range per family (pin, then lock, then the lowest
+// free one), derives bridge addresses, and returns the lock holding the allocations and
 // the network they were made in. A locked range is never silently replaced: a pin that
 // differs from it, or a locked range that no longer fits the spec, is an error unless
 // the network may change.
@@ -706,10 +935,11 @@ func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 		out = in.Clone()
 	}
 	out.Cluster = c.Name
+	nf := len(c.PodCIDRs)
 	taken := map[netip.Prefix]string{}
 	for _, n := range c.Nodes {
-		if n.PodCIDR.IsValid() {
-			taken[n.PodCIDR] = n.Name
+		for _, p := range n.PodCIDRs {
+			taken[p] = n.Name
 		}
 	}
 	// Keep locked ranges; refuse a move.
@@ -722,60 +952,81 @@ func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 			continue
 		}
 		lp := field.Path("podCIDRs").Key(n.Name)
-		pr, _ := netip.ParsePrefix(s) // lock.Parse checked it
+		prs, _ := lock.ParsePrefixes(s) // lock.Parse checked it
 		np := pNodes.Index(n.Index).Child("podCIDR")
+		fits := sameFamilies(prefixAddrs(prs), c.PodCIDRs)
+		for f := 0; fits && f < nf; f++ {
+			fits = prs[f].Bits() == c.NodeMask(c.PodCIDRs[f]) && c.PodCIDRs[f].Contains(prs[f].Addr())
+		}
 		switch {
-		case n.PodCIDR.IsValid() && n.PodCIDR != pr:
+		case len(n.PodCIDRs) > 0 && JoinPrefixes(n.PodCIDRs) != JoinPrefixes(prs):
 			if !r.opts.AllowNetworkChange {
-				r.errs.Add(np, "%s differs from the range the lock allocated to node %q (%s): the node's pods, bridge and every node's route to it would move; pin %s, %s", n.PodCIDR, n.Name, pr, pr, networkChangeHint)
+				r.errs.Add(np, "%s differs from the range the lock allocated to node %q (%s): the node's pods, bridge and every node's route to it would move; pin %s, %s", JoinPrefixes(n.PodCIDRs), n.Name, s, s, networkChangeHint)
 			}
-		case n.PodCIDR.IsValid():
-		case pr.Bits() != c.NodeMaskSize || !c.PodCIDR.Contains(pr.Addr()):
+		case len(n.PodCIDRs) > 0:
+		case !fits:
 			if !r.opts.AllowNetworkChange {
-				r.errs.AddIn(field.InputLock, lp, "%s (node %q) is not a /%d inside podCIDR %s: the spec's network no longer fits the lock; restore the network the lock was made with, %s", pr, n.Name, c.NodeMaskSize, c.PodCIDR, networkChangeHint)
+				r.errs.AddIn(field.InputLock, lp, "%s (node %q) is not %s inside podCIDR %s: the spec's network no longer fits the lock; restore the network the lock was made with, %s", s, n.Name, maskSizes(c), JoinPrefixes(c.PodCIDRs), networkChangeHint)
 			}
 		default:
-			if other, clash := taken[pr]; clash {
-				r.errs.AddIn(field.InputLock, lp, "%s (node %q) is the range spec.nodes pins for node %q; every node needs its own range: move the pin to a free range", pr, n.Name, other)
+			clash := ""
+			for _, p := range prs {
+				if other, used := taken[p]; used {
+					clash = other
+					r.errs.AddIn(field.InputLock, lp, "%s (node %q) is the range spec.nodes pins for node %q; every node needs its own range: move the pin to a free range", p, n.Name, other)
+				}
+			}
+			if clash != "" {
 				continue
 			}
-			n.PodCIDR = pr
-			taken[pr] = n.Name
+			n.PodCIDRs = prs
+			for _, p := range prs {
+				taken[p] = n.Name
+			}
 		}
 	}
 	if len(r.errs.Errors()) > 0 {
 		return nil
 	}
-	bits := 32
-	if c.PodCIDR.Addr().Is6() {
-		bits = 128
-	}
-	size := int64(1) << (bits - c.NodeMaskSize)
-	count := int64(1) << (c.NodeMaskSize - c.PodCIDR.Bits())
-	next := int64(0)
-	for _, n := range c.Nodes {
-		if n.PodCIDR.IsValid() {
-			continue
-		}
-		for ; next < count; next++ {
-			cand := netip.PrefixFrom(nthAddr(c.PodCIDR, next*size), c.NodeMaskSize)
-			if _, used := taken[cand]; !used {
-				n.PodCIDR = cand
-				taken[cand] = n.Name
-				break
+	for f, pod := range c.PodCIDRs {
+		mask := c.NodeMask(pod)
+		count := int64(1) << min(mask-pod.Bits(), 62)
+		next := int64(0)
+		for _, n := range c.Nodes {
+			if len(n.PodCIDRs) == nf {
+				continue
 			}
-		}
-		if !n.PodCIDR.IsValid() {
-			r.errs.Add(pNetwork.Child("podCIDR"), "no free /%d left in %s for node %s (pinned and locked ranges use them all); use a larger podCIDR", c.NodeMaskSize, c.PodCIDR, n.Name)
-			return nil
+			for ; next < count; next++ {
+				cand := nthPrefix(pod, next, mask)
+				if _, used := taken[cand]; !used {
+					n.PodCIDRs = append(n.PodCIDRs, cand)
+					taken[cand] = n.Name
+					break
+				}
+			}
+			if len(n.PodCIDRs) != f+1 {
+				r.errs.Add(pNetwork.Child("podCIDR"), "no free /%d left in %s for node %s (pinned and locked ranges use them all); use a larger podCIDR", mask, pod, n.Name)
+				return nil
+			}
 		}
 	}
 	out.PodCIDRs = map[string]string{}
 	for _, n := range c.Nodes {
-		out.PodCIDRs[n.Name] = n.PodCIDR.String()
-		n.BridgeAddr = netip.PrefixFrom(n.PodCIDR.Addr().Next(), n.PodCIDR.Bits())
+		n.PodCIDR = n.PodCIDRs[0]
+		n.BridgeAddrs = nil
+		for _, p := range n.PodCIDRs {
+			n.BridgeAddrs = append(n.BridgeAddrs, netip.PrefixFrom(p.Addr().Next(), p.Bits()))
+		}
+		n.BridgeAddr = n.BridgeAddrs[0]
+		out.PodCIDRs[n.Name] = JoinPrefixes(n.PodCIDRs)
 	}
-	out.Network = &lock.Network{PodCIDR: c.PodCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), NodePodCIDRMaskSize: c.NodeMaskSize}
+	out.Network = &lock.Network{PodCIDR: JoinPrefixes(c.PodCIDRs), ServiceCIDR: JoinPrefixes(c.ServiceCIDRs)}
+	if c.HasIPv4() {
+		out.Network.NodePodCIDRMaskSize = c.NodeMaskSize
+	}
+	if c.HasIPv6() {
+		out.Network.NodePodCIDRMaskSizeIPv6 = c.NodeMaskSizeIPv6
+	}
 	for id, rot := range out.Rotations {
 		if c.Rotations == nil {
 			c.Rotations = map[string]int{}
@@ -783,6 +1034,28 @@ func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 		c.Rotations[id] = rot.Stage
 	}
 	return out
+}
+
+// maskSizes describes the node range sizes for messages: "a /24", "a /24 and a /64, one
+// per family".
+func maskSizes(c *Cluster) string {
+	s := make([]string, len(c.PodCIDRs))
+	for i, p := range c.PodCIDRs {
+		s[i] = "a /" + strconv.Itoa(c.NodeMask(p))
+	}
+	if len(s) == 2 {
+		return s[0] + " and " + s[1] + ", one per family"
+	}
+	return strings.Join(s, "")
+}
+
+// nthPrefix is the idx-th /mask range inside p.
+func nthPrefix(p netip.Prefix, idx int64, mask int) netip.Prefix {
+	b := new(big.Int).SetBytes(p.Addr().AsSlice())
+	b.Add(b, new(big.Int).Lsh(big.NewInt(idx), uint(p.Addr().BitLen()-mask)))
+	raw := b.FillBytes(make([]byte, len(p.Addr().AsSlice())))
+	a, _ := netip.AddrFromSlice(raw)
+	return netip.PrefixFrom(a, mask)
 }
 
 // String describes a node for messages.

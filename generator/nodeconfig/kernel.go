@@ -22,9 +22,12 @@ var sysctls = [][2]string{
 	{"net.bridge.bridge-nf-call-ip6tables", "1"},
 }
 
+// ipv6Forwarding routes IPv6 between interfaces (IPv6-only and dual-stack clusters).
+const ipv6Forwarding = "net.ipv6.conf.all.forwarding"
+
 // Kernel is the plan step of the kernel settings: modules-load.d and sysctl.d files and
 // scratchgen-kernel.service, which applies them at once.
-func Kernel(_ *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
+func Kernel(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
 	if err := checkResolved(n); err != nil {
 		return err
 	}
@@ -36,6 +39,12 @@ func Kernel(_ *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
 	sys.WriteString("# " + header + "\n# Applied at boot by systemd-sysctl (after systemd-modules-load loads br_netfilter).\n")
 	for _, kv := range sysctls {
 		sys.WriteString(kv[0] + " = " + kv[1] + "\n")
+	}
+	if c.HasIPv6() {
+		// Routing IPv6 pod traffic. With forwarding on, the kernel ignores router
+		// advertisements on interfaces whose accept_ra is 1 (the default): nodes need
+		// static IPv6 addresses and routes, or accept_ra=2 on their uplink (README).
+		sys.WriteString(ipv6Forwarding + " = 1\n")
 	}
 	// The boot-time services read the two directories only at boot; this oneshot applies
 	// them at once on a machine that receives the bundle while running (rsync), so no

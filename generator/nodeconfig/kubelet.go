@@ -34,14 +34,14 @@ func KubeletConfiguration(c *model.Cluster, n *model.Node) *kubeletv1beta1.Kubel
 		},
 		Authorization:            kubeletv1beta1.KubeletAuthorization{Mode: kubeletv1beta1.KubeletAuthorizationModeWebhook},
 		CgroupDriver:             "systemd",
-		ClusterDNS:               []string{c.DNSIP.String()},
+		ClusterDNS:               clusterDNS(c),
 		ClusterDomain:            c.DNSDomain,
 		ContainerRuntimeEndpoint: paths.ContainerdSocket,
 		HealthzBindAddress:       "127.0.0.1",
 		HealthzPort:              new(int32(10248)),
 		// Pod ranges are rendered, not allocated by the controller manager, so the kubelet
 		// gets its range from here and passes it to the runtime.
-		PodCIDR: n.PodCIDR.String(),
+		PodCIDR: model.JoinPrefixes(n.PodCIDRs),
 		// The serving certificate is issued by scratchgen's CA, like every other
 		// certificate: no CSR bootstrap and no rotation through the certificates API
 		// (serverTLSBootstrap and rotateCertificates stay at their default, false). The
@@ -102,7 +102,7 @@ func Kubelet(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
 		"--config=" + paths.KubeletConfig,
 		"--hostname-override=" + n.Name,
 		"--kubeconfig=" + paths.KubeletKubeconfig,
-		"--node-ip=" + n.Address.String(),
+		"--node-ip=" + model.JoinAddrs(n.Addresses),
 	}
 	deps := nodeDeps(c)
 	dropIn := unit{
@@ -120,4 +120,14 @@ func Kubelet(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
 	b.Public(paths.KubeletDropIn, dropIn.bytes())
 	b.Unit(bundle.Unit{Name: paths.KubeletService, After: append([]string{"network-online.target", paths.ContainerdService}, deps...)})
 	return nil
+}
+
+// clusterDNS is the cluster DNS Service's IP of each family, primary first: the kubelet
+// lists them all as nameservers in every pod's resolv.conf.
+func clusterDNS(c *model.Cluster) []string {
+	out := make([]string, len(c.DNSIPs))
+	for i, a := range c.DNSIPs {
+		out[i] = a.String()
+	}
+	return out
 }

@@ -86,16 +86,19 @@ func Network(c *model.Cluster) func(*model.Cluster, *model.Node, *bundle.NodeBui
 // overlapping pod ranges): a route of one would point at the other itself. The model
 // never resolves such a cluster; this keeps the routes honest if it ever did.
 func routesConflict(c *model.Cluster) error {
-	byRange := slices.Clone(c.Nodes)
-	slices.SortFunc(byRange, func(a, b *model.Node) int { return a.PodCIDR.Addr().Compare(b.PodCIDR.Addr()) })
 	addrs := map[netip.Addr]string{}
-	for i, n := range byRange {
-		if o, dup := addrs[n.Address]; dup {
-			return fmt.Errorf("nodes %q and %q share the address %s", o, n.Name, n.Address)
-		}
-		addrs[n.Address] = n.Name
-		if i > 0 && byRange[i-1].PodCIDR.Overlaps(n.PodCIDR) {
-			return fmt.Errorf("nodes %q and %q have overlapping pod ranges %s and %s", byRange[i-1].Name, n.Name, byRange[i-1].PodCIDR, n.PodCIDR)
+	for f := range c.PodCIDRs {
+		byRange := slices.Clone(c.Nodes)
+		slices.SortFunc(byRange, func(a, b *model.Node) int { return a.PodCIDRs[f].Addr().Compare(b.PodCIDRs[f].Addr()) })
+		for i, n := range byRange {
+			a := n.Addresses[f]
+			if o, dup := addrs[a]; dup {
+				return fmt.Errorf("nodes %q and %q share the address %s", o, n.Name, a)
+			}
+			addrs[a] = n.Name
+			if p, q := byRange[max(i-1, 0)].PodCIDRs[f], n.PodCIDRs[f]; i > 0 && p.Overlaps(q) {
+				return fmt.Errorf("nodes %q and %q have overlapping pod ranges %s and %s", byRange[i-1].Name, n.Name, p, q)
+			}
 		}
 	}
 	return nil
@@ -108,8 +111,23 @@ func network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder, table []byt
 	if c.NetworkMode != model.NetworkRouted {
 		return nil
 	}
-	if !n.BridgeAddr.IsValid() || !n.PodCIDR.Contains(n.BridgeAddr.Addr()) {
-		return fmt.Errorf("bridge address %v is not inside pod range %s", n.BridgeAddr, n.PodCIDR)
+	if len(n.PodCIDRs) != len(c.PodCIDRs) || len(n.BridgeAddrs) != len(n.PodCIDRs) || len(n.Addresses) != len(n.PodCIDRs) {
+		return fmt.Errorf("the node has %d pod ranges, %d bridge addresses and %d addresses for the cluster's %d families", len(n.PodCIDRs), len(n.BridgeAddrs), len(n.Addresses), len(c.PodCIDRs))
+	}
+	// host-local: one range set per family (so a pod gets an address of each), and a
+	// default route per family through the bridge.
+	var ranges [][]IPAMRange
+	var routes []IPAMRoute
+	for i, p := range n.PodCIDRs {
+		if br := n.BridgeAddrs[i]; !br.IsValid() || !p.Contains(br.Addr()) {
+			return fmt.Errorf("bridge address %v is not inside pod range %s", br, p)
+		}
+		ranges = append(ranges, []IPAMRange{{Subnet: p.String(), Gateway: n.BridgeAddrs[i].Addr().String()}})
+		dst := "0.0.0.0/0"
+		if p.Addr().Is6() {
+			dst = "::/0"
+		}
+		routes = append(routes, IPAMRoute{Dst: dst})
 	}
 	conf := Conflist{
 		CNIVersion: "1.0.0",
@@ -126,8 +144,8 @@ func network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder, table []byt
 				MTU:         c.MTU,
 				IPAM: &IPAM{
 					Type:   "host-local",
-					Ranges: [][]IPAMRange{{{Subnet: n.PodCIDR.String(), Gateway: n.BridgeAddr.Addr().String()}}},
-					Routes: []IPAMRoute{{Dst: "0.0.0.0/0"}},
+					Ranges: ranges,
+					Routes: routes,
 				},
 			},
 			{Type: "portmap", Capabilities: map[string]bool{"portMappings": true}},
@@ -150,14 +168,17 @@ func network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder, table []byt
 	return nil
 }
 
-// RoutesTable is paths.RoutesTable: one line per node of the routed network, in spec
-// order: its name, address and pod range. Every node gets the same bytes (the writer
-// stores large identical files once); routes.sh skips the node's own line.
+// RoutesTable is paths.RoutesTable: one line per node and family of the routed network,
+// in spec order (a dual-stack node's two lines together, primary family first): its name,
+// address and pod range of that family. Every node gets the same bytes (the writer
+// stores large identical files once); routes.sh skips the node's own lines.
 func RoutesTable(c *model.Cluster) []byte {
 	var b strings.Builder
 	b.WriteString("# " + header + "\n# The routed pod network, read by " + paths.RoutesScript + ": node, address, pod range.\n")
 	for _, n := range c.Nodes {
-		fmt.Fprintf(&b, "%s %s %s\n", n.Name, n.Address, n.PodCIDR)
+		for f := range n.PodCIDRs {
+			fmt.Fprintf(&b, "%s %s %s\n", n.Name, n.Addresses[f], n.PodCIDRs[f])
+		}
 	}
 	return []byte(b.String())
 }
@@ -247,11 +268,39 @@ const MasqueradeChain = "SCRATCHGEN-MASQ"
 //	iptables -t nat -A POSTROUTING ! -d $CLUSTER_SUBNET -m addrtype ! --dst-type LOCAL -j MASQUERADE
 //
 // with one modern refinement: -s $CLUSTER_SUBNET, so only pod traffic is rewritten and the
-// host's own connections keep their source address.
+// host's own connections keep their source address. An IPv6 range gets the same rule from
+// ip6tables; a dual-stack cluster one rule per family (the second family's function and
+// variable are suffixed 6).
 func masqueradeScript(c *model.Cluster) []byte {
+	type family struct{ fn, tables, pods string }
+	var fams []family
+	for i, p := range c.PodCIDRs {
+		f := family{"ipt", "iptables", "pods"}
+		if p.Addr().Is6() {
+			f.tables = "ip6tables"
+		}
+		if i > 0 {
+			f.fn, f.pods = f.fn+"6", f.pods+"6"
+		}
+		fams = append(fams, f)
+	}
+	var vars, fns, start, stop strings.Builder
+	for i, f := range fams {
+		vars.WriteString(f.pods + "=" + c.PodCIDRs[i].String() + "\n")
+		fns.WriteString("\n" + f.fn + "() {\n\t" + f.tables + " -w -t nat \"$@\"\n}\n")
+		ipt := "\t" + f.fn + " "
+		start.WriteString(ipt + "-N \"$chain\" 2>/dev/null || true\n" +
+			ipt + "-F \"$chain\"\n" +
+			ipt + "-A \"$chain\" -s \"$" + f.pods + "\" ! -d \"$" + f.pods + "\" -m addrtype ! --dst-type LOCAL -j MASQUERADE\n" +
+			ipt + "-C POSTROUTING -m comment --comment \"$comment\" -j \"$chain\" 2>/dev/null ||\n" +
+			"\t" + ipt + "-A POSTROUTING -m comment --comment \"$comment\" -j \"$chain\"\n")
+		stop.WriteString("\twhile " + f.fn + " -D POSTROUTING -m comment --comment \"$comment\" -j \"$chain\" 2>/dev/null; do :; done\n" +
+			ipt + "-F \"$chain\" 2>/dev/null || true\n" +
+			ipt + "-X \"$chain\" 2>/dev/null || true\n")
+	}
 	return []byte(`#!/bin/sh
 # ` + header + `
-# Masquerades traffic from the cluster's pods (` + c.PodCIDR.String() + `) to destinations outside the
+# Masquerades traffic from the cluster's pods (` + model.JoinPrefixes(c.PodCIDRs) + `) to destinations outside the
 # cluster network that are not local to this node: the from-scratch guide's rule, restricted
 # to pod sources (-s) so traffic the node itself originates keeps its address. The rule lives
 # in its own nat chain, jumped to from POSTROUTING, so start replaces it and stop removes it
@@ -259,26 +308,13 @@ func masqueradeScript(c *model.Cluster) []byte {
 set -eu
 
 chain=` + MasqueradeChain + `
-pods=` + c.PodCIDR.String() + `
-comment="scratchgen: masquerade pod traffic leaving the cluster network"
-
-ipt() {
-	iptables -w -t nat "$@"
-}
-
+` + vars.String() + `comment="scratchgen: masquerade pod traffic leaving the cluster network"
+` + fns.String() + `
 case "${1:-}" in
 start)
-	ipt -N "$chain" 2>/dev/null || true
-	ipt -F "$chain"
-	ipt -A "$chain" -s "$pods" ! -d "$pods" -m addrtype ! --dst-type LOCAL -j MASQUERADE
-	ipt -C POSTROUTING -m comment --comment "$comment" -j "$chain" 2>/dev/null ||
-		ipt -A POSTROUTING -m comment --comment "$comment" -j "$chain"
-	;;
+` + start.String() + `	;;
 stop)
-	while ipt -D POSTROUTING -m comment --comment "$comment" -j "$chain" 2>/dev/null; do :; done
-	ipt -F "$chain" 2>/dev/null || true
-	ipt -X "$chain" 2>/dev/null || true
-	;;
+` + stop.String() + `	;;
 *)
 	echo "usage: $0 start|stop" >&2
 	exit 2

@@ -15,8 +15,8 @@ import (
 // every supported minor). Everything else keeps kube-proxy's defaults.
 func KubeProxyConfiguration(c *model.Cluster, n *model.Node) *proxyv1alpha1.KubeProxyConfiguration {
 	k := &proxyv1alpha1.KubeProxyConfiguration{
-		BindAddress:      "0.0.0.0",
-		ClusterCIDR:      c.PodCIDR.String(),
+		BindAddress:      bindAny(c),
+		ClusterCIDR:      model.JoinPrefixes(c.PodCIDRs),
 		HostnameOverride: n.Name,
 		Mode:             proxyv1alpha1.ProxyMode(c.ProxyMode),
 	}
@@ -59,4 +59,13 @@ func Proxy(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder) error {
 	b.Public(paths.KubeProxyUnit, u.bytes())
 	b.Unit(bundle.Unit{Name: paths.KubeProxyService, After: deps})
 	return nil
+}
+
+// bindAny is the unspecified address of the cluster's primary family (kubeadm's choice
+// for kube-proxy's bindAddress, from which kube-proxy also takes its primary family).
+func bindAny(c *model.Cluster) string {
+	if c.PodCIDR.Addr().Is6() {
+		return "::"
+	}
+	return "0.0.0.0"
 }

@@ -342,8 +342,8 @@ func metadata(c *model.Cluster, plan *bundle.Plan, d Deps, t component.Table) (b
 		m.Renderer = "scratchgen dev"
 	}
 	for i, n := range c.Nodes {
-		nm := bundle.NodeMetadata{Name: n.Name, Address: n.Address.String(), OS: n.OS, BinDir: n.BinDir(),
-			PodCIDR: n.PodCIDR.String(), Units: plan.Nodes[i].Units, KubeletVersion: n.KubeletVersion.String()}
+		nm := bundle.NodeMetadata{Name: n.Name, Address: model.JoinAddrs(n.Addresses), OS: n.OS, BinDir: n.BinDir(),
+			PodCIDR: model.JoinPrefixes(n.PodCIDRs), Units: plan.Nodes[i].Units, KubeletVersion: n.KubeletVersion.String()}
 		for _, r := range []model.Role{model.RoleControlPlane, model.RoleEtcd, model.RoleWorker} {
 			if n.Is(r) {
 				nm.Roles = append(nm.Roles, string(r))

@@ -48,11 +48,16 @@ type ClusterSpec struct {
 
 // Network is the cluster's addressing.
 type Network struct {
-	// PodCIDR is the cluster-wide pod range.
+	// PodCIDR is the cluster-wide pod range: one range (single-stack IPv4 or IPv6) or two
+	// separated by a comma, an IPv4 and an IPv6 one (dual-stack; the first is the primary
+	// family), e.g. "10.10.0.0/16,fd00:10::/56".
 	PodCIDR string `json:"podCIDR"`
-	// NodePodCIDRMaskSize is the prefix length of each node's pod range (default 24).
+	// NodePodCIDRMaskSize is the prefix length of each node's IPv4 pod range (default 24).
 	NodePodCIDRMaskSize *int `json:"nodePodCIDRMaskSize,omitempty"`
-	// ServiceCIDR is SERVICE_CLUSTER_IP_RANGE (default 10.96.0.0/12).
+	// NodePodCIDRMaskSizeIPv6 is the prefix length of each node's IPv6 pod range (default 64).
+	NodePodCIDRMaskSizeIPv6 *int `json:"nodePodCIDRMaskSizeIPv6,omitempty"`
+	// ServiceCIDR is SERVICE_CLUSTER_IP_RANGE: one range per family of PodCIDR, in its
+	// order (default 10.96.0.0/12 for an IPv4 cluster; required otherwise).
 	ServiceCIDR string `json:"serviceCIDR,omitempty"`
 	// DNSDomain is the cluster DNS domain (default cluster.local).
 	DNSDomain string `json:"dnsDomain,omitempty"`
@@ -70,11 +75,14 @@ type Network struct {
 type Node struct {
 	// Name is the node name (DNS-1123 subdomain), also the Kubernetes Node object name.
 	Name string `json:"name"`
-	// Address is the node's IP, used as its --node-ip, advertise address and route next hop.
+	// Address is the node's IP, used as its --node-ip, advertise address and route next
+	// hop: one per family of the cluster's podCIDR, in its order, separated by a comma
+	// for dual-stack (e.g. "10.0.0.21,fd00::21").
 	Address string `json:"address"`
 	// Roles is a set of control-plane, etcd and worker.
 	Roles []string `json:"roles"`
-	// PodCIDR pins the node's pod range; otherwise one is allocated and kept in the lock.
+	// PodCIDR pins the node's pod range (one per cluster family, comma-separated, in
+	// the cluster's order); otherwise one is allocated and kept in the lock.
 	PodCIDR string `json:"podCIDR,omitempty"`
 	// OS overrides provisioning.os for this node: flatcar, fcos or generic.
 	OS string `json:"os,omitempty"`

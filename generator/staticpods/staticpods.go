@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -121,18 +122,18 @@ func inputsDigest(co *component.Component, files []bundle.File) (digest, pending
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:32], ""
 }
 
-// checkAddresses refuses what the manifests cannot express yet.
+// checkAddresses refuses a node the manifests cannot be rendered for.
 func checkAddresses(c *model.Cluster, n *model.Node) error {
-	if !n.Address.Is4() {
-		return fmt.Errorf("address %v is not an IPv4 address", n.Address)
+	if !n.Address.IsValid() {
+		return fmt.Errorf("node %q has no address", n.Name)
 	}
 	members := c.EtcdMembers()
 	if len(members) == 0 {
 		return fmt.Errorf("the cluster has no etcd member")
 	}
 	for _, m := range members {
-		if !m.Address.Is4() {
-			return fmt.Errorf("etcd member %q has no IPv4 address", m.Name)
+		if !m.Address.IsValid() {
+			return fmt.Errorf("etcd member %q has no address", m.Name)
 		}
 	}
 	return nil
@@ -246,7 +247,7 @@ func apiServerPod(c *model.Cluster, n *model.Node, co *component.Component) (*co
 		"service-account-issuer":             "https://kubernetes.default.svc." + c.DNSDomain,
 		"service-account-key-file":           paths.SAPub,
 		"service-account-signing-key-file":   paths.SAKey,
-		"service-cluster-ip-range":           c.ServiceCIDR.String(),
+		"service-cluster-ip-range":           model.JoinPrefixes(c.ServiceCIDRs),
 		"tls-cert-file":                      paths.APIServerCert,
 		"tls-private-key-file":               paths.APIServerKey,
 		// No --enable-bootstrap-token-auth: scratchgen issues every credential itself and
@@ -285,7 +286,7 @@ func apiServerPod(c *model.Cluster, n *model.Node, co *component.Component) (*co
 		StartupProbe:   startupProbe(adv, "/livez", corev1.URISchemeHTTPS),
 		Resources:      cpuRequest("250m"),
 	}
-	annotations := map[string]string{annotationAPIServerEndpoint: adv + ":" + strconv.Itoa(port)}
+	annotations := map[string]string{annotationAPIServerEndpoint: net.JoinHostPort(adv, strconv.Itoa(port))}
 	return componentPod(ctr, m, annotations), nil
 }
 
@@ -320,7 +321,7 @@ func controllerManagerPod(c *model.Cluster, n *model.Node, co *component.Compone
 		"requestheader-client-ca-file":     paths.FrontProxyCACert,
 		"root-ca-file":                     paths.CACert,
 		"service-account-private-key-file": paths.SAKey,
-		"service-cluster-ip-range":         c.ServiceCIDR.String(),
+		"service-cluster-ip-range":         model.JoinPrefixes(c.ServiceCIDRs),
 		"use-service-account-credentials":  "true",
 	}
 	if c.RotationStage("ca") > 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/component"
+	"github.com/scratchgen/scratchgen/generator/lock"
 	"github.com/scratchgen/scratchgen/generator/nodeconfig"
 	"github.com/scratchgen/scratchgen/generator/paths"
 )
@@ -452,9 +453,12 @@ func checkRoutes(b *checker, r Rule) {
 	if b.meta == nil {
 		return
 	}
-	want := map[string]string{}
+	want := map[string][]string{}
 	for _, nm := range b.meta.Nodes {
-		want[nm.Name] = nm.Address + " " + nm.PodCIDR
+		addrs, ranges := strings.Split(nm.Address, ","), strings.Split(nm.PodCIDR, ",")
+		for i := range min(len(addrs), len(ranges)) {
+			want[nm.Name] = append(want[nm.Name], addrs[i]+" "+ranges[i])
+		}
 	}
 	// Every node holds the same table: each distinct content is read once.
 	tables := map[string][]string{}
@@ -488,9 +492,9 @@ func checkRoutes(b *checker, r Rule) {
 
 // routesTableProblems says what is wrong with a routes table: want maps each node of
 // bundle.json to "address pod-range".
-func routesTableProblems(data []byte, want map[string]string, nodes []bundle.NodeMetadata) []string {
+func routesTableProblems(data []byte, want map[string][]string, nodes []bundle.NodeMetadata) []string {
 	var out []string
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for _, line := range strings.Split(string(data), "\n") {
 		fields := strings.Fields(line)
 		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
@@ -502,19 +506,20 @@ func routesTableProblems(data []byte, want map[string]string, nodes []bundle.Nod
 		}
 		name, rest := fields[0], fields[1]+" "+fields[2]
 		w, ok := want[name]
+		i := seen[name]
 		switch {
 		case !ok:
 			out = append(out, fmt.Sprintf("routes %s via %s for node %s, which is not a cluster node", fields[2], fields[1], name))
-		case seen[name]:
-			out = append(out, fmt.Sprintf("lists node %s twice", name))
-		case rest != w:
-			out = append(out, fmt.Sprintf("routes %s via %s for node %s, whose address and pod range are %s", fields[2], fields[1], name, w))
+		case i >= len(w):
+			out = append(out, fmt.Sprintf("lists node %s more than once per IP family", name))
+		case rest != w[i]:
+			out = append(out, fmt.Sprintf("routes %s via %s for node %s, whose address and pod range are %s", fields[2], fields[1], name, strings.Join(w, ", ")))
 		}
-		seen[name] = true
+		seen[name]++
 	}
 	for _, nm := range nodes {
-		if !seen[nm.Name] {
-			out = append(out, fmt.Sprintf("does not list node %s: no route would reach its pods", nm.Name))
+		if seen[nm.Name] < len(want[nm.Name]) {
+			out = append(out, fmt.Sprintf("does not list node %s for every IP family: no route would reach its pods", nm.Name))
 		}
 	}
 	return out
@@ -534,22 +539,27 @@ func checkPodRanges(b *checker, r Rule) {
 			continue
 		}
 		rel := n.rel(n.kubeletConfigP)
-		p, err := netip.ParsePrefix(n.kubeletConfig.PodCIDR)
+		got := n.kubeletConfig.PodCIDR
+		ps, err := lock.ParsePrefixes(got)
 		if err != nil {
-			if n.kubeletConfig.PodCIDR != "" {
-				b.fail(r, rel, "podCIDR %q is not a range", n.kubeletConfig.PodCIDR)
+			if got != "" {
+				b.fail(r, rel, "podCIDR %q is not a range (or one per IP family)", got)
 			}
 			continue
 		}
-		if want := b.meta.Node(n.name).PodCIDR; p.String() != want {
-			b.fail(r, rel, "podCIDR is %s, but bundle.json records %s for the node", p, want)
+		if want := b.meta.Node(n.name).PodCIDR; got != want {
+			b.fail(r, rel, "podCIDR is %s, but bundle.json records %s for the node", got, want)
 		}
-		for _, o := range seen {
-			if o.p.Overlaps(p) {
-				b.fail(r, rel, "podCIDR %s overlaps node %s's %s", p, o.node, o.p)
+		for _, p := range ps {
+			for _, o := range seen {
+				if o.p.Overlaps(p) {
+					b.fail(r, rel, "podCIDR %s overlaps node %s's %s", p, o.node, o.p)
+				}
 			}
 		}
-		seen = append(seen, owned{n.name, p})
+		for _, p := range ps {
+			seen = append(seen, owned{n.name, p})
+		}
 	}
 }
 

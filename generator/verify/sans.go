@@ -76,6 +76,16 @@ func firstServiceIP(v string) string {
 	return p.Masked().Addr().Next().String()
 }
 
+// serviceIPNeeds are the kubernetes Service's addresses: the first of each range of
+// --service-cluster-ip-range (one per family on a dual-stack cluster).
+func serviceIPNeeds(v string) []need {
+	var out []need
+	for _, r := range strings.Split(v, ",") {
+		out = append(out, need{firstServiceIP(r), "the kubernetes Service address (first of each --service-cluster-ip-range)"})
+	}
+	return out
+}
+
 // etcdMember is one etcd static pod.
 type etcdMember struct {
 	n                        *node
@@ -152,9 +162,9 @@ func (b *checker) checkSANs() {
 		}
 		needs := []need{
 			{api.flags["advertise-address"], "the address kube-apiserver advertises (--advertise-address)"},
-			{firstServiceIP(api.flags["service-cluster-ip-range"]), "the kubernetes Service address (first of --service-cluster-ip-range)"},
 			{"kubernetes.default.svc", "the name pods reach the API server at"},
 		}
+		needs = append(needs, serviceIPNeeds(api.flags["service-cluster-ip-range"])...)
 		if u, err := url.Parse(b.endpoint); err == nil && u.Hostname() != "" {
 			needs = append(needs, need{u.Hostname(), "the host of " + b.endpoint + ", the server of the kubelet, kube-proxy and admin kubeconfigs"})
 		}
@@ -193,7 +203,11 @@ func (b *checker) checkSANs() {
 		if n.kubeletConfig != nil && n.kubeletConfig.TLSCertFile != "" {
 			p = n.kubeletConfig.TLSCertFile
 		}
-		b.checkCovers(n, p, []need{{ip, "the node's address (--node-ip of the kubelet)"}})
+		var needs []need
+		for _, a := range strings.Split(ip, ",") {
+			needs = append(needs, need{a, "the node's address (--node-ip of the kubelet)"})
+		}
+		b.checkCovers(n, p, needs)
 	}
 }
 
