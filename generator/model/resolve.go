@@ -87,6 +87,8 @@ type resolver struct {
 	// podCIDR's items are ranges of distinct families, even if one is not a network
 	// address: node addresses and pins are checked against them.
 	fams []netip.Prefix
+	// podNetMoved is set when the spec's pod network is refused against the lock's.
+	podNetMoved bool
 }
 
 // lenientFamilies reads the families of a podCIDR value whose items parse as ranges.
@@ -906,11 +908,20 @@ func (r *resolver) checkNetwork(c *Cluster) {
 		}
 		return true
 	}
-	if !grows(was.PodCIDR, c.PodCIDRs) {
+	if o, err := lock.ParsePrefixes(was.PodCIDR); err == nil && families(o) != families(c.PodCIDRs) {
+		// A family added or removed: say so rather than "moves".
+		r.podNetMoved = true
+		r.errs.Add(pNetwork.Child("podCIDR"), "%[1]s changes the cluster's IP families (%[2]s) from those the lock allocated node ranges in (%[4]s: %[3]s): every node's pod ranges, bridge addresses, routes and masquerade rules would change, and nodes, Services and running pods keep their old families; keep %[3]s, %[5]s (converting a running cluster between single- and dual-stack is a migration: re-render with the flag, then roll every node)",
+			JoinPrefixes(c.PodCIDRs), families(c.PodCIDRs), was.PodCIDR, families(o), networkChangeHint)
+	} else if !grows(was.PodCIDR, c.PodCIDRs) {
+		r.podNetMoved = true
 		r.errs.Add(pNetwork.Child("podCIDR"), "%s moves the pod range the lock allocated node ranges in (%s): every node's pod range, bridge address, routes and masquerade rule would change while running pods keep their old addresses; keep %s (each family's range may only grow at the end, e.g. a shorter prefix, and a family is neither added nor removed), %s",
 			JoinPrefixes(c.PodCIDRs), was.PodCIDR, was.PodCIDR, networkChangeHint)
 	}
-	if !grows(was.ServiceCIDR, c.ServiceCIDRs) {
+	if o, err := lock.ParsePrefixes(was.ServiceCIDR); err == nil && families(o) != families(c.ServiceCIDRs) {
+		r.errs.Add(pNetwork.Child("serviceCIDR"), "%[1]s changes the service families (%[2]s) from those the cluster was built with (%[4]s: %[3]s): the API server's service ranges and every kubelet's DNS IPs would change; keep %[3]s, %[5]s",
+			JoinPrefixes(c.ServiceCIDRs), families(c.ServiceCIDRs), was.ServiceCIDR, families(o), networkChangeHint)
+	} else if !grows(was.ServiceCIDR, c.ServiceCIDRs) {
 		r.errs.Add(pNetwork.Child("serviceCIDR"), "%s moves the service range the cluster was built with (%s): the kubernetes Service IP in every API server certificate and the DNS IP in every kubelet would change, and existing Services keep addresses outside the new range; keep %s (it may only grow at the end), %s",
 			JoinPrefixes(c.ServiceCIDRs), was.ServiceCIDR, was.ServiceCIDR, networkChangeHint)
 	}
@@ -942,6 +953,8 @@ func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 			taken[p] = n.Name
 		}
 	}
+	// keep holds, by node and family index, the locked ranges kept while re-addressing.
+	keep := map[string]map[int]netip.Prefix{}
 	// Keep locked ranges; refuse a move.
 	for _, n := range c.Nodes {
 		if in == nil {
@@ -960,12 +973,31 @@ func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 		}
 		switch {
 		case len(n.PodCIDRs) > 0 && JoinPrefixes(n.PodCIDRs) != JoinPrefixes(prs):
-			if !r.opts.AllowNetworkChange {
+			if !r.opts.AllowNetworkChange && !r.podNetMoved {
 				r.errs.Add(np, "%s differs from the range the lock allocated to node %q (%s): the node's pods, bridge and every node's route to it would move; pin %s, %s", JoinPrefixes(n.PodCIDRs), n.Name, s, s, networkChangeHint)
 			}
 		case len(n.PodCIDRs) > 0:
+		case !fits && r.opts.AllowNetworkChange:
+			// Re-addressing on purpose: keep each locked range that still fits its family
+			// (a single-stack cluster gaining a family keeps its old ranges), allocate the rest.
+			for _, p := range prs {
+				for f, pod := range c.PodCIDRs {
+					if Family(p.Addr()) != Family(pod.Addr()) || p.Bits() != c.NodeMask(pod) || !pod.Contains(p.Addr()) {
+						continue
+					}
+					if _, used := taken[p]; !used {
+						if keep[n.Name] == nil {
+							keep[n.Name] = map[int]netip.Prefix{}
+						}
+						keep[n.Name][f] = p
+						taken[p] = n.Name
+					}
+				}
+			}
 		case !fits:
-			if !r.opts.AllowNetworkChange {
+			// Once the pod network itself is refused, every node's range not fitting is
+			// its consequence, not a separate problem.
+			if !r.podNetMoved {
 				r.errs.AddIn(field.InputLock, lp, "%s (node %q) is not %s inside podCIDR %s: the spec's network no longer fits the lock; restore the network the lock was made with, %s", s, n.Name, maskSizes(c), JoinPrefixes(c.PodCIDRs), networkChangeHint)
 			}
 		default:
@@ -994,6 +1026,10 @@ func (r *resolver) allocate(c *Cluster, in *lock.Lock) *lock.Lock {
 		next := int64(0)
 		for _, n := range c.Nodes {
 			if len(n.PodCIDRs) == nf {
+				continue
+			}
+			if p, ok := keep[n.Name][f]; ok {
+				n.PodCIDRs = append(n.PodCIDRs, p)
 				continue
 			}
 			for ; next < count; next++ {
