@@ -35,6 +35,24 @@ func variants() []variant {
 		}},
 		variant{"cp-also-worker", []string{"roles: [control-plane, etcd] ", "roles: [control-plane, etcd, worker]"}},
 		variant{"single-node", []string{"    roles: [control-plane, etcd]", "    roles: [control-plane, etcd, worker]\n__CUT__"}},
+		variant{"dual-stack", []string{
+			"podCIDR: 10.10.0.0/16 ", "podCIDR: 10.10.0.0/16,fd00:10::/56 ",
+			"serviceCIDR: 10.96.0.0/12 ", "serviceCIDR: 10.96.0.0/12,fd00:96::/112 ",
+			"address: 10.0.0.10 ", "address: 10.0.0.10,fd00::10 ",
+			"address: 10.0.0.21", "address: 10.0.0.21,fd00::21",
+			"address: 10.0.0.22", "address: 10.0.0.22,fd00::22",
+			"podCIDR: 10.10.7.0/24 ", "podCIDR: 10.10.7.0/24,fd00:10:0:7::/64 ",
+		}},
+		variant{"ipv6-only", []string{
+			"controlPlaneEndpoint: 10.0.0.10 ", `controlPlaneEndpoint: "[fd00::10]:6443" `,
+			"podCIDR: 10.10.0.0/16 ", "podCIDR: fd00:10::/56 ",
+			"nodePodCIDRMaskSize: 24 ", "nodePodCIDRMaskSizeIPv6: 80 ",
+			"serviceCIDR: 10.96.0.0/12 ", "serviceCIDR: fd00:96::/108 ",
+			"address: 10.0.0.10 ", "address: fd00::10 ",
+			"address: 10.0.0.21", "address: fd00::21",
+			"address: 10.0.0.22", "address: fd00::22",
+			"podCIDR: 10.10.7.0/24 ", "podCIDR: fd00:10:0:7::/80 ",
+		}},
 	)
 }
 

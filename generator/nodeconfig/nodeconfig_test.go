@@ -101,7 +101,7 @@ func TestKubeletConfigStrict(t *testing.T) {
 		if k.APIVersion != "kubelet.config.k8s.io/v1beta1" || k.Kind != "KubeletConfiguration" {
 			t.Errorf("type meta %s %s", k.APIVersion, k.Kind)
 		}
-		if k.PodCIDR != r.n.PodCIDR.String() || k.ClusterDNS[0] != r.c.DNSIP.String() || k.ClusterDomain != r.c.DNSDomain {
+		if k.PodCIDR != model.JoinPrefixes(r.n.PodCIDRs) || strings.Join(k.ClusterDNS, ",") != model.JoinAddrs(r.c.DNSIPs) || k.ClusterDomain != r.c.DNSDomain {
 			t.Errorf("podCIDR %s clusterDNS %v domain %s", k.PodCIDR, k.ClusterDNS, k.ClusterDomain)
 		}
 		if k.Authentication.Anonymous.Enabled == nil || *k.Authentication.Anonymous.Enabled {
@@ -135,8 +135,12 @@ func TestKubeProxyConfigStrict(t *testing.T) {
 		if !apiequality.Semantic.DeepEqual(&k, KubeProxyConfiguration(r.c, r.n)) {
 			t.Errorf("decoded configuration differs from the rendered value:\n%s", f.Data)
 		}
-		if k.ClientConnection.Kubeconfig != paths.KubeProxyKubeconfig || k.ClusterCIDR != r.c.PodCIDR.String() ||
-			string(k.Mode) != r.c.ProxyMode || k.HostnameOverride != r.n.Name || k.BindAddress != "0.0.0.0" {
+		bind := "0.0.0.0" // kube-proxy takes its primary family from the bind address
+		if r.c.PodCIDR.Addr().Is6() {
+			bind = "::"
+		}
+		if k.ClientConnection.Kubeconfig != paths.KubeProxyKubeconfig || k.ClusterCIDR != model.JoinPrefixes(r.c.PodCIDRs) ||
+			string(k.Mode) != r.c.ProxyMode || k.HostnameOverride != r.n.Name || k.BindAddress != bind {
 			t.Errorf("unexpected configuration:\n%s", f.Data)
 		}
 		for _, noise := range []string{"null", "{}", "0s", `""`} {
@@ -169,20 +173,31 @@ func TestCNIConflist(t *testing.T) {
 		if br.Type != "bridge" || br.Bridge != "cbr0" || !br.IsGateway || br.IPMasq == nil || *br.IPMasq || !br.HairpinMode || br.MTU != r.c.MTU {
 			t.Errorf("bridge plugin:\n%s", f.Data)
 		}
-		if br.IPAM == nil || br.IPAM.Type != "host-local" || len(br.IPAM.Ranges) != 1 || len(br.IPAM.Ranges[0]) != 1 {
+		// One range set per family (host-local gives a pod one address of each), in the
+		// cluster's family order, and a default route per family.
+		if br.IPAM == nil || br.IPAM.Type != "host-local" || len(br.IPAM.Ranges) != len(r.n.PodCIDRs) || len(br.IPAM.Routes) != len(r.n.PodCIDRs) {
 			t.Fatalf("ipam:\n%s", f.Data)
 		}
-		rg := br.IPAM.Ranges[0][0]
-		subnet, err := netip.ParsePrefix(rg.Subnet)
-		if err != nil || subnet != r.n.PodCIDR {
-			t.Errorf("subnet %s, want the node's pod range %s", rg.Subnet, r.n.PodCIDR)
-		}
-		gw, err := netip.ParseAddr(rg.Gateway)
-		if err != nil || gw != subnet.Addr().Next() || gw != r.n.BridgeAddr.Addr() {
-			t.Errorf("gateway %s, want the first address of %s", rg.Gateway, subnet)
-		}
-		if len(br.IPAM.Routes) != 1 || br.IPAM.Routes[0].Dst != "0.0.0.0/0" {
-			t.Errorf("pod routes %v", br.IPAM.Routes)
+		for i, rs := range br.IPAM.Ranges {
+			if len(rs) != 1 {
+				t.Fatalf("ipam range set %d:\n%s", i, f.Data)
+			}
+			rg := rs[0]
+			subnet, err := netip.ParsePrefix(rg.Subnet)
+			if err != nil || subnet != r.n.PodCIDRs[i] {
+				t.Errorf("subnet %s, want the node's pod range %s", rg.Subnet, r.n.PodCIDRs[i])
+			}
+			gw, err := netip.ParseAddr(rg.Gateway)
+			if err != nil || gw != subnet.Addr().Next() || gw != r.n.BridgeAddrs[i].Addr() {
+				t.Errorf("gateway %s, want the first address of %s", rg.Gateway, subnet)
+			}
+			dst := "0.0.0.0/0"
+			if subnet.Addr().Is6() {
+				dst = "::/0"
+			}
+			if br.IPAM.Routes[i].Dst != dst {
+				t.Errorf("pod routes %v, want %s for %s", br.IPAM.Routes, dst, subnet)
+			}
 		}
 		if pm.Type != "portmap" || !pm.Capabilities["portMappings"] {
 			t.Errorf("portmap plugin:\n%s", f.Data)
@@ -226,9 +241,12 @@ func TestRoutes(t *testing.T) {
 		}
 		var start, stop []string
 		for _, o := range r.c.Nodes {
-			if o != r.n {
-				start = append(start, "ip route replace "+o.PodCIDR.String()+" via "+o.Address.String())
-				stop = append(stop, "ip route del "+o.PodCIDR.String()+" via "+o.Address.String())
+			if o == r.n {
+				continue
+			}
+			for f := range o.PodCIDRs { // one route per family, via the node's address of that family
+				start = append(start, "ip route replace "+o.PodCIDRs[f].String()+" via "+o.Addresses[f].String())
+				stop = append(stop, "ip route del "+o.PodCIDRs[f].String()+" via "+o.Addresses[f].String())
 			}
 		}
 		if got := run("start"); strings.Join(got, "\n") != strings.Join(start, "\n") {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scratchgen/scratchgen/generator/model"
 	"github.com/scratchgen/scratchgen/generator/paths"
 )
 
@@ -131,31 +132,52 @@ func TestScriptsInNetworkNamespace(t *testing.T) {
 	if out, err := exec.Command("unshare", "-n", "true").CombinedOutput(); err != nil {
 		t.Skipf("SKIPPED: cannot create a network namespace (unshare -n: %v %s), so the scripts are NOT run against the real ip/iptables", err, out)
 	}
-	c := resolve(t, variants()[0])
+	for _, v := range variants() {
+		if v.name != "example-1.36" && v.name != "dual-stack" && v.name != "ipv6-only" {
+			continue
+		}
+		t.Run(v.name, func(t *testing.T) { scriptsInNetns(t, resolve(t, v)) })
+	}
+}
+
+// scriptsInNetns is TestScriptsInNetworkNamespace for one cluster: the node's address of
+// each family on a veth, each family's routes and NAT rules listed by its own tools.
+func scriptsInNetns(t *testing.T, c *model.Cluster) {
 	n := c.Nodes[0]
 	files, _, err := Node(c, n)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.HasIPv6() {
+		if out, err := exec.Command("unshare", "-n", "ip6tables", "-w", "-t", "nat", "-S").CombinedOutput(); err != nil {
+			t.Skipf("SKIPPED: ip6tables' nat table is not usable here (%v %s), so the IPv6 rules are NOT run against the real tools", err, out)
+		}
+	}
 	dir := t.TempDir()
 	writeRoot(t, dir, files)
 	routes := filepath.Join(dir, paths.RoutesScript)
 	masq := filepath.Join(dir, paths.MasqueradeScript)
+	addrs, show := "", ""
+	for _, a := range n.Addresses {
+		tool, fam := "iptables", "-4"
+		if a.Is6() {
+			tool, fam = "ip6tables", "-6"
+			addrs += "ip addr add " + a.String() + "/64 dev sg0 nodad\n"
+		} else {
+			addrs += "ip addr add " + a.String() + "/24 dev sg0\n"
+		}
+		show += "ip " + fam + " route show\n" + tool + " -w -t nat -S\n"
+	}
 	script := `set -e
 ip link add sg0 type veth peer name sg1
-ip addr add ` + n.Address.String() + `/24 dev sg0
-ip link set sg0 up
+` + addrs + `ip link set sg0 up
 ip link set sg1 up
 for i in 1 2; do sh ` + routes + ` start ` + n.Name + `; sh ` + masq + ` start; done
 echo "== started"
-ip -4 route show
-iptables -w -t nat -S
-sh ` + routes + ` stop ` + n.Name + `
+` + show + `sh ` + routes + ` stop ` + n.Name + `
 sh ` + masq + ` stop
 echo "== stopped"
-ip -4 route show
-iptables -w -t nat -S
-`
+` + show
 	out, err := exec.Command("unshare", "-n", "sh", "-c", script).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -165,16 +187,24 @@ iptables -w -t nat -S
 		if o == n {
 			continue
 		}
-		line := o.PodCIDR.String() + " via " + o.Address.String() + " dev sg0"
-		if strings.Count(started, line) != 1 {
-			t.Errorf("after start twice, want one route %q:\n%s", line, started)
-		}
-		if strings.Contains(stopped, o.PodCIDR.String()) {
-			t.Errorf("route to %s left after stop:\n%s", o.PodCIDR, stopped)
+		for f, p := range o.PodCIDRs {
+			line := p.String() + " via " + o.Addresses[f].String() + " dev sg0"
+			if strings.Count(started, line) != 1 {
+				t.Errorf("after start twice, want one route %q:\n%s", line, started)
+			}
+			if strings.Contains(stopped, p.String()) {
+				t.Errorf("route to %s left after stop:\n%s", p, stopped)
+			}
 		}
 	}
-	if strings.Count(started, "-j "+MasqueradeChain) != 1 || strings.Count(started, "-j MASQUERADE") != 1 {
-		t.Errorf("after start twice, want one jump and one MASQUERADE rule:\n%s", started)
+	fams := len(c.PodCIDRs)
+	if strings.Count(started, "-j "+MasqueradeChain) != fams || strings.Count(started, "-j MASQUERADE") != fams {
+		t.Errorf("after start twice, want one jump and one MASQUERADE rule per family (%d):\n%s", fams, started)
+	}
+	for _, p := range c.PodCIDRs {
+		if !strings.Contains(started, "-s "+p.String()+" ! -d "+p.String()) {
+			t.Errorf("no MASQUERADE rule for pod range %s:\n%s", p, started)
+		}
 	}
 	if strings.Contains(stopped, MasqueradeChain) {
 		t.Errorf("chain left after stop:\n%s", stopped)
