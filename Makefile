@@ -45,7 +45,7 @@ clean:
 E2E_VERSION ?= v1.36.3
 E2E_TIMEOUT ?= 20m
 e2e:
-	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) -skip '^(TestHA|TestMachines|TestMachinesIgnitionBinaries|TestRotate|TestDay2)$$' ./e2e
+	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) -skip '^(TestHA|TestMachines|TestMachinesIgnitionBinaries|TestMachinesIPFamilies|TestRotate|TestDay2)$$' ./e2e
 
 ## e2e-all: the boot test for the tested patch of every supported minor, one go test run each
 e2e-all:
@@ -71,8 +71,8 @@ e2e-bins:
 	$(GO) run ./e2e/tools/buildbins -k8s $(E2E_VERSION) -cache $(E2E_CACHE)
 
 ## e2e-machines: the bundle delivered to booted systemd-nspawn machines by rsync, Ignition and cloud-init; the cluster comes up under systemd (as root; Debian packages systemd-container debootstrap rsync libblkid-dev; the first run builds the machine image and Ignition into e2e/.cache)
-E2E_MACHINES_TIMEOUT ?= 40m
+E2E_MACHINES_TIMEOUT ?= 60m
 .PHONY: e2e-machines
 e2e-machines:
-	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_MACHINES=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -p 1 -count=1 -v -timeout $(E2E_MACHINES_TIMEOUT) -run '^TestMachines(IgnitionBinaries)?$$' ./e2e/internal/machine ./e2e
+	SCRATCHGEN_E2E=1 SCRATCHGEN_E2E_MACHINES=1 SCRATCHGEN_E2E_VERSION=$(E2E_VERSION) SCRATCHGEN_E2E_CACHE=$(E2E_CACHE) $(GO) test -p 1 -count=1 -v -timeout $(E2E_MACHINES_TIMEOUT) -run '^TestMachines(IgnitionBinaries|IPFamilies)?$$' ./e2e/internal/machine ./e2e
 

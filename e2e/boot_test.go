@@ -78,7 +78,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -116,8 +118,18 @@ func nodeNames(ns []NodeSpec) []string {
 	return out
 }
 
-func TestBoot(t *testing.T) {
-	h := New(t, nodeNames(bootNodes)...)
+func TestBoot(t *testing.T) { bootTest(t, IPv4) }
+
+// TestBootIPv6 boots an IPv6-only cluster: node addresses, the endpoint, etcd URLs and the
+// service range are IPv6.
+func TestBootIPv6(t *testing.T) { bootTest(t, IPv6) }
+
+// TestBootDualStack boots a dual-stack cluster (IPv4 primary): every node has an address
+// of each family, the service range is one per family.
+func TestBootDualStack(t *testing.T) { bootTest(t, DualStack) }
+
+func bootTest(t *testing.T, family Family) {
+	h := NewFamily(t, family, nodeNames(bootNodes)...)
 	h.Render("e2e", bootNodes)
 	start := time.Now()
 	pods := h.Boot("cp-1")["cp-1"]
@@ -141,7 +153,7 @@ func TestBoot(t *testing.T) {
 	}
 
 	if !t.Run("1 kube-apiserver readyz with the admin kubeconfig", func(t *testing.T) {
-		want := "https://" + h.Net.Node("cp-1").Addr.String() + ":6443"
+		want := "https://" + net.JoinHostPort(h.Net.Node("cp-1").Addr.String(), "6443")
 		if admin.Config.Host != want {
 			t.Errorf("admin kubeconfig server is %s, want the controlPlaneEndpoint %s", admin.Config.Host, want)
 		}
@@ -261,7 +273,85 @@ func TestBoot(t *testing.T) {
 			}
 		}
 	})
+	t.Run("10 Services get ClusterIPs of the cluster's families, each from its service range", func(t *testing.T) {
+		if err := checkServiceFamilies(h, apiserver, admin); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Logf("boot and checks took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// checkServiceFamilies: the kubernetes Service has the first IP of the primary rendered
+// service range (the API server keeps it single-stack); a Service asking for each family alone
+// (ipFamilies: [IPv6] on an IPv6 or dual-stack cluster) gets an address of that family
+// in its range, and one asking for both gets both (RequireDualStack) or, single-stack,
+// is refused.
+func checkServiceFamilies(h *Harness, apiserver *Proc, admin *Client) error {
+	flag, ok := flagValue(apiserver.Pod, "service-cluster-ip-range")
+	if !ok {
+		return apiserver.Failure("kube-apiserver has no --service-cluster-ip-range")
+	}
+	var ranges []netip.Prefix
+	for _, r := range strings.Split(flag, ",") {
+		p, err := netip.ParsePrefix(r)
+		if err != nil {
+			return fmt.Errorf("--service-cluster-ip-range=%s: %v", flag, err)
+		}
+		ranges = append(ranges, p)
+	}
+	if len(ranges) != len(h.Net.Subnets) {
+		return fmt.Errorf("--service-cluster-ip-range=%s: %d ranges for a %s cluster", flag, len(ranges), h.Net.Family)
+	}
+	ctx, cancel := ctxTimeout()
+	defer cancel()
+	k, err := admin.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	// The API server keeps its own Service single-stack, of the primary family.
+	if want := ranges[0].Addr().Next().String(); strings.Join(k.Spec.ClusterIPs, ",") != want {
+		return fmt.Errorf("Service default/kubernetes has ClusterIPs %v, want the first IP of the primary service range, [%s]", k.Spec.ClusterIPs, want)
+	}
+	h.T.Logf("Service default/kubernetes: ClusterIPs %v, families %v", k.Spec.ClusterIPs, k.Spec.IPFamilies)
+	single := corev1.IPFamilyPolicySingleStack
+	both := corev1.IPFamilyPolicyRequireDualStack
+	for i, r := range ranges {
+		fam := corev1.IPv4Protocol
+		if r.Addr().Is6() {
+			fam = corev1.IPv6Protocol
+		}
+		name := "family-" + strings.ToLower(string(fam))
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: corev1.ServiceSpec{IPFamilies: []corev1.IPFamily{fam}, IPFamilyPolicy: &single,
+				Ports: []corev1.ServicePort{{Port: 80}}},
+		}
+		got, err := admin.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("creating Service %s with ipFamilies [%s]: %v", name, fam, err)
+		}
+		ip, err := netip.ParseAddr(got.Spec.ClusterIP)
+		if err != nil || !ranges[i].Contains(ip) {
+			return fmt.Errorf("Service %s (ipFamilies [%s]) got ClusterIP %q, not in the rendered range %s", name, fam, got.Spec.ClusterIP, ranges[i])
+		}
+		h.T.Logf("Service %s (ipFamilies [%s]): ClusterIP %s in %s", name, fam, ip, ranges[i])
+	}
+	dual := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "family-dual", Namespace: "default"},
+		Spec:       corev1.ServiceSpec{IPFamilyPolicy: &both, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	got, err := admin.CoreV1().Services("default").Create(ctx, dual, metav1.CreateOptions{})
+	switch {
+	case len(ranges) == 2 && err != nil:
+		return fmt.Errorf("creating a RequireDualStack Service on a dual-stack cluster: %v", err)
+	case len(ranges) == 2 && len(got.Spec.ClusterIPs) != 2:
+		return fmt.Errorf("RequireDualStack Service got ClusterIPs %v, want one per family", got.Spec.ClusterIPs)
+	case len(ranges) == 1 && err == nil:
+		return fmt.Errorf("a RequireDualStack Service was accepted by a single-stack (%s) cluster: ClusterIPs %v", h.Net.Family, got.Spec.ClusterIPs)
+	case len(ranges) == 2:
+		h.T.Logf("Service family-dual (RequireDualStack): ClusterIPs %v", got.Spec.ClusterIPs)
+	}
+	return nil
 }
 
 // TestBootBrokenFlag breaks a flag in a rendered manifest and checks that the harness

@@ -52,6 +52,12 @@ type Harness struct {
 // selected version and creates the network with the given nodes.
 func New(t *testing.T, nodes ...string) *Harness {
 	t.Helper()
+	return NewFamily(t, IPv4, nodes...)
+}
+
+// NewFamily is New with a network and test cluster of the IP family setup.
+func NewFamily(t *testing.T, family Family, nodes ...string) *Harness {
+	t.Helper()
 	if os.Getenv(envEnable) != "1" {
 		t.Skip("SKIPPED: the boot test runs real etcd and Kubernetes binaries as root in network namespaces; " +
 			"run `make e2e` (or set " + envEnable + "=1) to run it")
@@ -65,7 +71,7 @@ func New(t *testing.T, nodes ...string) *Harness {
 	// The profile's etcd release; an image-style tag such as "3.6.8-0" names module v3.6.8.
 	etcd, _, _ := strings.Cut(strings.TrimPrefix(h.Profile.Etcd, "v"), "-")
 	h.Bin = buildBinaries(t, h.Version, "v"+etcd)
-	h.Net = NewNetwork(t, nodes...)
+	h.Net = NewNetworkFamily(t, family, nodes...)
 	// Registered last, so it runs first: stop processes before the network goes away.
 	t.Cleanup(h.stopAll)
 	return h
@@ -165,13 +171,13 @@ metadata:
   name: {{.Name}}
 spec:
   kubernetesVersion: {{.Version}}
-  controlPlaneEndpoint: {{.Endpoint}}
+  controlPlaneEndpoint: {{printf "%q" .Endpoint}}
   network:
-    podCIDR: 10.244.0.0/16
+{{.Network}}
   nodes:
 {{- range .Nodes}}
   - name: {{.Name}}
-    address: {{.Addr}}
+    address: {{printf "%q" .Addr}}
     roles: [{{.Roles}}]
 {{- end}}
 {{- range .Extra}}
@@ -194,15 +200,16 @@ func (h *Harness) Spec(cluster, version, endpoint string, nodes []NodeSpec, extr
 	type node struct{ Name, Addr, Roles string }
 	data := struct {
 		Name, Version, Endpoint string
+		Network                 string
 		Nodes                   []node
 		Extra                   []string
-	}{Name: cluster, Version: version, Endpoint: endpoint, Extra: extra}
+	}{Name: cluster, Version: version, Endpoint: endpoint, Network: h.Net.Family.SpecNetwork(), Extra: extra}
 	for _, n := range nodes {
-		addr := h.Net.Node(n.Name).Addr.String()
+		nn := h.Net.Node(n.Name)
 		if data.Endpoint == "" && contains(n.Roles, "control-plane") {
-			data.Endpoint = addr
+			data.Endpoint = nn.Addr.String()
 		}
-		data.Nodes = append(data.Nodes, node{n.Name, addr, strings.Join(n.Roles, ", ")})
+		data.Nodes = append(data.Nodes, node{n.Name, nn.AddrList(), strings.Join(n.Roles, ", ")})
 	}
 	var spec bytes.Buffer
 	if err := specTemplate.Execute(&spec, data); err != nil {

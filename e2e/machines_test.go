@@ -161,7 +161,7 @@ sed -i 's/^\( *\)\[plugins\."io\.containerd\.grpc\.v1\.cri"\]$/&\n\1  restrict_o
 			"sysctls on the shared host kernel",
 	},
 	{
-		Where: "network", What: "ip route replace <serviceCIDR> dev eth0 in each node's namespace",
+		Where: "network", What: "ip route replace <serviceCIDR> dev eth0 in each node's namespace (each family's range)",
 		Why: "a machine has a default route; the test's namespaces have none (nothing leaves the test's subnet), so the kernel " +
 			"would refuse a node's own connections to a ClusterIP before kube-proxy's rules rewrite them",
 	},
@@ -241,9 +241,15 @@ type mWorld struct {
 // by cloud-init. The machines are stopped in t.Cleanup.
 func mBringUp(t *testing.T) *mWorld {
 	t.Helper()
+	return mBringUpFamily(t, IPv4)
+}
+
+// mBringUpFamily is mBringUp with a network and cluster of the IP family setup.
+func mBringUpFamily(t *testing.T, family Family) *mWorld {
+	t.Helper()
 	mPrerequisites(t)
 	start := time.Now()
-	h := New(t, nodeNames(bootNodes)...)
+	h := NewFamily(t, family, nodeNames(bootNodes)...)
 	t.Log(mOverridesTable())
 
 	cache := nbCacheDir(t)
@@ -308,7 +314,9 @@ func mBringUp(t *testing.T) *mWorld {
 		if err := mInstallOverrides(n.M.Root()); err != nil {
 			t.Fatal(err)
 		}
-		ipCmd(t, "-n", n.Net.NS, "route", "replace", serviceCIDR, "dev", "eth0")
+		for _, r := range strings.Split(serviceCIDR, ",") { // one per family
+			ipCmd(t, "-n", n.Net.NS, "route", "replace", r, "dev", "eth0")
+		}
 	}
 
 	// Delivery.

@@ -26,17 +26,72 @@ import (
 // later run can tell leftovers of a killed run (their pid is gone) from a concurrent run.
 type Network struct {
 	Bridge  string
-	Subnet  netip.Prefix
-	Gateway netip.Addr // the bridge's address, in the host namespace
-	nodes   map[string]*NetNode
-	bridge  bool // created
+	Family  Family
+	Subnet  netip.Prefix // the primary family's subnet
+	Gateway netip.Addr   // the bridge's address, in the host namespace
+	// Subnets and Gateways are per family, primary first (IPv4 then IPv6 for dual-stack).
+	Subnets  []netip.Prefix
+	Gateways []netip.Addr
+	nodes    map[string]*NetNode
+	bridge   bool // created
 }
 
-// NetNode is one node's namespace and address.
+// NetNode is one node's namespace and addresses.
 type NetNode struct {
-	Name string
-	NS   string // ip netns name; the namespace file is /run/netns/<NS>
-	Addr netip.Addr
+	Name  string
+	NS    string       // ip netns name; the namespace file is /run/netns/<NS>
+	Addr  netip.Addr   // the primary family's address
+	Addrs []netip.Addr // one per family, primary first
+}
+
+// AddrList is the node's addresses as a spec's node address lists them: "a" or "a,b".
+func (nn *NetNode) AddrList() string {
+	s := make([]string, len(nn.Addrs))
+	for i, a := range nn.Addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Family is the IP family setup of a test network and cluster.
+type Family string
+
+const (
+	IPv4      Family = "IPv4"
+	IPv6      Family = "IPv6"
+	DualStack Family = "dual-stack" // IPv4 primary, IPv6 secondary
+)
+
+// fams is the families of f in order: 4 and/or 6.
+func (f Family) fams() []int {
+	switch f {
+	case IPv6:
+		return []int{6}
+	case DualStack:
+		return []int{4, 6}
+	}
+	return []int{4}
+}
+
+// SpecNetwork is the spec's network lines (indented under spec.network) for the family:
+// IPv4 keeps the default service range.
+func (f Family) SpecNetwork() string {
+	pod, svc := f.Ranges()
+	if f == IPv4 || f == "" {
+		return "    podCIDR: " + pod
+	}
+	return "    podCIDR: " + pod + "\n    serviceCIDR: " + svc
+}
+
+// Ranges are the test cluster's pod and service ranges for the family (spec syntax).
+func (f Family) Ranges() (pod, service string) {
+	switch f {
+	case IPv6:
+		return "fd5c:244::/56", "fd5c:96::/108"
+	case DualStack:
+		return "10.244.0.0/16,fd5c:244::/56", "10.96.0.0/12,fd5c:96::/108"
+	}
+	return "10.244.0.0/16", "10.96.0.0/12"
 }
 
 // netPrefix starts every namespace the harness creates; bridges and veths start with "sgbr" and "sgv".
@@ -46,38 +101,58 @@ const netPrefix = "sg-"
 // free 10.241.<n>.0/24. Everything is removed in t.Cleanup, also when the test fails.
 func NewNetwork(t *testing.T, nodes ...string) *Network {
 	t.Helper()
+	return NewNetworkFamily(t, IPv4, nodes...)
+}
+
+// NewNetworkFamily is NewNetwork for an IP family setup: IPv6 subnets are a free
+// fd5c:241:<n>::/64 (::1 the bridge, ::10, ::11, ... the nodes), their addresses added
+// without duplicate address detection (nodad) so they are usable at once.
+func NewNetworkFamily(t *testing.T, family Family, nodes ...string) *Network {
+	t.Helper()
 	removeStaleNetworks(t)
 	unlock := lockFile(t, "/run/scratchgen-e2e-net.lock") // subnet choice vs. concurrent runs
 	defer unlock()
-	subnet := freeSubnet(t)
 	pid := os.Getpid()
 	n := &Network{
-		Bridge:  fmt.Sprintf("sgbr%d", pid),
-		Subnet:  subnet,
-		Gateway: subnet.Addr().Next(),
-		nodes:   map[string]*NetNode{},
+		Bridge: fmt.Sprintf("sgbr%d", pid),
+		Family: family,
+		nodes:  map[string]*NetNode{},
 	}
+	for _, f := range family.fams() {
+		subnet := freeSubnet(t, f)
+		n.Subnets = append(n.Subnets, subnet)
+		n.Gateways = append(n.Gateways, subnet.Addr().Next())
+	}
+	n.Subnet, n.Gateway = n.Subnets[0], n.Gateways[0]
 	t.Cleanup(func() { n.teardown(t) })
 	ipCmd(t, "link", "add", n.Bridge, "type", "bridge")
 	n.bridge = true
-	ipCmd(t, "addr", "add", prefixOf(n.Gateway, subnet), "dev", n.Bridge)
+	for i, subnet := range n.Subnets {
+		ipCmd(t, addrAdd("", n.Gateways[i], subnet, n.Bridge)...)
+	}
 	ipCmd(t, "link", "set", n.Bridge, "up")
 	for i, name := range nodes {
-		addr := subnet.Addr()
-		for range 10 + i {
-			addr = addr.Next()
+		nn := &NetNode{Name: name, NS: fmt.Sprintf("%s%d-%s", netPrefix, pid, name)}
+		for _, subnet := range n.Subnets {
+			addr := subnet.Addr()
+			for range 10 + i {
+				addr = addr.Next()
+			}
+			nn.Addrs = append(nn.Addrs, addr)
 		}
-		nn := &NetNode{Name: name, NS: fmt.Sprintf("%s%d-%s", netPrefix, pid, name), Addr: addr}
+		nn.Addr = nn.Addrs[0]
 		veth := fmt.Sprintf("sgv%d-%d", pid, i)
 		ipCmd(t, "netns", "add", nn.NS)
 		n.nodes[name] = nn
 		ipCmd(t, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", nn.NS)
 		ipCmd(t, "link", "set", veth, "master", n.Bridge, "up")
-		ipCmd(t, "-n", nn.NS, "addr", "add", prefixOf(addr, subnet), "dev", "eth0")
+		for j, subnet := range n.Subnets {
+			ipCmd(t, addrAdd(nn.NS, nn.Addrs[j], subnet, "eth0")...)
+		}
 		ipCmd(t, "-n", nn.NS, "link", "set", "eth0", "up")
 		ipCmd(t, "-n", nn.NS, "link", "set", "lo", "up") // a new namespace's loopback is down: 127.0.0.1 would not work
 	}
-	t.Logf("network: bridge %s %s (host side %s); %s", n.Bridge, subnet, n.Gateway, n)
+	t.Logf("network (%s): bridge %s %v (host side %v); %s", family, n.Bridge, n.Subnets, n.Gateways, n)
 	return n
 }
 
@@ -93,7 +168,7 @@ func (n *Network) Node(name string) *NetNode {
 func (n *Network) String() string {
 	var s []string
 	for _, nn := range n.nodes {
-		s = append(s, fmt.Sprintf("%s=%s (netns %s)", nn.Name, nn.Addr, nn.NS))
+		s = append(s, fmt.Sprintf("%s=%s (netns %s)", nn.Name, nn.AddrList(), nn.NS))
 	}
 	return strings.Join(sortStrings(s), ", ")
 }
@@ -194,8 +269,23 @@ func alive(pid int) bool {
 	return filepath.Base(strings.TrimSuffix(exe, " (deleted)")) == filepath.Base(self)
 }
 
-// freeSubnet picks the first 10.241.<n>.0/24 that no host interface has an address in.
-func freeSubnet(t *testing.T) netip.Prefix {
+// addrAdd is the ip(8) arguments adding addr/<subnet's bits> to dev (in netns ns unless
+// ""); IPv6 addresses skip duplicate address detection, which would hold them tentative.
+func addrAdd(ns string, addr netip.Addr, subnet netip.Prefix, dev string) []string {
+	var args []string
+	if ns != "" {
+		args = append(args, "-n", ns)
+	}
+	args = append(args, "addr", "add", prefixOf(addr, subnet), "dev", dev)
+	if addr.Is6() {
+		args = append(args, "nodad")
+	}
+	return args
+}
+
+// freeSubnet picks the first 10.241.<n>.0/24 (family 4) or fd5c:241:<n>::/64 (family 6)
+// that no host interface has an address in.
+func freeSubnet(t *testing.T, family int) netip.Prefix {
 	t.Helper()
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
@@ -203,6 +293,9 @@ func freeSubnet(t *testing.T) netip.Prefix {
 	}
 	for i := 1; i < 255; i++ {
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 241, byte(i), 0}), 24)
+		if family == 6 {
+			p = netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0x5c, 0x02, 0x41, 0, byte(i)}), 64)
+		}
 		used := false
 		for _, a := range addrs {
 			if ipn, ok := a.(*net.IPNet); ok {
@@ -215,7 +308,7 @@ func freeSubnet(t *testing.T) netip.Prefix {
 			return p
 		}
 	}
-	t.Fatal("no free 10.241.<n>.0/24 subnet on this host")
+	t.Fatalf("no free IPv%d test subnet (10.241.<n>.0/24, fd5c:241:<n>::/64) on this host", family)
 	return netip.Prefix{}
 }
 

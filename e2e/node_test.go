@@ -250,15 +250,15 @@ metadata:
   name: %s
 spec:
   kubernetesVersion: %s
-  controlPlaneEndpoint: %s
+  controlPlaneEndpoint: %q
   network:
-    podCIDR: 10.244.0.0/16
+%s
   images:
     registry: %s
   nodes:
-`, nbCluster, h.Version, h.Net.Node("cp-1").Addr, registry)
+`, nbCluster, h.Version, h.Net.Node("cp-1").Addr.String(), h.Net.Family.SpecNetwork(), registry)
 	for _, n := range bootNodes {
-		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n    roles: [%s]\n", n.Name, h.Net.Node(n.Name).Addr, strings.Join(n.Roles, ", "))
+		fmt.Fprintf(&b, "  - name: %s\n    address: %q\n    roles: [%s]\n", n.Name, h.Net.Node(n.Name).AddrList(), strings.Join(n.Roles, ", "))
 	}
 	return b.String()
 }
@@ -401,7 +401,7 @@ func nbCheckNodes(h *Harness, kubelets map[string]watched, c *Client) error {
 		if err := kc.ExpectUser("system:node:"+n.Name, "system:nodes"); err != nil {
 			return kubelets[n.Name].Failure("%v", err)
 		}
-		addr := h.Net.Node(n.Name).Addr.String()
+		addr := h.Net.Node(n.Name).AddrList()
 		err = kubelets[n.Name].Poll(nbStepBound, "Node "+n.Name+" Ready", func() error {
 			ctx, cancel := ctxTimeout()
 			defer cancel()
@@ -429,8 +429,8 @@ func nbCheckNodes(h *Harness, kubelets map[string]watched, c *Client) error {
 					internal = append(internal, a.Address)
 				}
 			}
-			if len(internal) != 1 || internal[0] != addr {
-				return permanent{fmt.Errorf("InternalIP %v, want the rendered --node-ip %s", internal, addr)}
+			if strings.Join(internal, ",") != addr {
+				return permanent{fmt.Errorf("InternalIP %v, want the rendered --node-ip %s (one per family, in order)", internal, addr)}
 			}
 			tainted := false
 			for _, tn := range node.Spec.Taints {
@@ -439,7 +439,7 @@ func nbCheckNodes(h *Harness, kubelets map[string]watched, c *Client) error {
 			if want := contains(n.Roles, "control-plane"); tainted != want {
 				return permanent{fmt.Errorf("control-plane NoSchedule taint %v, want %v (registerWithTaints)", tainted, want)}
 			}
-			h.T.Logf("Node %s Ready: %s, %s, %s, InternalIP %s, podCIDR %q", n.Name, node.Status.NodeInfo.KubeletVersion,
+			h.T.Logf("Node %s Ready: %s, %s, %s, InternalIPs %s, podCIDR %q", n.Name, node.Status.NodeInfo.KubeletVersion,
 				node.Status.NodeInfo.ContainerRuntimeVersion, node.Status.NodeInfo.KernelVersion, addr, node.Spec.PodCIDR)
 			return nil
 		})
@@ -456,13 +456,13 @@ type nbWeb struct {
 	ClusterIP string
 }
 
-// nbPodRange reads a node's pod range from its rendered CNI config, and checks that the
-// kubelet config renders the same one.
-func nbPodRange(h *Harness, node string) (netip.Prefix, error) {
+// nbPodRanges reads a node's pod ranges (one per family, primary first) from its rendered
+// CNI config, and checks that the kubelet config renders the same ones.
+func nbPodRanges(h *Harness, node string) ([]netip.Prefix, error) {
 	file := h.NodeFile(node, paths.CNIConfDir+"/10-cbr0.conflist")
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return netip.Prefix{}, err
+		return nil, err
 	}
 	var conf struct {
 		Plugins []struct {
@@ -473,37 +473,46 @@ func nbPodRange(h *Harness, node string) (netip.Prefix, error) {
 		}
 	}
 	if err := json.Unmarshal(data, &conf); err != nil {
-		return netip.Prefix{}, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	var subnets []string
+	var prs []netip.Prefix
 	for _, p := range conf.Plugins {
 		for _, rs := range p.IPAM.Ranges {
 			for _, r := range rs {
-				subnets = append(subnets, r.Subnet)
+				pr, err := netip.ParsePrefix(r.Subnet)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", file, err)
+				}
+				prs = append(prs, pr)
 			}
 		}
 	}
-	if len(subnets) != 1 {
-		return netip.Prefix{}, fmt.Errorf("%s: %d IPAM subnets %v, want one", file, len(subnets), subnets)
+	if want := len(h.Net.Subnets); len(prs) != want {
+		return nil, fmt.Errorf("%s: %d IPAM subnets %v, want %d (one per family of the %s cluster)", file, len(prs), prs, want, h.Net.Family)
 	}
-	pr, err := netip.ParsePrefix(subnets[0])
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%s: %w", file, err)
+	for i, pr := range prs {
+		if pr.Addr().Is6() != h.Net.Subnets[i].Addr().Is6() {
+			return nil, fmt.Errorf("%s: IPAM subnets %v are not of the cluster's families in order (%s)", file, prs, h.Net.Family)
+		}
 	}
 	kc, err := os.ReadFile(h.NodeFile(node, paths.KubeletConfig))
 	if err != nil {
-		return pr, err
+		return prs, err
 	}
 	var cfg struct {
 		PodCIDR string `json:"podCIDR"`
 	}
 	if err := yaml.Unmarshal(kc, &cfg); err != nil {
-		return pr, err
+		return prs, err
 	}
-	if cfg.PodCIDR != "" && cfg.PodCIDR != pr.String() {
-		return pr, fmt.Errorf("%s: podCIDR %s, but the node's CNI config %s assigns %s", paths.KubeletConfig, cfg.PodCIDR, file, pr)
+	var join []string
+	for _, p := range prs {
+		join = append(join, p.String())
 	}
-	return pr, nil
+	if cfg.PodCIDR != "" && cfg.PodCIDR != strings.Join(join, ",") {
+		return prs, fmt.Errorf("%s: podCIDR %s, but the node's CNI config %s assigns %s", paths.KubeletConfig, cfg.PodCIDR, file, strings.Join(join, ","))
+	}
+	return prs, nil
 }
 
 // nbPodGet asks the workload in a pod to GET u, through a connection started in node's
@@ -598,38 +607,50 @@ func nbCheckDeployment(h *Harness, ms map[string]*NetNode, kubelets map[string]w
 	}
 	for _, w := range workers {
 		p := web.Pods[w]
-		pr, err := nbPodRange(h, w)
+		prs, err := nbPodRanges(h, w)
 		if err != nil {
 			return nil, err
 		}
-		ip, err := netip.ParseAddr(p.Status.PodIP)
-		if err != nil {
-			return nil, err
+		var ips []string
+		for _, pip := range p.Status.PodIPs {
+			ips = append(ips, pip.IP)
 		}
-		if !pr.Contains(ip) {
-			return nil, fmt.Errorf("pod %s on %s has IP %s, outside the node's rendered pod range %s", p.Name, w, ip, pr)
+		if len(ips) != len(prs) {
+			return nil, fmt.Errorf("pod %s on %s has IPs %v, want one in each of the node's rendered pod ranges %v", p.Name, w, ips, prs)
+		}
+		for i, s := range ips {
+			ip, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, err
+			}
+			if !prs[i].Contains(ip) {
+				return nil, fmt.Errorf("pod %s on %s has IPs %v: %s is outside the node's rendered pod range %s", p.Name, w, ips, ip, prs[i])
+			}
 		}
 		if !strings.HasSuffix(p.Status.ContainerStatuses[0].ImageID, "@"+image[strings.Index(image, "@")+1:]) {
 			return nil, fmt.Errorf("pod %s runs %s, want %s", p.Name, p.Status.ContainerStatuses[0].ImageID, image)
 		}
-		h.T.Logf("pod %s on %s: IP %s in %s's range %s", p.Name, w, ip, w, pr)
+		h.T.Logf("pod %s on %s: IPs %v in %s's ranges %v", p.Name, w, ips, w, prs)
 	}
+	// Across nodes, to every address of the other pod: each family's routes.
 	for _, d := range [][2]string{{"worker-1", "worker-2"}, {"worker-2", "worker-1"}} {
 		from, to := web.Pods[d[0]], web.Pods[d[1]]
-		u := "/get?url=" + url.QueryEscape("http://"+net.JoinHostPort(to.Status.PodIP, "8080")+"/")
-		var got string
-		err := poll(30*time.Second, time.Second, func() error {
-			var err error
-			got, err = nbPodGet(ms[d[0]], from, u)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("pod %s on %s GET pod %s on %s (%s): %v (routes: the bundles' routes.sh)", from.Name, d[0], to.Name, d[1], to.Status.PodIP, err)
+		for _, pip := range to.Status.PodIPs {
+			u := "/get?url=" + url.QueryEscape("http://"+net.JoinHostPort(pip.IP, "8080")+"/")
+			var got string
+			err := poll(30*time.Second, time.Second, func() error {
+				var err error
+				got, err = nbPodGet(ms[d[0]], from, u)
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("pod %s on %s GET pod %s on %s (%s): %v (routes: the bundles' routes.sh)", from.Name, d[0], to.Name, d[1], pip.IP, err)
+			}
+			if got != to.Name {
+				return nil, fmt.Errorf("pod %s on %s GET %s: answered %q, want %q", from.Name, d[0], pip.IP, got, to.Name)
+			}
+			h.T.Logf("pod %s on %s reached pod %s on %s at %s", from.Name, d[0], to.Name, d[1], pip.IP)
 		}
-		if got != to.Name {
-			return nil, fmt.Errorf("pod %s on %s GET %s: answered %q, want %q", from.Name, d[0], to.Status.PodIP, got, to.Name)
-		}
-		h.T.Logf("pod %s on %s reached pod %s on %s at %s", from.Name, d[0], to.Name, d[1], to.Status.PodIP)
 	}
 	return web, nil
 }
@@ -697,8 +718,13 @@ func nbCheckKubeletServing(h *Harness) error {
 // nbCheckService: the Service's ClusterIP answers from both pods, asked from a pod on
 // worker-1 (kube-proxy's PREROUTING rules) and from worker-2 itself (OUTPUT rules).
 func nbCheckService(h *Harness, ms map[string]*NetNode, services []watched, web *nbWeb) error {
+	return nbCheckClusterIP(h, ms, services, web, "web", web.ClusterIP)
+}
+
+// nbCheckClusterIP is nbCheckService for Service name at clusterIP.
+func nbCheckClusterIP(h *Harness, ms map[string]*NetNode, services []watched, web *nbWeb, name, clusterIP string) error {
 	want := map[string]bool{web.Pods["worker-1"].Name: true, web.Pods["worker-2"].Name: true}
-	svcURL := "http://" + net.JoinHostPort(web.ClusterIP, "80") + "/"
+	svcURL := "http://" + net.JoinHostPort(clusterIP, "80") + "/"
 	for _, via := range []struct {
 		what string
 		get  func() (string, error)
@@ -734,14 +760,14 @@ func nbCheckService(h *Harness, ms map[string]*NetNode, services []watched, web 
 				continue
 			}
 			if !want[got] {
-				return fmt.Errorf("GET %s from %s answered %q, not a pod of Service web", svcURL, via.what, got)
+				return fmt.Errorf("GET %s from %s answered %q, not a pod of Service %s", svcURL, via.what, got, name)
 			}
 			seen[got] = true
 		}
 		if len(seen) < len(want) {
-			return fmt.Errorf("GET %s (Service web) from %s: answers from %v after %s, want both pods %v; last error: %v", svcURL, via.what, seen, nbStepBound, want, last)
+			return fmt.Errorf("GET %s (Service %s) from %s: answers from %v after %s, want both pods %v; last error: %v", svcURL, name, via.what, seen, nbStepBound, want, last)
 		}
-		h.T.Logf("Service web %s answered from %s by both pods", svcURL, via.what)
+		h.T.Logf("Service %s %s answered from %s by both pods", name, svcURL, via.what)
 	}
 	return nil
 }
@@ -787,8 +813,8 @@ func nbCheckDNS(h *Harness, ms map[string]*NetNode, services []watched, c *Clien
 	if err != nil {
 		return err
 	}
-	if len(cfg.ClusterDNS) != 1 || dns.Spec.ClusterIP != cfg.ClusterDNS[0] {
-		return fmt.Errorf("Service kube-system/kube-dns has ClusterIP %s, the kubelets' clusterDNS is %v", dns.Spec.ClusterIP, cfg.ClusterDNS)
+	if len(cfg.ClusterDNS) == 0 || dns.Spec.ClusterIP != cfg.ClusterDNS[0] || strings.Join(dns.Spec.ClusterIPs, ",") != strings.Join(cfg.ClusterDNS, ",") {
+		return fmt.Errorf("Service kube-system/kube-dns has ClusterIPs %v, the kubelets' clusterDNS is %v", dns.Spec.ClusterIPs, cfg.ClusterDNS)
 	}
 	pod := web.Pods["worker-1"]
 	for _, name := range []string{"web.default.svc." + cfg.ClusterDomain, "web"} {
