@@ -5,6 +5,7 @@
 package model
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -158,20 +159,16 @@ func (c *Cluster) HasIPv4() bool {
 }
 
 // JoinAddrs joins addresses with commas, as --node-ip takes them.
-func JoinAddrs(as []netip.Addr) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = a.String()
-	}
-	return strings.Join(s, ",")
-}
+func JoinAddrs(as []netip.Addr) string { return joinComma(as) }
 
 // JoinPrefixes joins ranges with commas, as --service-cluster-ip-range, the kubelet's
 // podCIDR and kube-proxy's clusterCIDR take them.
-func JoinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
+func JoinPrefixes(ps []netip.Prefix) string { return joinComma(ps) }
+
+func joinComma[T fmt.Stringer](xs []T) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = x.String()
 	}
 	return strings.Join(s, ",")
 }

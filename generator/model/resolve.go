@@ -230,14 +230,8 @@ func (r *resolver) parsePrefixes(p field.Path, s, what, example string) ([]netip
 	return out, true
 }
 
-// families describes the families of a list for messages: "IPv4", "IPv6, IPv4".
-func families[T interface{ Addr() netip.Addr }](xs []T) string {
-	s := make([]string, len(xs))
-	for i, x := range xs {
-		s[i] = Family(x.Addr())
-	}
-	return strings.Join(s, ", ")
-}
+// families describes the families of ranges for messages: "IPv4", "IPv6, IPv4".
+func families(ps []netip.Prefix) string { return addrFamilies(prefixAddrs(ps)) }
 
 // addrFamilies is families for addresses.
 func addrFamilies(as []netip.Addr) string {
