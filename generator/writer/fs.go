@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -33,8 +35,13 @@ type fileSystem interface {
 	Sync(name string) error
 }
 
-// osFS is the real filesystem.
-type osFS struct{}
+// osFS is the real filesystem. kept are the permission bits the umask lets through
+// (newOSFS reads it): a file or directory created with only those bits needs no chmod.
+// The zero value sets every mode explicitly.
+type osFS struct{ kept fs.FileMode }
+
+// newOSFS is the real filesystem under the process's current umask.
+func newOSFS() osFS { return osFS{kept: ^processUmask() & fs.ModePerm} }
 
 var _ fileSystem = osFS{}
 
@@ -45,26 +52,49 @@ func (osFS) Link(oldname, newname string) error         { return os.Link(oldname
 func (osFS) Rename(oldname, newname string) error       { return os.Rename(oldname, newname) }
 func (osFS) RemoveAll(name string) error                { return os.RemoveAll(name) }
 
-func (osFS) Mkdir(name string) error {
+func (o osFS) Mkdir(name string) error {
 	if err := os.Mkdir(name, bundle.ModeDir); err != nil {
 		return err
+	}
+	if bundle.ModeDir&^o.kept == 0 {
+		return nil // created with exactly 0755
 	}
 	return os.Chmod(name, bundle.ModeDir)
 }
 
-func (osFS) WriteFile(name string, data []byte, mode fs.FileMode) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// WriteFile creates the file with its final mode; only where the umask took bits away
+// does a chmod follow (a bundle has tens of thousands of files: a system call each
+// counts).
+func (o osFS) WriteFile(name string, data []byte, mode fs.FileMode) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && mode.Perm()&^o.kept != 0 {
 		err = f.Chmod(mode)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// processUmask is the process's umask as /proc/self/status reports it (Linux 4.7 and
+// later), or 0777 where it cannot be read, so that every mode is then set explicitly.
+func processUmask() fs.FileMode {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o777
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return fs.FileMode(m) & fs.ModePerm
+			}
+		}
+	}
+	return 0o777
 }
 
 func (osFS) Exchange(a, b string) error {

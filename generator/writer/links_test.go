@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/scratchgen/scratchgen/generator/bundle"
 )
 
@@ -20,7 +22,8 @@ func inodeOf(t *testing.T, p string) uint64 {
 }
 
 // TestIdenticalLargeFilesAreHardLinks: the same image archive on three nodes is stored
-// once; small identical files are not linked; links survive no-op and partial rewrites.
+// once; small identical files are linked only to the same path of another node, never to
+// another path; links survive no-op and partial rewrites.
 func TestIdenticalLargeFilesAreHardLinks(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "b")
 	big := bytes.Repeat([]byte("archive"), LinkThreshold/7+1)
@@ -32,6 +35,8 @@ func TestIdenticalLargeFilesAreHardLinks(t *testing.T) {
 			{Path: "nodes/c/img.tar", Mode: bundle.ModePublic, Data: third},
 			{Path: "nodes/a/small", Mode: bundle.ModePublic, Data: []byte("x")},
 			{Path: "nodes/b/small", Mode: bundle.ModePublic, Data: []byte("x")},
+			{Path: "nodes/b/small2", Mode: bundle.ModePublic, Data: []byte("x")},
+			{Path: "top", Mode: bundle.ModePublic, Data: []byte("x")},
 			{Path: "nodes/c/secret.tar", Mode: bundle.ModeSecret, Data: big},
 		}
 	}
@@ -42,8 +47,12 @@ func TestIdenticalLargeFilesAreHardLinks(t *testing.T) {
 	if a != b || b != c {
 		t.Errorf("identical archives not hard-linked: inodes %d %d %d", a, b, c)
 	}
-	if inodeOf(t, dir+"/nodes/a/small") == inodeOf(t, dir+"/nodes/b/small") {
-		t.Error("small files were linked; only files of LinkThreshold or more should be")
+	small := inodeOf(t, dir+"/nodes/a/small")
+	if small != inodeOf(t, dir+"/nodes/b/small") {
+		t.Error("the same small file of two nodes is stored twice")
+	}
+	if small == inodeOf(t, dir+"/nodes/b/small2") || small == inodeOf(t, dir+"/top") {
+		t.Error("small files at different paths were linked (a copy of one node's tree would tie them together)")
 	}
 	if inodeOf(t, dir+"/nodes/c/secret.tar") == a {
 		t.Error("files with different modes share an inode (a chmod would change both)")
@@ -63,5 +72,40 @@ func TestIdenticalLargeFilesAreHardLinks(t *testing.T) {
 	got, _ := os.ReadFile(dir + "/nodes/c/img.tar")
 	if !bytes.Equal(got, other) {
 		t.Error("changed archive has wrong content")
+	}
+}
+
+// emlinkFS refuses every hard link as an inode at its link limit does (ext4: 65,000).
+type emlinkFS struct{ fileSystem }
+
+func (emlinkFS) Link(oldname, newname string) error {
+	return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: unix.EMLINK}
+}
+
+// TestLinkLimitWritesCopies: where the filesystem refuses another link to an inode, the
+// file is written as a copy instead, on a first write and on a rewrite of unchanged files.
+func TestLinkLimitWritesCopies(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "b")
+	files := []bundle.File{
+		{Path: "nodes/a/ca.crt", Mode: bundle.ModePublic, Data: []byte("ca")},
+		{Path: "nodes/b/ca.crt", Mode: bundle.ModePublic, Data: []byte("ca")},
+		{Path: "nodes/c/ca.crt", Mode: bundle.ModePublic, Data: []byte("ca")},
+	}
+	for round, fsys := range []fileSystem{emlinkFS{newOSFS()}, emlinkFS{newOSFS()}} {
+		if round == 1 {
+			files = append(files, bundle.File{Path: "nodes/d/ca.crt", Mode: bundle.ModePublic, Data: []byte("ca")})
+		}
+		if _, err := Write(dir, files, NoSync(), withFS(fsys)); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		for _, f := range files {
+			got, err := os.ReadFile(filepath.Join(dir, f.Path))
+			if err != nil || !bytes.Equal(got, f.Data) {
+				t.Fatalf("round %d: %s = %q, %v", round, f.Path, got, err)
+			}
+		}
+		if inodeOf(t, dir+"/nodes/a/ca.crt") == inodeOf(t, dir+"/nodes/b/ca.crt") {
+			t.Fatalf("round %d: linked although every link was refused", round)
+		}
 	}
 }

@@ -39,10 +39,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/parallel"
 )
 
 const (
@@ -98,7 +100,7 @@ func withFS(f fileSystem) Option { return func(c *config) { c.fs = f } }
 // Write refuses, changing nothing, if the input is invalid, if dir holds anything
 // scratchgen did not write, or if it holds a symlink.
 func Write(dir string, files []bundle.File, opts ...Option) (Result, error) {
-	c := config{fs: osFS{}, sync: true}
+	c := config{fs: newOSFS(), sync: true}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -209,7 +211,7 @@ func Recover(dir string, sidecars ...string) error {
 		return err
 	}
 	defer unlock()
-	c := config{fs: osFS{}, sync: true}
+	c := config{fs: newOSFS(), sync: true}
 	for _, s := range sidecars {
 		c.sidecars = append(c.sidecars, Sidecar{Path: s})
 	}
@@ -255,40 +257,83 @@ func (c *config) replace(dir string, p *plan) (bool, error) {
 }
 
 // stage writes the complete new bundle into tree: links for unchanged files, fresh files
-// for the rest, every directory 0755.
+// for the rest, every directory 0755. Identical files are stored once (see linkKey).
+// Directories are made first, level by level; then the first copy of each content is
+// linked or written, and last its twins are linked to it; each step runs in parallel,
+// as the work waits on the filesystem.
 func (c *config) stage(dir, tree string, p *plan) error {
 	if err := c.fs.Mkdir(tree); err != nil {
 		return fmt.Errorf("creating staging tree: %w", err)
 	}
-	made := map[string]bool{".": true}
-	stored := map[contentKey]string{} // large contents already in tree → their path there
-	for _, f := range p.files {
-		if err := c.mkdirs(tree, path.Dir(f.Path), made); err != nil {
-			return err
+	if err := c.mkdirs(tree, p.files); err != nil {
+		return err
+	}
+	// twin[i] is the index of the file i is linked to, or -1 when i is written (or linked
+	// from the live bundle) itself.
+	twin := make([]int, len(p.files))
+	keys := make([]linkKey, len(p.files))
+	linkable := make([]bool, len(p.files))
+	parallel.Do(len(p.files), func(i int) error {
+		keys[i], linkable[i] = keyOf(p.files[i])
+		return nil
+	})
+	first := map[linkKey]int{}
+	for i, f := range p.files {
+		twin[i] = -1
+		k := keys[i]
+		if !linkable[i] {
+			continue
 		}
-		dst := filepath.Join(tree, filepath.FromSlash(f.Path))
-		large := len(f.Data) >= LinkThreshold
-		var key contentKey
-		if large {
-			key = contentKey{sha256.Sum256(f.Data), f.Mode}
+		if j, dup := first[k]; dup && !p.same[f.Path] {
+			twin[i] = j
+		} else if !dup {
+			first[k] = i
 		}
-		switch src, dup := stored[key]; {
+	}
+	dst := func(i int) string { return filepath.Join(tree, filepath.FromSlash(p.files[i].Path)) }
+	put := func(i int) error {
+		f := p.files[i]
+		if err := c.fs.WriteFile(dst(i), f.Data, f.Mode); err != nil {
+			return fmt.Errorf("writing %s: %w", f.Path, err)
+		}
+		return nil
+	}
+	err := parallel.DoN(len(p.files), ioWorkers(), func(i int) error {
+		f := p.files[i]
+		switch {
+		case twin[i] >= 0:
+			return nil
 		case p.same[f.Path]:
-			if err := c.fs.Link(filepath.Join(dir, filepath.FromSlash(f.Path)), dst); err != nil {
+			err := c.fs.Link(filepath.Join(dir, filepath.FromSlash(f.Path)), dst(i))
+			if errors.Is(err, unix.EMLINK) { // the inode has as many links as it can
+				return put(i)
+			}
+			if err != nil {
 				return fmt.Errorf("linking unchanged %s: %w", f.Path, err)
 			}
-		case large && dup:
-			if err := c.fs.Link(src, dst); err != nil {
-				return fmt.Errorf("linking %s to its identical twin: %w", f.Path, err)
-			}
+			return nil
 		default:
-			if err := c.fs.WriteFile(dst, f.Data, f.Mode); err != nil {
-				return fmt.Errorf("writing %s: %w", f.Path, err)
-			}
+			return put(i)
 		}
-		if _, seen := stored[key]; large && !seen {
-			stored[key] = dst
+	})
+	if err != nil {
+		return err
+	}
+	err = parallel.DoN(len(p.files), ioWorkers(), func(i int) error {
+		if twin[i] < 0 {
+			return nil
 		}
+		err := c.fs.Link(dst(twin[i]), dst(i))
+		if errors.Is(err, unix.EMLINK) {
+			return put(i)
+		}
+		if err != nil {
+			return fmt.Errorf("linking %s to its identical twin: %w", p.files[i].Path, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if p.record.Path != "" {
 		if err := c.fs.WriteFile(filepath.Join(tree, p.record.Path), p.record.Data, p.record.Mode); err != nil {
@@ -300,26 +345,63 @@ func (c *config) stage(dir, tree string, p *plan) error {
 
 // LinkThreshold is the size from which identical files in one bundle (the same image
 // archive or binary on several nodes, the routes table of a large cluster) are stored
-// once, as hard links to each other.
+// once, as hard links to each other, wherever they are.
 const LinkThreshold = 16 << 10
 
-// contentKey identifies identical large files.
-type contentKey struct {
+// linkKey identifies files the bundle stores once: the same content and mode, and, below
+// LinkThreshold, the same path under the bundle's second level (nodes/a/rootfs/etc/x and
+// nodes/b/rootfs/etc/x: the same file of two nodes, as a node's CA certificate or its
+// scripts). Two paths of one node are never linked to each other, so a copy of a node's
+// tree that keeps hard links (rsync -H, cp -a) never ties two of its files together.
+type linkKey struct {
 	sum  [sha256.Size]byte
 	mode fs.FileMode
+	tail string
 }
 
-func (c *config) mkdirs(tree, rel string, made map[string]bool) error {
-	if made[rel] {
-		return nil
+// keyOf is f's linkKey, and false for a file that is never linked (small and near the
+// root: SHA256SUMS, bundle.json).
+func keyOf(f bundle.File) (linkKey, bool) {
+	k := linkKey{sum: sha256.Sum256(f.Data), mode: f.Mode}
+	if len(f.Data) < LinkThreshold {
+		parts := strings.SplitN(f.Path, "/", 3)
+		if len(parts) < 3 {
+			return linkKey{}, false
+		}
+		k.tail = parts[2]
 	}
-	if err := c.mkdirs(tree, path.Dir(rel), made); err != nil {
-		return err
+	return k, true
+}
+
+// mkdirs creates the parent directories of files in tree, parents before children, the
+// directories of one depth in parallel.
+func (c *config) mkdirs(tree string, files []bundle.File) error {
+	made := map[string]bool{".": true}
+	var levels [][]string
+	for _, f := range files {
+		var chain []string
+		for d := path.Dir(f.Path); !made[d]; d = path.Dir(d) {
+			made[d] = true
+			chain = append(chain, d)
+		}
+		for _, d := range chain {
+			depth := strings.Count(d, "/")
+			for len(levels) <= depth {
+				levels = append(levels, nil)
+			}
+			levels[depth] = append(levels[depth], d)
+		}
 	}
-	if err := c.fs.Mkdir(filepath.Join(tree, filepath.FromSlash(rel))); err != nil {
-		return fmt.Errorf("creating directory %s: %w", rel, err)
+	for _, level := range levels {
+		if err := parallel.DoN(len(level), ioWorkers(), func(i int) error {
+			if err := c.fs.Mkdir(filepath.Join(tree, filepath.FromSlash(level[i]))); err != nil {
+				return fmt.Errorf("creating directory %s: %w", level[i], err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
 	}
-	made[rel] = true
 	return nil
 }
 
