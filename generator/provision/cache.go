@@ -22,7 +22,7 @@ import (
 
 // Cache shares, between the nodes of one render, the view work on files that several
 // nodes carry with the same path, mode and content (the CA, the shared scripts, the
-// routes table): each such file is compressed, encoded into node.bu and user-data, and
+// routes table): each such file is encoded (data URL, gzip), written into node.bu and user-data, and
 // translated by Butane once, and every node's view reuses the result. Files only one node
 // carries are not kept. A nil *Cache shares nothing (every call works alone).
 //
@@ -34,10 +34,10 @@ import (
 type Cache struct {
 	recurring map[fileKey]bool
 
-	mu     sync.Mutex
-	zipped map[[32]byte]zipResult
-	bu, ud map[entryKey][]byte
-	ign    map[entryKey]reflect.Value
+	mu      sync.Mutex
+	encoded map[[32]byte]encoded
+	bu, ud  map[entryKey][]byte
+	ign     map[entryKey]reflect.Value
 }
 
 // fileKey identifies a file as views carry it.
@@ -53,11 +53,6 @@ type entryKey struct {
 	target string
 }
 
-type zipResult struct {
-	data []byte
-	ok   bool
-}
-
 // NewCache prepares a cache for the given nodes' rootfs files: it remembers which files
 // more than one node carries.
 func NewCache(nodes []*bundle.Node) *Cache {
@@ -70,7 +65,7 @@ func NewCache(nodes []*bundle.Node) *Cache {
 			count[keyOf(f)]++
 		}
 	}
-	c := &Cache{recurring: map[fileKey]bool{}, zipped: map[[32]byte]zipResult{},
+	c := &Cache{recurring: map[fileKey]bool{}, encoded: map[[32]byte]encoded{},
 		bu: map[entryKey][]byte{}, ud: map[entryKey][]byte{}, ign: map[entryKey]reflect.Value{}}
 	for k, n := range count {
 		if n > 1 {
@@ -87,21 +82,21 @@ func keyOf(f bundle.File) fileKey {
 // shared reports whether the cache keeps work on a file.
 func (c *Cache) shared(k fileKey) bool { return c != nil && c.recurring[k] }
 
-// compress is compress(data), once per shared content.
-func (c *Cache) compress(k fileKey, data []byte) ([]byte, bool) {
+// encode is encodeContent(data), once per shared content.
+func (c *Cache) encode(k fileKey, data []byte) encoded {
 	if !c.shared(k) {
-		return compress(data)
+		return encodeContent(data)
 	}
 	c.mu.Lock()
-	r, ok := c.zipped[k.sum]
+	r, ok := c.encoded[k.sum]
 	c.mu.Unlock()
 	if !ok {
-		r.data, r.ok = compress(data)
+		r = encodeContent(data)
 		c.mu.Lock()
-		c.zipped[k.sum] = r
+		c.encoded[k.sum] = r
 		c.mu.Unlock()
 	}
-	return r.data, r.ok
+	return r
 }
 
 // fragment returns the YAML of one list entry (see encodeEntry) of node.bu, or of
@@ -180,7 +175,8 @@ var translators = map[string]translator{
 	},
 }
 
-// translateOptions: scratchgen decides compression itself (compressAll).
+// translateOptions: the contents are data URLs already (encodeContent), as Butane makes
+// them of node.bu's local files.
 var translateOptions = common.TranslateOptions{NoResourceAutoCompression: true}
 
 // toButane fills a Butane config (any variant: they share field names) from ours.
@@ -309,7 +305,9 @@ func (c *Cache) translateNode(tgt target, bu buConfig, keys []entryKey, nFiles i
 		}
 		out.FieldByName("Storage").FieldByName("Files").Set(files)
 	}
-	data, err := json.MarshalIndent(out.Interface(), "", "  ")
+	// Compact, as the butane command writes it without --pretty: the contents are data
+	// URLs either way, read through verify and diff.
+	data, err := json.Marshal(out.Interface())
 	if err != nil {
 		return nil, err
 	}

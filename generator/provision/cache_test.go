@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,11 +17,23 @@ import (
 	"github.com/scratchgen/scratchgen/generator/bundle"
 )
 
-// butaneCLI translates node.bu the way the butane command does (parse the YAML, then
-// translate), with scratchgen's one option: the compression is node.bu's own.
-func butaneCLI(t *testing.T, bu []byte) []byte {
+// butaneCLI translates node.bu exactly as the butane command does without options but
+// --files-dir (parse the YAML, read the local files, choose each file's encoding and
+// compression, compact JSON, a newline): the node's rootfs files are written to a
+// directory first.
+func butaneCLI(t *testing.T, n *bundle.Node, bu []byte) []byte {
 	t.Helper()
-	ign, rpt, err := butane.TranslateBytes(bu, common.TranslateBytesOptions{Pretty: true, TranslateOptions: translateOptions})
+	dir := t.TempDir()
+	for _, f := range n.Rootfs {
+		p := filepath.Join(dir, LocalDir, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ign, rpt, err := butane.TranslateBytes(bu, common.TranslateBytesOptions{TranslateOptions: common.TranslateOptions{FilesDir: dir}})
 	if err != nil || len(rpt.Entries) > 0 {
 		t.Fatalf("butane: %v\n%s", err, rpt)
 	}
@@ -33,11 +47,12 @@ func wholeButane(t *testing.T, n *bundle.Node, os string, embed bool) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := make([]entryKey, len(files))
+	cfg := butaneConfig(targets[os], files, make([]encoded, len(files)), n.Remote, n.Units)
 	for i, f := range files {
-		keys[i].fileKey = keyOf(f)
+		local := LocalDir + f.Path
+		cfg.Storage.Files[i].Contents = buResource{Local: &local}
 	}
-	y, err := marshalYAML(butaneConfig(targets[os], files, (*Cache)(nil).compressAll(files, keys), n.Remote, n.Units))
+	y, err := marshalYAML(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +74,8 @@ func wholeUserData(t *testing.T, n *bundle.Node, embed bool, bu []byte) []byte {
 	var cfg cloudConfig
 	for _, f := range files {
 		enc, content := "b64", f.Data
-		if z, ok := compress(f.Data); ok && !inline(f.Data) {
-			enc, content = "gz+b64", z
+		if e := encodeContent(f.Data); e.gzip {
+			enc, content = "gz+b64", e.zipped
 		}
 		cfg.WriteFiles = append(cfg.WriteFiles, writeFile{Path: f.Path, Permissions: fmt.Sprintf("%04o", f.Mode.Perm()),
 			Owner: "root:root", Encoding: enc, Content: base64.StdEncoding.EncodeToString(content)})
@@ -112,8 +127,9 @@ func cacheNodes(seed uint64) []*bundle.Node {
 }
 
 // TestCacheEqualsAlone: a node's views made with the cache other nodes filled are byte
-// for byte the views made alone, and ignition.json is exactly what Butane's own
-// YAML path makes of node.bu, for every OS, with and without secrets.
+// for byte the views made alone, and ignition.json is exactly what the butane command
+// makes of node.bu with the node directory as --files-dir, for every OS, with and without
+// secrets.
 func TestCacheEqualsAlone(t *testing.T) {
 	for seed := range uint64(2) {
 		nodes := cacheNodes(seed)
@@ -145,13 +161,13 @@ func TestCacheEqualsAlone(t *testing.T) {
 						if got, want := view(t, alone, UserDataFile).Data, wholeUserData(t, n, embed, view(t, alone, ButaneFile).Data); !bytes.Equal(got, want) {
 							t.Fatalf("%s: user-data is not the YAML encoding of the whole cloud-config:\n%s\nwant:\n%s", what, got, want)
 						}
-						if got, want := view(t, alone, IgnitionFile).Data, butaneCLI(t, view(t, alone, ButaneFile).Data); !bytes.Equal(got, want) {
+						if got, want := view(t, alone, IgnitionFile).Data, butaneCLI(t, n, view(t, alone, ButaneFile).Data); !bytes.Equal(got, want) {
 							t.Fatalf("%s: ignition.json is not Butane's translation of node.bu:\n%s\nwant:\n%s", what, got, want)
 						}
 					}
 				}
-				if len(c.ign) == 0 || len(c.bu) == 0 || len(c.ud) == 0 || len(c.zipped) == 0 {
-					t.Fatalf("seed %d %s: the cache kept nothing (ignition %d, node.bu %d, user-data %d, gzip %d)", seed, os, len(c.ign), len(c.bu), len(c.ud), len(c.zipped))
+				if len(c.ign) == 0 || len(c.bu) == 0 || len(c.ud) == 0 || len(c.encoded) == 0 {
+					t.Fatalf("seed %d %s: the cache kept nothing (ignition %d, node.bu %d, user-data %d, encodings %d)", seed, os, len(c.ign), len(c.bu), len(c.ud), len(c.encoded))
 				}
 			}
 		}

@@ -36,6 +36,8 @@ type Decoded struct {
 	Remote []DecodedRemote
 	// Problems found while decoding, one message each.
 	Problems []string
+
+	read func(local string) ([]byte, bool)
 }
 
 // DecodedRemote is one file a view fetches.
@@ -50,12 +52,20 @@ type DecodedRemote struct {
 type DecodedFile struct {
 	Mode fs.FileMode
 	Data []byte
+	// Local is the file node.bu reads the content from (relative to the node directory)
+	// when Decode was given no way to read it; Data is then nil.
+	Local string
 }
 
 // Decode reads the view named name (ButaneFile, IgnitionFile or UserDataFile). An error
 // means the view cannot be read at all; anything wrong with single entries is a Problem.
-func Decode(name string, data []byte) (*Decoded, error) {
-	v := &Decoded{Files: map[string]DecodedFile{}}
+// node.bu's local files are not read: each such file has Local set instead of Data.
+func Decode(name string, data []byte) (*Decoded, error) { return DecodeIn(name, data, nil) }
+
+// DecodeIn is Decode reading node.bu's local files with read (a path relative to the
+// node directory; false if there is no such file).
+func DecodeIn(name string, data []byte, read func(local string) ([]byte, bool)) (*Decoded, error) {
+	v := &Decoded{Files: map[string]DecodedFile{}, read: read}
 	v.Omitted, v.HasOmittedHeader = omittedHeader(data, strings.TrimSuffix(omittedPrefix, ": "))
 	v.Archives, _ = omittedHeader(data, strings.TrimSuffix(omittedImagesPrefix, ": "))
 	v.Binaries, _ = omittedHeader(data, strings.TrimSuffix(omittedBinariesPrefix, ": "))
@@ -76,10 +86,14 @@ func (v *Decoded) problemf(format string, args ...any) {
 
 // add records a file the view writes, reporting a path written twice.
 func (v *Decoded) add(p string, mode fs.FileMode, data []byte) {
+	v.addFile(p, DecodedFile{Mode: mode, Data: data})
+}
+
+func (v *Decoded) addFile(p string, f DecodedFile) {
 	if _, dup := v.Files[p]; dup {
 		v.problemf("writes %s twice", p)
 	}
-	v.Files[p] = DecodedFile{Mode: mode, Data: data}
+	v.Files[p] = f
 }
 
 // omittedHeader reads a "# omitted …: <paths>" comment from the head of a YAML view.
@@ -268,8 +282,26 @@ func readButane(v *Decoded, data []byte) error {
 	}
 	for _, f := range cfg.Storage.Files {
 		c := f.Contents
+		mode := 0o644
+		if f.Mode != nil {
+			mode = *f.Mode
+		}
 		if c.Local != nil {
-			v.problemf("%s: reads local file %s where butane runs; views carry every file inline", f.Path, *c.Local)
+			switch {
+			case *c.Local != localOf(f.Path):
+				v.problemf("%s: reads local file %s; node.bu reads each file from %s at its own path (%s)", f.Path, *c.Local, LocalDir+"/", localOf(f.Path))
+			case c.Compression != nil && *c.Compression != "":
+				v.problemf("%s: reads local file %s as %s-compressed; rootfs/ holds files as they are", f.Path, *c.Local, *c.Compression)
+			case v.read == nil:
+				v.addFile(f.Path, DecodedFile{Mode: fs.FileMode(mode), Local: *c.Local})
+			default:
+				data, ok := v.read(*c.Local)
+				if !ok {
+					v.problemf("%s: reads local file %s, which the node directory does not hold", f.Path, *c.Local)
+					continue
+				}
+				v.add(f.Path, fs.FileMode(mode), data)
+			}
 			continue
 		}
 		if v.remote(f.Path, f.Mode, c.Source, c.Compression, c.Verification.Hash) {
@@ -283,10 +315,6 @@ func readButane(v *Decoded, data []byte) error {
 		if err != nil {
 			v.problemf("%s: %v", f.Path, err)
 			continue
-		}
-		mode := 0o644
-		if f.Mode != nil {
-			mode = *f.Mode
 		}
 		v.add(f.Path, fs.FileMode(mode), content)
 	}

@@ -16,8 +16,13 @@ func TestDecodeInvertsViews(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rootfs := map[string][]byte{}
+		for _, f := range n.Rootfs {
+			rootfs[LocalDir+f.Path] = f.Data
+		}
+		read := func(local string) ([]byte, bool) { d, ok := rootfs[local]; return d, ok }
 		for _, v := range views {
-			d, err := Decode(v.Path, v.Data)
+			d, err := DecodeIn(v.Path, v.Data, read)
 			if err != nil || len(d.Problems) > 0 {
 				t.Fatalf("%s %s: %v %v", os, v.Path, err, d.Problems)
 			}
@@ -45,5 +50,42 @@ func TestDecodeInvertsViews(t *testing.T) {
 	}
 	if _, err := Decode("other.json", nil); err == nil {
 		t.Error("Decode accepted a name that is not a view")
+	}
+}
+
+// TestDecodeButaneLocal: node.bu reads each file from rootfs/ at its own path; Decode
+// without a reader names the local file, with one it reads it, and any other local file
+// (another path, a compressed one, one the node directory lacks) is a problem.
+func TestDecodeButaneLocal(t *testing.T) {
+	doc := func(entries string) []byte {
+		return []byte("variant: fcos\nversion: 1.4.0\nstorage:\n  files:\n" + entries)
+	}
+	entry := func(p, local, extra string) string {
+		return "    - path: " + p + "\n      mode: 0640\n      contents:\n        local: " + local + "\n" + extra
+	}
+	read := func(local string) ([]byte, bool) {
+		if local == "rootfs/etc/a" {
+			return []byte("a\n"), true
+		}
+		return nil, false
+	}
+	d, err := Decode(ButaneFile, doc(entry("/etc/a", "rootfs/etc/a", "")))
+	if err != nil || len(d.Problems) > 0 || d.Files["/etc/a"].Local != "rootfs/etc/a" || d.Files["/etc/a"].Data != nil || d.Files["/etc/a"].Mode != 0o640 {
+		t.Fatalf("without a reader: %+v %v", d, err)
+	}
+	d, err = DecodeIn(ButaneFile, doc(entry("/etc/a", "rootfs/etc/a", "")), read)
+	if err != nil || len(d.Problems) > 0 || string(d.Files["/etc/a"].Data) != "a\n" {
+		t.Fatalf("with a reader: %+v %v", d, err)
+	}
+	for name, bad := range map[string]string{
+		"another path": entry("/etc/b", "rootfs/etc/a", ""),
+		"outside":      entry("/etc/a", "../../admin/kubeconfig", ""),
+		"compressed":   entry("/etc/a", "rootfs/etc/a", "        compression: gzip\n"),
+		"missing":      entry("/etc/c", "rootfs/etc/c", ""),
+	} {
+		d, err := DecodeIn(ButaneFile, doc(bad), read)
+		if err != nil || len(d.Problems) != 1 || len(d.Files) != 0 {
+			t.Errorf("%s: files %v, problems %q, err %v; want one problem and no file", name, d.Files, d.Problems, err)
+		}
 	}
 }

@@ -19,8 +19,8 @@ import (
 	"strings"
 	"sync"
 	"unicode"
-	"unicode/utf8"
 
+	"github.com/vincent-petithory/dataurl"
 	"gopkg.in/yaml.v3"
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
@@ -129,12 +129,13 @@ func (c *Cache) Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.Fi
 	}
 
 	keys := make([]entryKey, len(files))
+	encs := make([]encoded, len(files))
 	for i, f := range files {
 		keys[i] = entryKey{fileKey: keyOf(f), target: tgt.variant + "/" + tgt.version}
+		encs[i] = c.encode(keys[i].fileKey, f.Data)
 	}
-	zipped := c.compressAll(files, keys)
-	cfg := butaneConfig(tgt, files, zipped, n.Remote, n.Units)
-	bu, err := c.butaneYAML(cfg, keys, header)
+	cfg := butaneConfig(tgt, files, encs, n.Remote, n.Units)
+	bu, err := c.butaneYAML(cfg, files, keys, header)
 	if err != nil {
 		return nil, fmt.Errorf("writing Butane config: %w", err)
 	}
@@ -143,7 +144,7 @@ func (c *Cache) Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.Fi
 		return nil, fmt.Errorf("translating %s (%s %s) to Ignition: %w",
 			ButaneFile, tgt.variant, tgt.version, err)
 	}
-	ud, err := c.userData(files, keys, zipped, n.Units, header)
+	ud, err := c.userData(files, keys, encs, n.Units, header)
 	if err != nil {
 		return nil, fmt.Errorf("writing cloud-init user-data: %w", err)
 	}
@@ -238,9 +239,9 @@ type (
 		Contents  buResource `json:"contents" yaml:"contents"`
 	}
 	buResource struct {
-		Inline       *string         `json:"inline,omitempty" yaml:"inline,omitempty"`
+		Local        *string         `json:"local,omitempty" yaml:"local,omitempty"`
 		Source       *string         `json:"source,omitempty" yaml:"source,omitempty"`
-		Compression  string          `json:"compression,omitempty" yaml:"compression,omitempty"`
+		Compression  *string         `json:"compression,omitempty" yaml:"compression,omitempty"`
 		Verification *buVerification `json:"verification,omitempty" yaml:"verification,omitempty"`
 	}
 	buVerification struct {
@@ -255,31 +256,24 @@ type (
 	}
 )
 
-// butaneConfig writes the Butane config. Printable text below inlineMax goes in
-// contents.inline, where it stays reviewable; Butane turns it into a plain data URL.
-// Larger or binary files go in contents.source as a base64 data URL, gzip-compressed
-// when that saves space. Compression is decided here, once per file with a pooled
-// compressor, instead of by Butane, which allocates a best-compression gzip writer for
-// every inline file: at 1000 nodes that was a third of the whole render.
+// butaneConfig is the Butane config Butane translates into ignition.json: node.bu as
+// Butane reads it with the node directory as its files directory. Each file's contents
+// are what Butane makes of node.bu's "local: rootfs/<path>" (see encode): a data URL,
+// gzip-compressed where that is smallest, with the compression stated ("" or "gzip").
 //
 // Remote files (binaries rootfs/ does not carry) are fetched by Ignition from their URL
-// and verified against their pinned SHA-512; they follow the inline files.
-func butaneConfig(tgt target, files []bundle.File, zipped map[string][]byte, remote []bundle.RemoteFile, units []string) buConfig {
+// and verified against their pinned SHA-512; they follow the files rootfs/ carries.
+func butaneConfig(tgt target, files []bundle.File, encs []encoded, remote []bundle.RemoteFile, units []string) buConfig {
 	cfg := buConfig{Variant: tgt.variant, Version: tgt.version}
 	if len(files)+len(remote) > 0 {
 		cfg.Storage = &buStorage{Files: make([]buFile, 0, len(files)+len(remote))}
-		for _, f := range files {
+		for i, f := range files {
 			bf := buFile{Path: f.Path, Mode: octalMode(f.Mode.Perm()), Overwrite: true}
-			if z, ok := zipped[f.Path]; ok {
-				url := "data:;base64," + base64.StdEncoding.EncodeToString(z)
-				bf.Contents.Source, bf.Contents.Compression = &url, "gzip"
-			} else if inline(f.Data) {
-				s := string(f.Data)
-				bf.Contents.Inline = &s
-			} else {
-				url := "data:;base64," + base64.StdEncoding.EncodeToString(f.Data)
-				bf.Contents.Source = &url
+			url, comp := encs[i].url, ""
+			if encs[i].gzip {
+				comp = "gzip"
 			}
+			bf.Contents.Source, bf.Contents.Compression = &url, &comp
 			cfg.Storage.Files = append(cfg.Storage.Files, bf)
 		}
 		for _, r := range remote {
@@ -297,9 +291,18 @@ func butaneConfig(tgt target, files []bundle.File, zipped map[string][]byte, rem
 	return cfg
 }
 
-// butaneYAML writes node.bu: the header, then cfg as YAML, each file entry encoded on
-// its own (shared entries once per render; see Cache).
-func (c *Cache) butaneYAML(cfg buConfig, keys []entryKey, header string) ([]byte, error) {
+// LocalDir is the directory, relative to the node directory, from which node.bu reads
+// the files it writes: `butane --files-dir <node dir> node.bu` makes ignition.json.
+const LocalDir = "rootfs"
+
+// localOf is node.bu's local source for the file at path p.
+func localOf(p string) string { return LocalDir + p }
+
+// butaneYAML writes node.bu: the header, then the config, each file reading its content
+// from the node's rootfs/ ("local: rootfs/<path>"), so node.bu lists what the node gets
+// (paths, modes, units) and the content is reviewed once, in rootfs/. Remote files keep
+// their URL and hash. Entries are encoded on their own (shared entries once per render).
+func (c *Cache) butaneYAML(cfg buConfig, files []bundle.File, keys []entryKey, header string) ([]byte, error) {
 	head, err := marshalYAML(buConfig{Variant: cfg.Variant, Version: cfg.Version})
 	if err != nil {
 		return nil, err
@@ -309,6 +312,10 @@ func (c *Cache) butaneYAML(cfg buConfig, keys []entryKey, header string) ([]byte
 	if cfg.Storage != nil {
 		b.WriteString("storage:\n  files:\n")
 		for i, f := range cfg.Storage.Files {
+			if i < len(files) {
+				local := localOf(files[i].Path)
+				f.Contents = buResource{Local: &local}
+			}
 			encode := func() ([]byte, error) { return encodeEntry(f, 4) }
 			var y []byte
 			if i < len(keys) {
@@ -334,21 +341,6 @@ func (c *Cache) butaneYAML(cfg buConfig, keys []entryKey, header string) ([]byte
 	return b.Bytes(), nil
 }
 
-// isText reports whether data is reviewable text: valid UTF-8 of printable characters,
-// newlines and tabs. Anything else (invalid UTF-8, CR, other control characters, NEL,
-// LS, PS, BOM) would only appear as YAML escapes, so it goes in a data URL instead.
-func isText(data []byte) bool {
-	if !utf8.Valid(data) {
-		return false
-	}
-	for _, r := range string(data) {
-		if r != '\n' && r != '\t' && !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
-
 // cloud-config, as much of it as scratchgen writes.
 type (
 	cloudConfig struct {
@@ -365,11 +357,11 @@ type (
 	}
 )
 
-// userData writes the #cloud-config: write_files for every file (base64, gzip+base64 for
-// large files that compress, sorted by path,
-// owned by root, written before runcmd), then runcmd reloads systemd and enables and
-// (re)starts each unit in order, one command per unit so the start order holds.
-func (c *Cache) userData(files []bundle.File, keys []entryKey, zipped map[string][]byte, units []string, header string) ([]byte, error) {
+// userData writes the #cloud-config: write_files for every file (gzip+base64 where
+// ignition.json compresses it too, base64 otherwise; sorted by path, owned by root,
+// written before runcmd), then runcmd reloads systemd and enables and (re)starts each
+// unit in order, one command per unit so the start order holds.
+func (c *Cache) userData(files []bundle.File, keys []entryKey, encs []encoded, units []string, header string) ([]byte, error) {
 	b := bytes.NewBufferString("#cloud-config\n" + header)
 	if len(files) > 0 {
 		b.WriteString("write_files:\n")
@@ -377,8 +369,8 @@ func (c *Cache) userData(files []bundle.File, keys []entryKey, zipped map[string
 	for i, f := range files {
 		y, err := c.fragment(true, keys[i], func() ([]byte, error) {
 			enc, content := "b64", f.Data
-			if z, ok := zipped[f.Path]; ok {
-				enc, content = "gz+b64", z
+			if encs[i].gzip {
+				enc, content = "gz+b64", encs[i].zipped
 			}
 			return encodeEntry(writeFile{
 				Path:        f.Path,
@@ -440,40 +432,39 @@ func (m octalMode) MarshalYAML() (any, error) {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprintf("0%o", uint32(m))}, nil
 }
 
-// inlineMax is the largest text file node.bu carries inline.
-const inlineMax = 16 << 10
+var gzipPool = sync.Pool{New: func() any { w, _ := gzip.NewWriterLevel(nil, gzip.BestCompression); return w }}
 
-var gzipPool = sync.Pool{New: func() any { w, _ := gzip.NewWriterLevel(nil, gzip.DefaultCompression); return w }}
-
-// inline reports whether a file goes into node.bu as readable text.
-func inline(data []byte) bool { return len(data) < inlineMax && isText(data) }
-
-// compressAll gzips, once for both views, every file that is not carried inline, and
-// keeps the result where it saves space.
-func (c *Cache) compressAll(files []bundle.File, keys []entryKey) map[string][]byte {
-	zipped := map[string][]byte{}
-	for i, f := range files {
-		if !inline(f.Data) {
-			if z, ok := c.compress(keys[i].fileKey, f.Data); ok {
-				zipped[f.Path] = z
-			}
-		}
-	}
-	return zipped
+// encoded is how the views carry one file's content.
+type encoded struct {
+	// url is the data URL ignition.json carries; gzip tells whether it holds zipped.
+	url    string
+	gzip   bool
+	zipped []byte
 }
 
-// compress gzips data and reports whether that saves at least a tenth. The gzip header
-// carries no name or time, so the bytes are reproducible for a given Go release.
-func compress(data []byte) ([]byte, bool) {
+// encodeContent is Butane's own choice for a local file (base/util.MakeDataURL with
+// automatic compression): the shortest of a URL-escaped data URL, a base64 one, and a
+// base64 one of the content gzipped at best compression (counting the "gzip" it adds).
+// The pooled compressor writes the same bytes Butane's fresh one does (no name, no
+// time), so ignition.json is byte for byte what `butane --files-dir` makes of node.bu.
+func encodeContent(data []byte) encoded {
+	opaque := "," + dataurl.Escape(data)
+	if b64 := ";base64," + base64.StdEncoding.EncodeToString(data); len(b64) < len(opaque) {
+		opaque = b64
+	}
+	out := encoded{url: "data:" + opaque}
 	var b bytes.Buffer
 	w := gzipPool.Get().(*gzip.Writer)
 	defer gzipPool.Put(w)
 	w.Reset(&b)
 	if _, err := w.Write(data); err != nil { // a bytes.Buffer cannot fail
-		return nil, false
+		return out
 	}
 	if err := w.Close(); err != nil {
-		return nil, false
+		return out
 	}
-	return b.Bytes(), b.Len() < len(data)-len(data)/10
+	if gz := ";base64," + base64.StdEncoding.EncodeToString(b.Bytes()); len(gz)+len("gzip") < len(opaque) {
+		out = encoded{url: "data:" + gz, gzip: true, zipped: b.Bytes()}
+	}
+	return out
 }

@@ -157,7 +157,7 @@ func TestViewsEquivalence(t *testing.T) {
 					t.Errorf("ignition.json enables %v, want %v", units, n.Units)
 				}
 				// The decoder's paths are all exercised: gzip, base64 and URL-escaped.
-				for _, s := range []string{`"compression": "gzip"`, `;base64,`, `"data:,`} {
+				for _, s := range []string{`"compression":"gzip"`, `;base64,`, `"data:,`} {
 					if !bytes.Contains(ign, []byte(s)) {
 						t.Errorf("ignition.json has no %s source; the test node should produce one", s)
 					}

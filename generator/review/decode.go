@@ -289,7 +289,11 @@ func decodeView(name string, data []byte) (*carried, error) {
 	kinds := map[string]string{ignitionView: "Ignition config", butaneView: "Butane config", userDataView: "cloud-init user-data"}
 	out := &carried{kind: kinds[name], files: map[string]carriedFile{}, units: d.Units}
 	for p, f := range d.Files {
-		out.files[p] = carriedFile{mode: fmt.Sprintf("%04o", f.Mode), data: f.Data}
+		data := f.Data
+		if f.Local != "" { // node.bu names the rootfs/ file; its content is reviewed there
+			data = []byte("local: " + f.Local)
+		}
+		out.files[p] = carriedFile{mode: fmt.Sprintf("%04o", f.Mode), data: data}
 	}
 	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -233,12 +234,17 @@ func read(t testing.TB, p string) []byte {
 	return data
 }
 
-// write replaces a file's content, keeping its mode.
+// write replaces a file's content, keeping its mode. It replaces the file rather than
+// writing into it: the same file of other nodes may be a hard link to it, and a tampering
+// test changes one path.
 func write(t testing.TB, p string, data []byte) {
 	t.Helper()
 	mode := fs.FileMode(0o644)
 	if st, err := os.Stat(p); err == nil {
 		mode = st.Mode().Perm()
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
 	}
 	if err := os.WriteFile(p, data, mode); err != nil {
 		t.Fatal(err)

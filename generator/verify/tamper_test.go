@@ -110,6 +110,14 @@ var viewTamperings = []corruption{
 		path: "nodes/worker-1/node.bu", msg: "adds storage.links[0].target: /tmp/evil",
 	},
 	{
+		name: "node.bu reads another file", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "nodes", "worker-1", "node.bu")
+			write(t, p, bytes.Replace(read(t, p), []byte("local: rootfs/etc/kubernetes/pki/ca.crt\n"), []byte("local: ../../admin/admin.kubeconfig\n"), 1))
+		},
+		path: "nodes/worker-1/node.bu", msg: "/etc/kubernetes/pki/ca.crt: reads local file ../../admin/admin.kubeconfig; node.bu reads each file from rootfs/ at its own path",
+	},
+	{
 		name: "node.bu gains kernel arguments", spec: "example",
 		corrupt: func(t *testing.T, dir string) {
 			appendText(t, dir, "worker-1", "node.bu", "kernel_arguments:\n  should_exist: [selinux=0]\n")

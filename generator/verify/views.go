@@ -80,7 +80,7 @@ func (b *checker) checkViewsOf(nodes []*node) {
 	}
 	parallel(len(jobs), func(i int) {
 		j := jobs[i]
-		j.v, j.err = decodeView(j.name, j.f)
+		j.v, j.err = b.decodeView(j.n, j.name, j.f)
 	})
 	views := map[*node]map[string]*view{}
 	for _, j := range jobs {
@@ -101,9 +101,15 @@ func (b *checker) checkViewsOf(nodes []*node) {
 	}
 }
 
-// decodeView decodes one provisioning view (provision.Decode) for checking.
-func decodeView(name string, f *file) (*view, error) {
-	d, err := provision.Decode(name, f.data)
+// decodeView decodes one provisioning view (provision.DecodeIn) for checking; node.bu's
+// local files are read from the node's directory in the bundle.
+func (b *checker) decodeView(n *node, name string, f *file) (*view, error) {
+	d, err := provision.DecodeIn(name, f.data, func(local string) ([]byte, bool) {
+		if lf := b.files[n.base+"/"+local]; lf != nil {
+			return lf.data, true
+		}
+		return nil, false
+	})
 	if err != nil {
 		return nil, err
 	}
