@@ -106,11 +106,17 @@ func runRender(r *runner, args []string) error {
 	if *check {
 		return r.renderCheck(f, *out, renderOpts{withImages: *withImages, withBinaries: *withBinaries, imageCache: *imageCache, requirePinned: *requirePinned, newPKI: *newPKI, allowNet: *allowNet})
 	}
+	cache := renderCache{dir: r.env.RenderCache}
+	if *noCache {
+		cache.dir = ""
+	}
 	// Finish (or undo) an interrupted render first, so the lock read below is current.
 	if name := clusterName(f); name != "" {
 		if err := writer.Recover(filepath.Join(*out, name), f.lock, r.secretPath(f)); err != nil {
 			return err
 		}
+		cache.readAhead(filepath.Join(*out, name))
+		defer cache.stop()
 	}
 	// Validate before anything is written, the secret included.
 	resolved, lk, err := r.resolve(f, "; nothing was rendered", render.ResolveOptions{AllowNetworkChange: *allowNet})
@@ -159,10 +165,6 @@ func runRender(r *runner, args []string) error {
 		src, created = &secretSource{value: value, from: r.secretPath(f)}, true
 		sidecars = append(sidecars, writer.Sidecar{Path: r.secretPath(f), Data: rootsecret.Format(value), Mode: 0o600})
 	}
-	cache := renderCache{dir: r.env.RenderCache}
-	if *noCache {
-		cache.dir = ""
-	}
 	inputs := renderInputs{cluster: c.Name, flags: []string{fmt.Sprintf("with-images=%v with-binaries=%v require-pinned=%v allow-network-change=%v", *withImages, *withBinaries, *requirePinned, *allowNet)}}
 	if !*newPKI && !created && f.lockRead {
 		// The bytes Resolve read, not the files again: they may change meanwhile.
@@ -174,6 +176,7 @@ func runRender(r *runner, args []string) error {
 			return nil
 		}
 	}
+	cache.stop()
 	// Refuse an output directory scratchgen did not write before anything is planned or
 	// written (a bundle the render cache vouches for is exactly what scratchgen wrote).
 	if _, err := writer.Check(dir, nil); err != nil {

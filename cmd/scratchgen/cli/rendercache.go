@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -37,6 +38,41 @@ import (
 // Every command but render (diff, render --check, verify, plan) ignores it.
 type renderCache struct {
 	dir string // the cache directory ("" = no cache)
+	// ahead is the bundle's State being read ahead (readAhead), or nil.
+	ahead *stateAhead
+}
+
+// stateAhead is a bundle's State read in the background while the render resolves.
+type stateAhead struct {
+	bundle string
+	cancel context.CancelFunc
+	done   chan struct{}
+	state  string
+	files  int
+	err    error
+}
+
+// readAhead starts reading bundle's State, which fresh needs, beside the work that
+// comes before it (parsing and checking spec, lock and secret). stop ends it.
+func (c *renderCache) readAhead(bundle string) {
+	if c.dir == "" {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &stateAhead{bundle: bundle, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		a.state, a.files, a.err = writer.StateContext(ctx, bundle)
+	}()
+	c.ahead = a
+}
+
+// stop ends a read ahead that is no longer needed and waits for it.
+func (c *renderCache) stop() {
+	if c.ahead != nil {
+		c.ahead.cancel()
+		<-c.ahead.done
+	}
 }
 
 // stateTick is more than the kernel's timestamp granularity (a jiffy: 1–10 ms).
@@ -127,7 +163,14 @@ func (c renderCache) fresh(bundle string, in renderInputs) (bool, int) {
 	if d == "" || d != e.Inputs {
 		return false, 0
 	}
-	state, files, err := writer.State(bundle)
+	var state string
+	var files int
+	if a := c.ahead; a != nil && a.bundle == bundle {
+		<-a.done
+		state, files, err = a.state, a.files, a.err
+	} else {
+		state, files, err = writer.State(bundle)
+	}
 	if err != nil || state != e.State {
 		return false, 0
 	}
