@@ -472,12 +472,45 @@ func (c *config) recoverStaging(dir string) error {
 	} else if err != nil {
 		return fmt.Errorf("checking %s: %w", dir, err)
 	}
-	for _, p := range []string{filepath.Join(staging, stagingTree), old, staging} {
-		if err := c.fs.RemoveAll(p); err != nil {
+	for _, p := range []string{filepath.Join(staging, stagingTree), old} {
+		if err := c.removeTree(p); err != nil {
 			return fmt.Errorf("removing leftover %s: %w", p, err)
 		}
 	}
+	if err := c.fs.RemoveAll(staging); err != nil {
+		return fmt.Errorf("removing leftover %s: %w", staging, err)
+	}
 	return nil
+}
+
+// removeTree removes the bundle tree at p (nothing if it is missing): the subtrees of its
+// directories' entries (nodes/<name>, …) in parallel, as deleting tens of thousands of
+// files waits on the filesystem, then what is left.
+func (c *config) removeTree(p string) error {
+	top, err := c.fs.ReadDir(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var subtrees []string
+	for _, e := range top {
+		if !e.IsDir() {
+			continue
+		}
+		entries, err := c.fs.ReadDir(filepath.Join(p, e.Name()))
+		if err != nil {
+			return err
+		}
+		for _, s := range entries {
+			subtrees = append(subtrees, filepath.Join(p, e.Name(), s.Name()))
+		}
+	}
+	if err := parallel.DoN(len(subtrees), ioWorkers(), func(i int) error { return c.fs.RemoveAll(subtrees[i]) }); err != nil {
+		return err
+	}
+	return c.fs.RemoveAll(p)
 }
 
 func hasMarker(entries []fs.DirEntry) bool {
