@@ -201,6 +201,9 @@ var errInjected = errors.New("injected fault")
 type faultFS struct {
 	fileSystem
 	failAt int
+	// failOn fails the operation with exactly this description (op and path), whichever
+	// position it takes: the writer stages files in parallel, so positions vary.
+	failOn string
 	killAt int
 	mu     sync.Mutex // the writer compares files in parallel
 	ops    []string
@@ -214,7 +217,7 @@ func (f *faultFS) op(op, name string) error {
 		syscall.Kill(syscall.Getpid(), syscall.SIGKILL)
 		select {}
 	}
-	if len(f.ops) == f.failAt {
+	if len(f.ops) == f.failAt || f.failOn != "" && op+" "+name == f.failOn {
 		return &os.PathError{Op: op, Path: name, Err: errInjected}
 	}
 	return nil
