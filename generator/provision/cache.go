@@ -22,9 +22,9 @@ import (
 
 // Cache shares, between the nodes of one render, the view work on files that several
 // nodes carry with the same path, mode and content (the CA, the shared scripts, the
-// routes table): each such file is encoded (data URL, gzip), written into node.bu and user-data, and
-// translated by Butane once, and every node's view reuses the result. Files only one node
-// carries are not kept. A nil *Cache shares nothing (every call works alone).
+// routes table): each such file is encoded (data URL, gzip), written into node.bu and
+// user-data, and translated by Butane once, and every node's view reuses the result.
+// Files only one node carries are not kept. A nil *Cache shares nothing.
 //
 // What a node's views hold never depends on the cache: a view assembled from shared
 // entries is byte for byte the view made alone (TestCacheEqualsAlone), because every

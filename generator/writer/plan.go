@@ -24,15 +24,17 @@ type plan struct {
 	changes Changes
 	// record is the commit record staged with the tree when sidecars change.
 	record bundle.File
+	// sums are the files' SHA-256 by path (SHA256SUMS itself aside), from prepare.
+	sums map[string][sha256.Size]byte
 }
 
 // prepare validates files and returns a sorted copy with SHA256SUMS added. Files with
 // pending content (a plan made without the root secret) are listed in SHA256SUMS with
 // the sums in disk, the SHA256SUMS on disk; where that has no line for one,
-// SHA256SUMS is pending too.
-func prepare(files []bundle.File, disk ...map[string][sha256.Size]byte) ([]bundle.File, error) {
+// SHA256SUMS is pending too. It also returns the files' sums by path.
+func prepare(files []bundle.File, disk ...map[string][sha256.Size]byte) ([]bundle.File, map[string][sha256.Size]byte, error) {
 	if err := validate(files); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]bundle.File, len(files), len(files)+1)
 	copy(out, files)
@@ -42,14 +44,15 @@ func prepare(files []bundle.File, disk ...map[string][sha256.Size]byte) ([]bundl
 	if len(disk) > 0 {
 		known = disk[0]
 	}
-	if data, ok := sumsWith(out, known); ok {
+	data, byPath, ok := sumsWith(out, known)
+	if ok {
 		sums.Data = data
 	} else {
 		sums.Pending = "it lists files still to be issued"
 	}
 	out = append(out, sums)
 	bundle.Sort(out)
-	return out, nil
+	return out, byPath, nil
 }
 
 // validate rejects paths that are not clean, relative and unique, that would be both a

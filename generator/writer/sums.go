@@ -19,13 +19,14 @@ const SumsName = "SHA256SUMS"
 // Sums renders SHA256SUMS for files ("<hex sha256>  <path>\n" per file, in the order
 // given: callers pass files sorted by path). This is the one place the format is written.
 func Sums(files []bundle.File) []byte {
-	out, _ := sumsWith(files, nil)
+	out, _, _ := sumsWith(files, nil)
 	return out
 }
 
 // sumsWith is Sums where the sums of pending files come from known (the SHA256SUMS on
-// disk); it reports false when one is missing there.
-func sumsWith(files []bundle.File, known map[string][sha256.Size]byte) ([]byte, bool) {
+// disk); it reports false when one is missing there. It also returns each file's sum by
+// path, which the writer reuses to find identical files.
+func sumsWith(files []bundle.File, known map[string][sha256.Size]byte) ([]byte, map[string][sha256.Size]byte, bool) {
 	hashes := make([][sha256.Size]byte, len(files))
 	ok := true
 	parallel.DoN(len(files), ioWorkers(), func(i int) error {
@@ -39,23 +40,25 @@ func sumsWith(files []bundle.File, known map[string][sha256.Size]byte) ([]byte, 
 		return nil
 	})
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	out := make([]byte, 0, len(files)*(64+2+48))
+	byPath := make(map[string][sha256.Size]byte, len(files))
 	for i, f := range files {
 		out = hex.AppendEncode(out, hashes[i][:])
 		out = append(out, "  "...)
 		out = append(out, f.Path...)
 		out = append(out, '\n')
+		byPath[f.Path] = hashes[i]
 	}
-	return out, true
+	return out, byPath, true
 }
 
 // WithSums returns a sorted copy of files with the SHA256SUMS the writer keeps beside
 // them in dir: the complete bundle as it would be on disk. Files whose content is pending
 // take their sums from the SHA256SUMS in dir.
 func WithSums(files []bundle.File, dir string) []bundle.File {
-	out, err := prepare(files, diskSums(dir, files))
+	out, _, err := prepare(files, diskSums(dir, files))
 	if err != nil {
 		// Invalid paths are refused by Write; here the list is only compared.
 		out = append(append([]bundle.File(nil), files...), bundle.File{Path: SumsName, Mode: bundle.ModePublic, Data: Sums(files)})

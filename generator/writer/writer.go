@@ -109,7 +109,7 @@ func Write(dir string, files []bundle.File, opts ...Option) (Result, error) {
 			return Result{}, fmt.Errorf("cannot write %s: its content was not rendered (%s); render with the root secret", f.Path, f.Pending)
 		}
 	}
-	want, err := prepare(files)
+	want, sums, err := prepare(files)
 	if err != nil {
 		return Result{}, err
 	}
@@ -135,6 +135,7 @@ func Write(dir string, files []bundle.File, opts ...Option) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	p.sums = sums
 	side, err := c.changedSidecars()
 	if err != nil {
 		return Result{}, err
@@ -178,7 +179,7 @@ func Check(dir string, files []bundle.File) (Changes, error) {
 		return Changes{}, err
 	}
 	// The sums of files that need the secret come from the SHA256SUMS on disk.
-	want, err := prepare(files, diskSums(dir, files))
+	want, _, err := prepare(files, diskSums(dir, files))
 	if err != nil {
 		return Changes{}, err
 	}
@@ -271,17 +272,15 @@ func (c *config) stage(dir, tree string, p *plan) error {
 	// twin[i] is the index of the file i is linked to, or -1 when i is written (or linked
 	// from the live bundle) itself.
 	twin := make([]int, len(p.files))
-	keys := make([]linkKey, len(p.files))
-	linkable := make([]bool, len(p.files))
-	parallel.Do(len(p.files), func(i int) error {
-		keys[i], linkable[i] = keyOf(p.files[i])
-		return nil
-	})
 	first := map[linkKey]int{}
 	for i, f := range p.files {
 		twin[i] = -1
-		k := keys[i]
-		if !linkable[i] {
+		sum, ok := p.sums[f.Path]
+		if !ok { // SHA256SUMS itself
+			sum = sha256.Sum256(f.Data)
+		}
+		k, linkable := keyOf(f, sum)
+		if !linkable {
 			continue
 		}
 		if j, dup := first[k]; dup && !p.same[f.Path] {
@@ -298,20 +297,25 @@ func (c *config) stage(dir, tree string, p *plan) error {
 		}
 		return nil
 	}
+	// link links file i to src, or writes it where src has as many links as it can;
+	// failure is the error format (the path, then the error).
+	link := func(src string, i int, failure string) error {
+		err := c.fs.Link(src, dst(i))
+		if errors.Is(err, unix.EMLINK) {
+			return put(i)
+		}
+		if err != nil {
+			return fmt.Errorf(failure, p.files[i].Path, err)
+		}
+		return nil
+	}
 	err := parallel.DoN(len(p.files), ioWorkers(), func(i int) error {
 		f := p.files[i]
 		switch {
 		case twin[i] >= 0:
 			return nil
 		case p.same[f.Path]:
-			err := c.fs.Link(filepath.Join(dir, filepath.FromSlash(f.Path)), dst(i))
-			if errors.Is(err, unix.EMLINK) { // the inode has as many links as it can
-				return put(i)
-			}
-			if err != nil {
-				return fmt.Errorf("linking unchanged %s: %w", f.Path, err)
-			}
-			return nil
+			return link(filepath.Join(dir, filepath.FromSlash(f.Path)), i, "linking unchanged %s: %w")
 		default:
 			return put(i)
 		}
@@ -323,14 +327,7 @@ func (c *config) stage(dir, tree string, p *plan) error {
 		if twin[i] < 0 {
 			return nil
 		}
-		err := c.fs.Link(dst(twin[i]), dst(i))
-		if errors.Is(err, unix.EMLINK) {
-			return put(i)
-		}
-		if err != nil {
-			return fmt.Errorf("linking %s to its identical twin: %w", p.files[i].Path, err)
-		}
-		return nil
+		return link(dst(twin[i]), i, "linking %s to its identical twin: %w")
 	})
 	if err != nil {
 		return err
@@ -359,10 +356,10 @@ type linkKey struct {
 	tail string
 }
 
-// keyOf is f's linkKey, and false for a file that is never linked (small and near the
-// root: SHA256SUMS, bundle.json).
-func keyOf(f bundle.File) (linkKey, bool) {
-	k := linkKey{sum: sha256.Sum256(f.Data), mode: f.Mode}
+// keyOf is the linkKey of f, whose SHA-256 is sum, and false for a file that is never
+// linked (small and near the root: SHA256SUMS, bundle.json).
+func keyOf(f bundle.File, sum [sha256.Size]byte) (linkKey, bool) {
+	k := linkKey{sum: sum, mode: f.Mode}
 	if len(f.Data) < LinkThreshold {
 		parts := strings.SplitN(f.Path, "/", 3)
 		if len(parts) < 3 {
