@@ -38,6 +38,8 @@ type Cache struct {
 	encoded map[[32]byte]encoded
 	bu, ud  map[entryKey][]byte
 	ign     map[entryKey]reflect.Value
+	shapes  map[string]reflect.Value // translated batches by shape (see shapeOf)
+	parts   map[string][]byte        // see once
 }
 
 // fileKey identifies a file as views carry it.
@@ -66,7 +68,8 @@ func NewCache(nodes []*bundle.Node) *Cache {
 		}
 	}
 	c := &Cache{recurring: map[fileKey]bool{}, encoded: map[[32]byte]encoded{},
-		bu: map[entryKey][]byte{}, ud: map[entryKey][]byte{}, ign: map[entryKey]reflect.Value{}}
+		bu: map[entryKey][]byte{}, ud: map[entryKey][]byte{}, ign: map[entryKey]reflect.Value{},
+		shapes: map[string]reflect.Value{}, parts: map[string][]byte{}}
 	for k, n := range count {
 		if n > 1 {
 			c.recurring[k] = true
@@ -97,6 +100,28 @@ func (c *Cache) encode(k fileKey, data []byte) encoded {
 		c.mu.Unlock()
 	}
 	return r
+}
+
+// once returns mk(), made once per key and render: for parts of the views alike nodes
+// share (node.bu's head, user-data's runcmd for the same units). The result is shared:
+// callers only copy it.
+func (c *Cache) once(key string, mk func() ([]byte, error)) ([]byte, error) {
+	if c == nil {
+		return mk()
+	}
+	c.mu.Lock()
+	y, ok := c.parts[key]
+	c.mu.Unlock()
+	if ok {
+		return y, nil
+	}
+	y, err := mk()
+	if err == nil {
+		c.mu.Lock()
+		c.parts[key] = y
+		c.mu.Unlock()
+	}
+	return y, err
 }
 
 // fragment returns the YAML of one list entry (see encodeEntry) of node.bu, or of
@@ -269,19 +294,12 @@ func (c *Cache) translateNode(tgt target, bu buConfig, keys []entryKey, nFiles i
 			batch.Storage = nil
 		}
 	}
-	ign, rpt, err := tr(batch)
+	ign, err := c.translateBatch(tr, batch)
 	if err != nil {
-		if len(rpt.Entries) > 0 {
-			return nil, fmt.Errorf("%w:\n%s", err, strings.TrimSpace(rpt.String()))
-		}
 		return nil, err
 	}
-	if len(rpt.Entries) > 0 {
-		return nil, fmt.Errorf("butane reported:\n%s", strings.TrimSpace(rpt.String()))
-	}
-	cfg := reflect.ValueOf(&ign).Elem().Elem()
-	out := reflect.New(cfg.Type()).Elem()
-	out.Set(cfg)
+	out := reflect.New(ign.Type()).Elem()
+	out.Set(ign)
 	if len(all) > 0 {
 		got := out.FieldByName("Storage").FieldByName("Files")
 		if got.Len() != len(todo) {
@@ -312,4 +330,97 @@ func (c *Cache) translateNode(tgt target, bu buConfig, keys []entryKey, nFiles i
 		return nil, err
 	}
 	return append(data, '\n'), nil
+}
+
+// translateBatch is Butane's translation of batch. Nodes alike in all but their files'
+// contents (the workers of a cluster) share one translation: Butane translates each
+// file's data URL verbatim (the contents are encoded before translation, see
+// translateOptions) and checks nothing else of it that depends on the content, so the
+// batch is translated once per shape (shapeOf) and every other batch of that shape gets
+// the translation with its own data URLs put in. TestCacheEqualsAlone holds every view
+// to Butane's own translation of node.bu.
+func (c *Cache) translateBatch(tr translator, batch buConfig) (reflect.Value, error) {
+	shape, ok := shapeOf(batch)
+	if c != nil && ok {
+		c.mu.Lock()
+		t, hit := c.shapes[shape]
+		c.mu.Unlock()
+		if hit {
+			return withSources(t, batch)
+		}
+	}
+	ign, rpt, err := tr(batch)
+	if err != nil {
+		if len(rpt.Entries) > 0 {
+			return reflect.Value{}, fmt.Errorf("%w:\n%s", err, strings.TrimSpace(rpt.String()))
+		}
+		return reflect.Value{}, err
+	}
+	if len(rpt.Entries) > 0 {
+		return reflect.Value{}, fmt.Errorf("butane reported:\n%s", strings.TrimSpace(rpt.String()))
+	}
+	v := reflect.ValueOf(&ign).Elem().Elem()
+	if c != nil && ok {
+		c.mu.Lock()
+		c.shapes[shape] = v
+		c.mu.Unlock()
+	}
+	return v, nil
+}
+
+// shapeOf is batch with each data URL left out (every other field kept, with the URL's
+// compression), and false for a batch it cannot write (a file without a source).
+func shapeOf(batch buConfig) (string, bool) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\x00%s\x00", batch.Variant, batch.Version)
+	if batch.Storage != nil {
+		for _, f := range batch.Storage.Files {
+			r := f.Contents
+			if r.Source == nil || r.Local != nil {
+				return "", false
+			}
+			src := *r.Source
+			if strings.HasPrefix(src, "data:") {
+				src = "data:"
+			}
+			comp, hash := "<nil>", "<nil>"
+			if r.Compression != nil {
+				comp = *r.Compression
+			}
+			if r.Verification != nil {
+				hash = r.Verification.Hash
+			}
+			fmt.Fprintf(&b, "f\x00%s\x00%o\x00%v\x00%s\x00%s\x00%s\x00", f.Path, uint32(f.Mode), f.Overwrite, src, comp, hash)
+		}
+	}
+	if batch.Systemd != nil {
+		for _, u := range batch.Systemd.Units {
+			fmt.Fprintf(&b, "u\x00%s\x00%v\x00", u.Name, u.Enabled)
+		}
+	}
+	return b.String(), true
+}
+
+// withSources is the translation t of a batch of the same shape as batch, with batch's
+// data URLs: the files are copies (everything else of t is shared, and only read).
+func withSources(t reflect.Value, batch buConfig) (reflect.Value, error) {
+	out := reflect.New(t.Type()).Elem()
+	out.Set(t)
+	if batch.Storage == nil {
+		return out, nil
+	}
+	src := out.FieldByName("Storage").FieldByName("Files")
+	if src.Len() != len(batch.Storage.Files) {
+		return reflect.Value{}, fmt.Errorf("butane translated %d of %d files", src.Len(), len(batch.Storage.Files))
+	}
+	files := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
+	for i, f := range batch.Storage.Files {
+		files.Index(i).Set(src.Index(i))
+		if strings.HasPrefix(*f.Contents.Source, "data:") {
+			url := *f.Contents.Source
+			files.Index(i).FieldByName("Contents").FieldByName("Source").Set(reflect.ValueOf(&url))
+		}
+	}
+	out.FieldByName("Storage").FieldByName("Files").Set(files)
+	return out, nil
 }
