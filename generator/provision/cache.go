@@ -39,7 +39,9 @@ type Cache struct {
 	bu, ud  map[entryKey][]byte
 	ign     map[entryKey]reflect.Value
 	shapes  map[string]reflect.Value // translated batches by shape (see shapeOf)
-	parts   map[string][]byte        // see once
+	// shapeHits counts the translations taken from another batch of the same shape.
+	shapeHits int
+	parts     map[string][]byte // see once
 }
 
 // fileKey identifies a file as views carry it.
@@ -344,6 +346,9 @@ func (c *Cache) translateBatch(tr translator, batch buConfig) (reflect.Value, er
 	if c != nil && ok {
 		c.mu.Lock()
 		t, hit := c.shapes[shape]
+		if hit {
+			c.shapeHits++
+		}
 		c.mu.Unlock()
 		if hit {
 			return withSources(t, batch)

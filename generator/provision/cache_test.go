@@ -123,6 +123,18 @@ func cacheNodes(seed uint64) []*bundle.Node {
 		}
 		nodes = append(nodes, n)
 	}
+	// Alike nodes, as the workers of a cluster: the same files, modes and units, each
+	// with its own content in the same files (their certificates, their kubelet config).
+	for i := range 3 {
+		n := &bundle.Node{Name: fmt.Sprintf("alike-%d", i), Units: slices.Clone(base.Units)}
+		for j, f := range base.Rootfs {
+			if j%2 == 0 {
+				f.Data = append(slices.Clone(f.Data), []byte(fmt.Sprintf("# alike %d\n", i))...)
+			}
+			n.Rootfs = append(n.Rootfs, f)
+		}
+		nodes = append(nodes, n)
+	}
 	return nodes
 }
 
@@ -165,6 +177,9 @@ func TestCacheEqualsAlone(t *testing.T) {
 							t.Fatalf("%s: ignition.json is not Butane's translation of node.bu:\n%s\nwant:\n%s", what, got, want)
 						}
 					}
+				}
+				if c.shapeHits == 0 {
+					t.Fatalf("seed %d %s: no node's translation came from another node of its shape", seed, os)
 				}
 				if len(c.ign) == 0 || len(c.bu) == 0 || len(c.ud) == 0 || len(c.encoded) == 0 {
 					t.Fatalf("seed %d %s: the cache kept nothing (ignition %d, node.bu %d, user-data %d, encodings %d)", seed, os, len(c.ign), len(c.bu), len(c.ud), len(c.encoded))
