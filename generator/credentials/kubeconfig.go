@@ -78,7 +78,8 @@ func writeKubeconfig(cfg *clientcmdv1.Config) ([]byte, bool) {
 		if v == "" && optional {
 			return
 		}
-		if !plainYAML(v) {
+		// YAML folds a long plain scalar at a space past column 80.
+		if !plainYAML(v) || strings.Contains(v, " ") && len(indent)+len(key)+2+len(v) > 78 {
 			ok = false
 			return
 		}
@@ -127,11 +128,12 @@ func writeKubeconfig(cfg *clientcmdv1.Config) ([]byte, bool) {
 
 // plainYAML reports whether YAML (go-yaml v2, as sigs.k8s.io/yaml uses it) writes s
 // unquoted: a conservative test that only passes strings starting with a letter, made of
-// letters, digits and ".:/@_-", not ending in ':', and not a YAML 1.1 boolean or null.
-// Whatever it refuses goes through sigs.k8s.io/yaml, so refusing too much costs only
-// time.
+// letters, digits, ".:/@_-" and single spaces between other characters (not after ':'),
+// not ending in ':', and not a YAML 1.1 boolean or null. (The caller keeps strings with
+// spaces short: YAML folds long ones.) Whatever it refuses goes through
+// sigs.k8s.io/yaml, so refusing too much costs only time.
 func plainYAML(s string) bool {
-	if s == "" || s[len(s)-1] == ':' {
+	if s == "" || s[len(s)-1] == ':' || s[len(s)-1] == ' ' || strings.Contains(s, "  ") || strings.Contains(s, ": ") {
 		return false
 	}
 	c := s[0]
@@ -140,7 +142,7 @@ func plainYAML(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(".:/@_-", c) >= 0) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(".:/@_- ", c) >= 0) {
 			return false
 		}
 	}

@@ -70,6 +70,9 @@ func TestMarshalKubeconfig(t *testing.T) {
 	const alphabet = "abcyesnoYESNOtruefalsenull0123456789-_.:/@#=+ ,[]{}'\"!&*|>?%`~\\\t"
 	word := func() string {
 		b := make([]byte, rng.IntN(12))
+		if rng.IntN(4) == 0 { // long, with spaces: YAML folds some
+			b = make([]byte, 60+rng.IntN(60))
+		}
 		for i := range b {
 			b[i] = alphabet[rng.IntN(len(alphabet))]
 		}
@@ -84,6 +87,25 @@ func TestMarshalKubeconfig(t *testing.T) {
 	}
 	for i := 0; i < 5000; i++ {
 		check(t, cfg(word(), word(), word(), word(), blob(), blob(), blob()))
+	}
+
+	// Words with spaces, short and long, as the derivation labels the versions of
+	// kubeconfigs are computed with ("token <label>").
+	const letters = "abcdefghijklmnopqrstuvwxyz0123456789/.:-@ "
+	phrase := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = letters[rng.IntN(len(letters))]
+		}
+		b[0] = 't'
+		return string(b)
+	}
+	for i := 0; i < 5000; i++ {
+		check(t, cfg("c", "https://x", "u", phrase(1+rng.IntN(120)), pem, pem, pem))
+		check(t, cfg(phrase(1+rng.IntN(80)), "https://x", phrase(1+rng.IntN(80)), "", pem, pem, pem))
+	}
+	if !check(t, cfg("scale", "https://x", "system:node:w-1", "token scratchgen/v1 token system:node:w-1 1", pem, pem, pem)) {
+		t.Error("a kubeconfig with a token label took the general path")
 	}
 
 	// Anything else set: the general path.
