@@ -2,6 +2,7 @@ package writer
 
 import (
 	"bytes"
+	"io"
 	"io/fs"
 	"os"
 	"strconv"
@@ -63,19 +64,35 @@ func (o osFS) Mkdir(name string) error {
 }
 
 // WriteFile creates the file with its final mode; only where the umask took bits away
-// does a chmod follow (a bundle has tens of thousands of files: a system call each
-// counts).
+// does a chmod follow. It uses raw system calls (open, write, close): a bundle has tens
+// of thousands of files, and os.OpenFile adds an fstat and a finalizer to each.
 func (o osFS) WriteFile(name string, data []byte, mode fs.FileMode) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
+	fd, err := unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, uint32(mode.Perm()))
+	for err == unix.EINTR {
+		fd, err = unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, uint32(mode.Perm()))
+	}
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: name, Err: err}
 	}
-	_, err = f.Write(data)
+	for off := 0; off < len(data) && err == nil; {
+		n, werr := unix.Write(fd, data[off:])
+		switch {
+		case werr == unix.EINTR:
+		case werr != nil:
+			err = &os.PathError{Op: "write", Path: name, Err: werr}
+		case n == 0:
+			err = &os.PathError{Op: "write", Path: name, Err: io.ErrShortWrite}
+		default:
+			off += n
+		}
+	}
 	if err == nil && mode.Perm()&^o.kept != 0 {
-		err = f.Chmod(mode)
+		if cerr := unix.Fchmod(fd, uint32(mode.Perm())); cerr != nil {
+			err = &os.PathError{Op: "chmod", Path: name, Err: cerr}
+		}
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if cerr := unix.Close(fd); cerr != nil && err == nil {
+		err = &os.PathError{Op: "close", Path: name, Err: cerr}
 	}
 	return err
 }
