@@ -70,6 +70,11 @@ e2e-rotate:
 e2e-bins:
 	$(GO) run ./e2e/tools/buildbins -k8s $(E2E_VERSION) -cache $(E2E_CACHE)
 
+## e2e-machine-image: build (or reuse) the machine image and the Ignition binary into E2E_CACHE (as root; what e2e-machines builds first when cold; CI builds it beside e2e-bins)
+.PHONY: e2e-machine-image
+e2e-machine-image:
+	$(GO) run ./e2e/tools/machineimage -cache $(E2E_CACHE)
+
 ## e2e-machines: the bundle delivered to booted systemd-nspawn machines by rsync, Ignition and cloud-init; the cluster comes up under systemd (as root; Debian packages systemd-container debootstrap rsync libblkid-dev; the first run builds the machine image and Ignition into e2e/.cache)
 E2E_MACHINES_TIMEOUT ?= 60m
 .PHONY: e2e-machines

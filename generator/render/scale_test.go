@@ -4,13 +4,13 @@ package render_test
 // cluster of 3 control planes and N-3 workers (N = 1,000 unless SCRATCHGEN_SCALE_NODES
 // lists others, e.g. "1000,2000,5000,10000"), five times each; it prints the median of:
 //
-//   - cold: render into an empty directory with a lock that has nothing issued yet
-//     (wall and CPU time, peak resident memory of the process);
+//   - cold: render into an empty directory with a lock that has nothing issued yet, on
+//     an idle disk (see settle): wall and CPU time, peak resident memory of the process;
 //   - no-op: render again, nothing changed (wall time, bytes written: must be 0), once as
 //     a user runs it (the render cache answers) and once with --no-cache (every node
 //     planned and compared);
-//   - one node added: render with one more worker (wall time, the files rewritten and
-//     the sum of their sizes);
+//   - one node added: render with one more worker, on an idle disk (wall time, the
+//     files rewritten and the sum of their sizes);
 //   - the bundle's bytes and files (hard-linked files counted once);
 //   - diff (the added node, without writing) and verify of the bundle (wall time).
 //
@@ -65,7 +65,7 @@ func TestScale(t *testing.T) {
 		}
 		table = append(table, m.rows(n)...)
 	}
-	t.Logf("scale benchmark: medians of %d runs on this machine (%d CPUs)\n| figure | median | runs |\n|---|---|---|\n%s", runs, runtime.NumCPU(), strings.Join(table, "\n"))
+	t.Logf("scale benchmark: medians of %d runs on this machine (%d CPUs); renders that write start on an idle disk (see settle)\n| figure | median | runs |\n|---|---|---|\n%s", runs, runtime.NumCPU(), strings.Join(table, "\n"))
 }
 
 // scaleCache is the render cache of the scratchgen runs.
@@ -159,6 +159,7 @@ func scaleOnce(t *testing.T, bin string, n int) scaleFigures {
 	}
 	var f scaleFigures
 	write(n)
+	settle(t)
 	wall, cpu, rss := scaleRunCmd(t, bin, "render", "-f", spec, "-o", out)
 	f.coldWall, f.coldCPU, f.coldRSS = wall, cpu, rss
 	f.bundleBytes, f.bundleFiles = treeSize(t, bundle)
@@ -177,9 +178,38 @@ func scaleOnce(t *testing.T, bin string, n int) scaleFigures {
 
 	write(n + 1)
 	f.diffWall, _, _ = scaleRunCmdExit(t, 2, bin, "diff", "-f", spec, "-o", out, "--summary")
+	settle(t)
 	f.addWall, _, _ = scaleRunCmd(t, bin, "render", "-f", spec, "-o", out)
 	f.addBytes, f.addFiles = rewritten(t, before, snapshotTree(t, bundle))
 	return f
+}
+
+// settle waits, before a render that writes, until the disk is idle: what earlier runs
+// wrote is flushed (sync) and the kernel's I/O pressure (/proc/pressure/io, the share of
+// the last 10 s some task waited on I/O) is below 1%, for at most a minute. On this
+// machine's disk, a render that follows the writes and deletions of the previous run
+// within seconds spends up to three times the system time creating files, so without
+// this the figures measure the previous run as much as this one.
+func settle(t *testing.T) {
+	t.Helper()
+	syscall.Sync()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		data, err := os.ReadFile("/proc/pressure/io")
+		if err != nil {
+			time.Sleep(2 * time.Second) // no pressure information: a fixed pause
+			return
+		}
+		var some float64
+		if _, err := fmt.Sscanf(string(data), "some avg10=%f", &some); err != nil || some < 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Logf("the disk did not settle within a minute (I/O pressure %.1f%%); measuring anyway", some)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func scaleRunCmd(t *testing.T, bin string, args ...string) (time.Duration, time.Duration, int64) {
