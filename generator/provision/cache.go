@@ -111,19 +111,7 @@ func (c *Cache) once(key string, mk func() ([]byte, error)) ([]byte, error) {
 	if c == nil {
 		return mk()
 	}
-	c.mu.Lock()
-	y, ok := c.parts[key]
-	c.mu.Unlock()
-	if ok {
-		return y, nil
-	}
-	y, err := mk()
-	if err == nil {
-		c.mu.Lock()
-		c.parts[key] = y
-		c.mu.Unlock()
-	}
-	return y, err
+	return memo(&c.mu, c.parts, key, mk)
 }
 
 // fragment returns the YAML of one list entry (see encodeEntry) of node.bu, or of
@@ -136,17 +124,23 @@ func (c *Cache) fragment(ud bool, k entryKey, encode func() ([]byte, error)) ([]
 	if ud {
 		m = c.ud
 	}
-	c.mu.Lock()
+	return memo(&c.mu, m, k, encode)
+}
+
+// memo returns m[k], made by mk and kept in m the first time (m guarded by mu; two
+// nodes asking at once may both make it, alike).
+func memo[K comparable](mu *sync.Mutex, m map[K][]byte, k K, mk func() ([]byte, error)) ([]byte, error) {
+	mu.Lock()
 	y, ok := m[k]
-	c.mu.Unlock()
+	mu.Unlock()
 	if ok {
 		return y, nil
 	}
-	y, err := encode()
+	y, err := mk()
 	if err == nil {
-		c.mu.Lock()
+		mu.Lock()
 		m[k] = y
-		c.mu.Unlock()
+		mu.Unlock()
 	}
 	return y, err
 }
