@@ -70,7 +70,7 @@ e2e-rotate:
 e2e-bins:
 	$(GO) run ./e2e/tools/buildbins -k8s $(E2E_VERSION) -cache $(E2E_CACHE)
 
-## e2e-machine-image: build (or reuse) the machine image and the Ignition binary into E2E_CACHE (as root; what e2e-machines builds first when cold; CI builds it beside e2e-bins)
+## e2e-machine-image: build (or reuse) the machine image and the Ignition binary into E2E_CACHE (as root; what e2e-machines builds first when cold)
 .PHONY: e2e-machine-image
 e2e-machine-image:
 	$(GO) run ./e2e/tools/machineimage -cache $(E2E_CACHE)

@@ -2,10 +2,10 @@
 
 // Command machineimage builds (or reuses) what the machine tests boot and apply: the
 // Debian machine image and the Ignition binary, in the e2e cache (see
-// e2e/internal/machine), and prints their paths. CI runs it in the background while the
-// Kubernetes binaries build (`make e2e-machine-image`): the image build waits mostly on
-// package downloads and dpkg, the Kubernetes build on the CPU. The tests take both from
-// the cache, and wait on the same locks if a build is still running.
+// e2e/internal/machine), and prints their paths (`make e2e-machine-image`): the machine
+// tests build both when the cache lacks them; this builds them up front, as buildbins
+// does the Kubernetes binaries. The tests take both from the cache, and wait on the same
+// locks if a build is still running.
 //
 //	go run ./e2e/tools/machineimage -cache e2e/.cache
 package main
