@@ -93,10 +93,17 @@ func writeKubeconfig(cfg *clientcmdv1.Config) ([]byte, bool) {
 		if len(v) == 0 {
 			return
 		}
+		enc := base64.StdEncoding.EncodeToString(v)
+		// Base64 of a PEM block starts "LS0t"; a short one could read as a number or a
+		// boolean ("1e10", "true"), which YAML quotes.
+		if c := enc[0]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') || yamlWord(enc) {
+			ok = false
+			return
+		}
 		b.WriteString(indent)
 		b.WriteString(key)
 		b.WriteString(": ")
-		b.WriteString(base64.StdEncoding.EncodeToString(v))
+		b.WriteString(enc)
 		b.WriteByte('\n')
 	}
 	str("", "apiVersion", cfg.APIVersion, true)
@@ -146,9 +153,14 @@ func plainYAML(s string) bool {
 			return false
 		}
 	}
+	return !yamlWord(s)
+}
+
+// yamlWord reports whether s, in any case, is a YAML 1.1 boolean or null.
+func yamlWord(s string) bool {
 	switch strings.ToLower(s) {
 	case "y", "yes", "n", "no", "true", "false", "on", "off", "null":
-		return false
+		return true
 	}
-	return true
+	return false
 }

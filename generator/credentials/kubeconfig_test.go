@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"bytes"
+	"encoding/base64"
 	"math/rand/v2"
 	"testing"
 
@@ -63,6 +64,14 @@ func TestMarshalKubeconfig(t *testing.T) {
 		check(t, cfg("c", s, "u", "t", pem, pem, pem))
 		check(t, cfg("c", "https://x", s, "", nil, pem, pem))
 		check(t, cfg("c", "https://x", "u", s, nil, nil, nil))
+	}
+	// Short data whose base64 reads as a number or a boolean ("1e10", "true", "yes=").
+	for _, b64 := range []string{"1e10", "1234", "true", "yes=", "+abc", "/abc", "null"} {
+		raw, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, cfg("c", "https://x", "u", "", raw, raw, raw))
 	}
 
 	// Random strings and data.
