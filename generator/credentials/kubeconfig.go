@@ -74,12 +74,9 @@ func writeKubeconfig(cfg *clientcmdv1.Config) ([]byte, bool) {
 	var b bytes.Buffer
 	b.Grow(256 + 4*(len(cl.Cluster.CertificateAuthorityData)+len(ai.AuthInfo.ClientCertificateData)+len(ai.AuthInfo.ClientKeyData))/3)
 	ok := true
-	str := func(indent, key, v string, optional bool) {
-		if v == "" && optional {
-			return
-		}
-		// YAML folds a long plain scalar at a space past column 80.
-		if !plainYAML(v) || strings.Contains(v, " ") && len(indent)+len(key)+2+len(v) > 78 {
+	// line writes "key: v" at indent, or marks the config for the general path.
+	line := func(indent, key, v string, plain bool) {
+		if !plain {
 			ok = false
 			return
 		}
@@ -89,6 +86,13 @@ func writeKubeconfig(cfg *clientcmdv1.Config) ([]byte, bool) {
 		b.WriteString(v)
 		b.WriteByte('\n')
 	}
+	str := func(indent, key, v string, optional bool) {
+		if v == "" && optional {
+			return
+		}
+		// YAML folds a long plain scalar at a space past column 80.
+		line(indent, key, v, plainYAML(v) && !(strings.Contains(v, " ") && len(indent)+len(key)+2+len(v) > 78))
+	}
 	data := func(indent, key string, v []byte) {
 		if len(v) == 0 {
 			return
@@ -96,15 +100,8 @@ func writeKubeconfig(cfg *clientcmdv1.Config) ([]byte, bool) {
 		enc := base64.StdEncoding.EncodeToString(v)
 		// Base64 of a PEM block starts "LS0t"; a short one could read as a number or a
 		// boolean ("1e10", "true"), which YAML quotes.
-		if c := enc[0]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') || yamlWord(enc) {
-			ok = false
-			return
-		}
-		b.WriteString(indent)
-		b.WriteString(key)
-		b.WriteString(": ")
-		b.WriteString(enc)
-		b.WriteByte('\n')
+		c := enc[0]
+		line(indent, key, enc, ('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') && !yamlWord(enc))
 	}
 	str("", "apiVersion", cfg.APIVersion, true)
 	b.WriteString("clusters:\n- cluster:\n")
