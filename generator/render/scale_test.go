@@ -5,7 +5,8 @@ package render_test
 // lists others, e.g. "1000,2000,5000,10000"), five times each; it prints the median of:
 //
 //   - cold: render into an empty directory with a lock that has nothing issued yet, on
-//     an idle disk (see settle): wall and CPU time, peak resident memory of the process;
+//     an idle disk, all cold renders of every size before any other render (see
+//     settle): wall and CPU time, peak resident memory of the process;
 //   - no-op: render again, nothing changed (wall time, bytes written: must be 0), once as
 //     a user runs it (the render cache answers) and once with --no-cache (every node
 //     planned and compared);
@@ -57,11 +58,19 @@ func TestScale(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/scratchgen/scratchgen/cmd/scratchgen").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	// Every cold render comes first, into its own directory, before any render of the
+	// benchmark replaces a bundle (and so deletes its previous tree): see settle.
+	colds := make([][]scaleCold, len(sizes))
+	for s, n := range sizes {
+		for range runs {
+			colds[s] = append(colds[s], scaleColdOnce(t, bin, n))
+		}
+	}
 	var table []string
-	for _, n := range sizes {
+	for s, n := range sizes {
 		var m scaleRun
-		for i := 0; i < runs; i++ {
-			m.add(scaleOnce(t, bin, n))
+		for _, c := range colds[s] {
+			m.add(scaleRestOnce(t, bin, n, c))
 		}
 		table = append(table, m.rows(n)...)
 	}
@@ -142,26 +151,42 @@ func scaleSpec(n int) string {
 	return b.String()
 }
 
-// scaleOnce measures one cold render, a no-op and one added node of an n-node cluster.
-func scaleOnce(t *testing.T, bin string, n int) scaleFigures {
+// scaleCold is one cold render of an n-node cluster: its directory and figures.
+type scaleCold struct {
+	dir string
+	f   scaleFigures
+}
+
+// scaleColdOnce renders an n-node cluster into an empty directory, on an idle disk.
+func scaleColdOnce(t *testing.T, bin string, n int) scaleCold {
 	t.Helper()
 	dir := t.TempDir()
-	spec := filepath.Join(dir, "cluster.yaml")
-	out := filepath.Join(dir, "bundles")
-	bundle := filepath.Join(out, "scale")
 	if err := os.WriteFile(filepath.Join(dir, "cluster.secret"), []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	spec := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(spec, []byte(scaleSpec(n)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var f scaleFigures
+	settle(t)
+	f.coldWall, f.coldCPU, f.coldRSS = scaleRunCmd(t, bin, "render", "-f", spec, "-o", filepath.Join(dir, "bundles"))
+	return scaleCold{dir: dir, f: f}
+}
+
+// scaleRestOnce measures, on the bundle of a cold render, its size, a no-op, verify, and
+// one added node (diff, then render).
+func scaleRestOnce(t *testing.T, bin string, n int, c scaleCold) scaleFigures {
+	t.Helper()
+	spec := filepath.Join(c.dir, "cluster.yaml")
+	out := filepath.Join(c.dir, "bundles")
+	bundle := filepath.Join(out, "scale")
 	write := func(nodes int) {
 		if err := os.WriteFile(spec, []byte(scaleSpec(nodes)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var f scaleFigures
-	write(n)
-	settle(t)
-	wall, cpu, rss := scaleRunCmd(t, bin, "render", "-f", spec, "-o", out)
-	f.coldWall, f.coldCPU, f.coldRSS = wall, cpu, rss
+	f := c.f
 	f.bundleBytes, f.bundleFiles = treeSize(t, bundle)
 
 	before := snapshotTree(t, bundle)
@@ -186,10 +211,16 @@ func scaleOnce(t *testing.T, bin string, n int) scaleFigures {
 
 // settle waits, before a render that writes, until the disk is idle: what earlier runs
 // wrote is flushed (sync) and the kernel's I/O pressure (/proc/pressure/io, the share of
-// the last 10 s some task waited on I/O) is below 1%, for at most a minute. On this
-// machine's disk, a render that follows the writes and deletions of the previous run
-// within seconds spends up to three times the system time creating files, so without
-// this the figures measure the previous run as much as this one.
+// the last 10 s some task waited on I/O) is below 1%, for at most a minute.
+//
+// Deletions weigh more than writes, which is why every cold render runs before the
+// benchmark replaces any bundle. On ext4 without a journal (this machine's root
+// filesystem), allocating an inode skips every free inode deleted in the last minute
+// (five if its inode-table block is still dirty): ext4's recently_deleted(), one buffer
+// lookup per candidate. A render that creates ~32,000 inodes right after a tree of
+// ~49,000 was deleted (what replacing a 1,000-node bundle deletes) spent 42% of its
+// profile there and up to three times its usual system time (2–3 s → 4–10 s); a minute
+// of waiting after a sync still left a sixth of the profile there.
 func settle(t *testing.T) {
 	t.Helper()
 	syscall.Sync()
