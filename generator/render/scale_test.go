@@ -165,9 +165,7 @@ func scaleColdOnce(t *testing.T, bin string, n int) scaleCold {
 		t.Fatal(err)
 	}
 	spec := filepath.Join(dir, "cluster.yaml")
-	if err := os.WriteFile(spec, []byte(scaleSpec(n)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeScaleSpec(t, spec, n)
 	var f scaleFigures
 	settle(t)
 	f.coldWall, f.coldCPU, f.coldRSS = scaleRunCmd(t, bin, "render", "-f", spec, "-o", filepath.Join(dir, "bundles"))
@@ -181,11 +179,6 @@ func scaleRestOnce(t *testing.T, bin string, n int, c scaleCold) scaleFigures {
 	spec := filepath.Join(c.dir, "cluster.yaml")
 	out := filepath.Join(c.dir, "bundles")
 	bundle := filepath.Join(out, "scale")
-	write := func(nodes int) {
-		if err := os.WriteFile(spec, []byte(scaleSpec(nodes)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	f := c.f
 	f.bundleBytes, f.bundleFiles = treeSize(t, bundle)
 
@@ -201,12 +194,20 @@ func scaleRestOnce(t *testing.T, bin string, n int, c scaleCold) scaleFigures {
 
 	f.verifyWall, _, _ = scaleRunCmd(t, bin, "verify", bundle)
 
-	write(n + 1)
+	writeScaleSpec(t, spec, n+1)
 	f.diffWall, _, _ = scaleRunCmdExit(t, 2, bin, "diff", "-f", spec, "-o", out, "--summary")
 	settle(t)
 	f.addWall, _, _ = scaleRunCmd(t, bin, "render", "-f", spec, "-o", out)
 	f.addBytes, f.addFiles = rewritten(t, before, snapshotTree(t, bundle))
 	return f
+}
+
+// writeScaleSpec writes the spec of an n-node cluster (scaleSpec) to path.
+func writeScaleSpec(t *testing.T, path string, n int) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(scaleSpec(n)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // settle waits, before a render that writes, until the disk is idle: what earlier runs
@@ -216,7 +217,7 @@ func scaleRestOnce(t *testing.T, bin string, n int, c scaleCold) scaleFigures {
 // Deletions weigh more than writes, which is why every cold render runs before the
 // benchmark replaces any bundle. On ext4 without a journal (this machine's root
 // filesystem), allocating an inode skips every free inode deleted in the last minute
-// (five if its inode-table block is still dirty): ext4's recently_deleted(), one buffer
+// (six if its inode-table block is still dirty): ext4's recently_deleted(), one buffer
 // lookup per candidate. A render that creates ~32,000 inodes right after a tree of
 // ~49,000 was deleted (what replacing a 1,000-node bundle deletes) spent 42% of its
 // profile there and up to three times its usual system time (2–3 s → 4–10 s); a minute
