@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,13 +19,22 @@ import (
 	"github.com/scratchgen/scratchgen/generator/parallel"
 )
 
-// State is a digest of what the tree at dir is on disk, without reading any file: every
-// path with its type, mode, size, inode, link count, modification and change time. A
-// write, chmod, rename, replacement or hard link of any file or directory changes it (a
-// change time moves with every change of content or metadata and cannot be set back
-// without changing the clock), so an unchanged State means an unchanged tree, as git's
-// index and make take a file's stat data to mean an unchanged file. files counts the
-// regular files besides SHA256SUMS.
+// State is a digest of what the bundle at dir is on disk, reading no file but its
+// SHA256SUMS and no directory at all: the stat data (type, mode, size, inode, link count,
+// modification and change time) of the bundle directory, of SHA256SUMS, of every path
+// SHA256SUMS lists and of every directory above one. A write, chmod, rename, replacement
+// or hard link of any of them changes it (a change time moves with every change of
+// content or metadata and cannot be set back without changing the clock), so an
+// unchanged State means an unchanged tree, as git's index and make take a file's stat
+// data to mean an unchanged file. Paths SHA256SUMS does not list are covered by their
+// directory: creating, removing or renaming an entry changes its directory's
+// modification and change time (POSIX), so a stray file or directory added anywhere
+// changes the State as surely as an edit does. files counts the regular files besides
+// SHA256SUMS. A tree without a readable SHA256SUMS has no State (an error).
+//
+// Reading no directory is the point: at 1,000 nodes (49,000 paths, 20,000 of them
+// directories) a walk that read every directory made 151,000 system calls, two thirds of
+// them opening, reading and closing directories; this makes one stat per path.
 func State(dir string) (digest string, files int, err error) {
 	digest, files, _, err = stateAt(context.Background(), dir)
 	return digest, files, err
@@ -45,42 +56,59 @@ func StateAt(dir string) (digest string, files int, newest time.Time, err error)
 	return stateAt(context.Background(), dir)
 }
 
+// stateChunk is how many paths one piece of parallel stat work takes.
+const stateChunk = 512
+
 func stateAt(ctx context.Context, dir string) (digest string, files int, newest time.Time, err error) {
 	dir, err = cleanDir(dir)
 	if err != nil {
 		return "", 0, time.Time{}, err
 	}
-	// Stat is the whole cost, so subtrees are read in parallel: each entry of the bundle's
-	// directories (nodes/<name>, admin/…) is one piece of work; the digest takes them in
-	// the order a walk of the whole tree would (lexical), whatever order they finish in.
-	units, err := stateUnits(dir)
+	paths, err := statePaths(dir)
 	if err != nil {
 		return "", 0, time.Time{}, err
 	}
-	parts := make([][]byte, len(units))
-	counts := make([]int, len(units))
-	newests := make([]time.Time, len(units))
-	err = parallel.DoN(len(units), ioWorkers(), func(i int) error {
-		w := stateWalker{ctx: ctx, onFile: func(rel string, st *unix.Stat_t) {
+	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", 0, time.Time{}, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(root)
+	// Stat is the whole cost, so chunks of the sorted list are read in parallel; the
+	// digest takes them in list order, whatever order they finish in.
+	n := (len(paths) + stateChunk - 1) / stateChunk
+	parts := make([][]byte, n)
+	counts := make([]int, n)
+	newests := make([]time.Time, n)
+	err = parallel.DoN(n, ioWorkers(), func(i int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for _, rel := range paths[i*stateChunk : min(len(paths), (i+1)*stateChunk)] {
+			var st unix.Stat_t
+			err := unix.Fstatat(root, rel, &st, unix.AT_SYMLINK_NOFOLLOW)
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+				// Gone (or a directory above it is no longer one): a different State.
+				parts[i] = append(append(parts[i], rel...), "\x00missing\n"...)
+				continue
+			}
+			if err != nil {
+				return &os.PathError{Op: "lstat", Path: rel, Err: err}
+			}
 			if c := time.Unix(st.Ctim.Sec, st.Ctim.Nsec); c.After(newests[i]) {
 				newests[i] = c
 			}
 			if st.Mode&unix.S_IFMT == unix.S_IFREG && rel != SumsName {
 				counts[i]++
 			}
-			parts[i] = stateLine(parts[i], rel, st)
-		}}
-		return w.walk(dir, units[i].rel, units[i].self)
+			parts[i] = stateLine(parts[i], rel, &st)
+		}
+		return nil
 	})
 	if err != nil {
 		return "", 0, time.Time{}, fmt.Errorf("reading %s: %w", dir, err)
 	}
-	root, err := osFS{}.Lstat(dir)
-	if err != nil {
-		return "", 0, time.Time{}, err
-	}
 	h := sha256.New()
-	fmt.Fprintf(h, "scratchgen/v1 tree state\x00%o\n", uint32(root.Mode()))
+	h.Write([]byte("scratchgen/v2 tree state\n"))
 	for i := range parts {
 		h.Write(parts[i])
 		files += counts[i]
@@ -91,35 +119,42 @@ func stateAt(ctx context.Context, dir string) (digest string, files int, newest 
 	return hex.EncodeToString(h.Sum(nil)), files, newest, nil
 }
 
-// stateUnit is a piece of a tree's State: a directory alone (self) or a whole subtree.
-type stateUnit struct {
-	rel  string
-	self bool
-}
-
-// stateUnits splits the tree at dir into pieces, in walk order: each top-level file, and
-// each top-level directory alone followed by the subtrees of its entries.
-func stateUnits(dir string) ([]stateUnit, error) {
-	top, err := osFS{}.ReadDir(dir) // sorted by name
+// statePaths lists what State stats, sorted: "." (the bundle directory), SHA256SUMS,
+// every path it lists and every directory above one. A SHA256SUMS that is missing, not
+// a regular file, malformed, or lists a path that is not a clean relative one is an
+// error: the tree is not a bundle scratchgen wrote.
+func statePaths(dir string) ([]string, error) {
+	name := filepath.Join(dir, SumsName)
+	if fi, err := os.Lstat(name); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
 	}
-	var units []stateUnit
-	for _, e := range top {
-		if !e.IsDir() {
-			units = append(units, stateUnit{rel: e.Name()})
-			continue
+	entries, errs := ParseSums(data)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s: %w", name, errs[0])
+	}
+	paths := make([]string, 0, 2*len(entries)+2)
+	paths = append(paths, ".", SumsName)
+	seen := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		p := e.Path
+		if !fs.ValidPath(p) || p == "." || p == SumsName || seen[p] {
+			return nil, fmt.Errorf("%s line %d: %q is not a path of a bundle file", name, e.Line, p)
 		}
-		units = append(units, stateUnit{rel: e.Name(), self: true})
-		sub, err := osFS{}.ReadDir(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range sub {
-			units = append(units, stateUnit{rel: e.Name() + "/" + s.Name()})
+		seen[p] = true
+		paths = append(paths, p)
+		for d := path.Dir(p); d != "." && !seen[d]; d = path.Dir(d) {
+			seen[d] = true
+			paths = append(paths, d)
 		}
 	}
-	return units, nil
+	slices.Sort(paths)
+	return paths, nil
 }
 
 // stateLine appends one path's line of a State: "<path>\x00<mode> <size> <inode> <links>
@@ -169,54 +204,4 @@ func fileMode(m uint32) fs.FileMode {
 		mode |= fs.ModeSticky
 	}
 	return mode
-}
-
-// stateWalker reads stat data of a subtree in walk order (a directory, then its entries
-// by name, each directory's entries before the next entry), relative to the open
-// directory above each entry: no path is resolved twice, and nothing is followed.
-type stateWalker struct {
-	ctx    context.Context
-	onFile func(rel string, st *unix.Stat_t)
-}
-
-// walk visits rel (relative to root): alone if self, else with everything below it.
-func (w *stateWalker) walk(root, rel string, self bool) error {
-	parent, name := filepath.Split(filepath.Join(root, filepath.FromSlash(rel)))
-	pfd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: parent, Err: err}
-	}
-	defer unix.Close(pfd)
-	return w.visit(pfd, name, rel, !self)
-}
-
-func (w *stateWalker) visit(dirfd int, name, rel string, deep bool) error {
-	var st unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "lstat", Path: rel, Err: err}
-	}
-	w.onFile(rel, &st)
-	if !deep || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return nil
-	}
-	if err := w.ctx.Err(); err != nil {
-		return err
-	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: rel, Err: err}
-	}
-	f := os.NewFile(uintptr(fd), rel)
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return &os.PathError{Op: "readdir", Path: rel, Err: err}
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if err := w.visit(fd, n, rel+"/"+n, true); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -83,7 +83,8 @@ func rcTree(t *testing.T, dir string) map[string]string {
 // TestRenderCacheEqualsFresh is the render cache's property test: two copies of a cluster
 // take the same 100 random steps (spec edits, reverts to an earlier spec, renders with
 // nothing changed, and the same tampering with the bundle: a byte changed, a mode
-// changed, a file deleted, a file only touched); one renders with the render cache, the
+// changed, a file deleted, a file only touched, a stray file added, which both refuse
+// until it is moved away); one renders with the render cache, the
 // other without. After every step both bundles and locks are byte for byte the same, and
 // both renders report the same exit. The cache must have been used (renders that planned
 // nothing) and must have been refused where the bundle was tampered with.
@@ -103,7 +104,7 @@ func TestRenderCacheEqualsFresh(t *testing.T) {
 	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	hits, tampered := 0, 0
 	for step := range 100 {
-		what := ""
+		what, stray := "", ""
 		tamper := func(fn func(p string) error, verb string) {
 			nodes, _ := filepath.Glob(filepath.Join(cached.dir, "bundles", "rc", "nodes", "*", "rootfs", "etc", "systemd", "system", "*.service"))
 			if len(nodes) == 0 {
@@ -145,7 +146,7 @@ func TestRenderCacheEqualsFresh(t *testing.T) {
 			s.embedSecrets = !s.embedSecrets
 			what = "embedSecrets"
 		case k == 10:
-			switch rng.IntN(4) {
+			switch rng.IntN(5) {
 			case 0:
 				tamper(func(p string) error {
 					data, err := os.ReadFile(p)
@@ -159,6 +160,11 @@ func TestRenderCacheEqualsFresh(t *testing.T) {
 				tamper(func(p string) error { return os.Chmod(p, 0o600) }, "chmod")
 			case 2:
 				tamper(os.Remove, "delete")
+			case 3:
+				tamper(func(p string) error { return os.WriteFile(p+".stray", []byte("stray"), 0o644) }, "add a stray file beside")
+				if rel, ok := strings.CutPrefix(what, "add a stray file beside "); ok {
+					stray = rel + ".stray"
+				}
 			default:
 				tamper(func(p string) error { return os.Chtimes(p, now, now) }, "touch")
 			}
@@ -174,12 +180,26 @@ func TestRenderCacheEqualsFresh(t *testing.T) {
 		}
 		outC, codeC := cached.render(t, now)
 		outF, codeF := fresh.render(t, now)
+		if stray != "" {
+			// A file scratchgen did not write stops both renders alike; once it is moved
+			// away, both render.
+			if codeC != 1 || codeF != 1 || !strings.Contains(outC, "did not write") {
+				t.Fatalf("step %d (%s): exit %d with the cache, %d without; want 1 for both, refusing the stray file:\n%s\n%s", step, what, codeC, codeF, outC, outF)
+			}
+			for _, u := range []rcUniverse{cached, fresh} {
+				if err := os.Remove(filepath.Join(u.dir, stray)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			outC, codeC = cached.render(t, now)
+			outF, codeF = fresh.render(t, now)
+		}
 		if codeC != 0 || codeF != 0 {
 			t.Fatalf("step %d (%s): exit %d with the cache, %d without (every step renders):\n%s\n%s", step, what, codeC, codeF, outC, outF)
 		}
 		if strings.Contains(outC, "no input changed") {
 			hits++
-			if strings.HasPrefix(what, "flip") || strings.HasPrefix(what, "chmod") || strings.HasPrefix(what, "delete") || strings.HasPrefix(what, "touch") {
+			if strings.HasPrefix(what, "flip") || strings.HasPrefix(what, "chmod") || strings.HasPrefix(what, "delete") || strings.HasPrefix(what, "touch") || strings.HasPrefix(what, "add a stray") {
 				t.Fatalf("step %d (%s): the cache vouched for a bundle tampered with", step, what)
 			}
 		}
