@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -318,7 +319,7 @@ func (c *Cache) butaneYAML(cfg buConfig, files []bundle.File, keys []entryKey, h
 				local := localOf(files[i].Path)
 				f.Contents = buResource{Local: &local}
 			}
-			encode := func() ([]byte, error) { return encodeEntry(f, 4) }
+			encode := func() ([]byte, error) { return buFileEntry(f) }
 			var y []byte
 			if i < len(keys) {
 				y, err = c.fragment(false, keys[i], encode)
@@ -422,6 +423,27 @@ func writeFileEntry(w writeFile) ([]byte, error) {
 	return encodeEntry(w, 2)
 }
 
+// buFileEntry is encodeEntry(f, 4), byte for byte: an entry with a local source is
+// written directly where its path and source are strings YAML writes plain (a 1,000-node
+// render writes about 4,000 entries only one node carries); any other goes through the
+// YAML encoder. TestBuFileEntry holds the two to the same bytes.
+func buFileEntry(f buFile) ([]byte, error) {
+	r := f.Contents
+	if r.Local == nil || r.Source != nil || r.Compression != nil || r.Verification != nil || !plainScalar(f.Path) || !plainScalar(*r.Local) {
+		return encodeEntry(f, 4)
+	}
+	b := make([]byte, 0, 2*len(f.Path)+96)
+	b = append(b, "    - path: "...)
+	b = append(b, f.Path...)
+	b = append(b, "\n      mode: 0"...)
+	b = strconv.AppendUint(b, uint64(f.Mode), 8)
+	b = append(b, "\n      overwrite: "...)
+	b = strconv.AppendBool(b, f.Overwrite)
+	b = append(b, "\n      contents:\n        local: "...)
+	b = append(b, *r.Local...)
+	return append(b, '\n'), nil
+}
+
 // directEntry writes w as encodeEntry(w, 2) does, or returns false where it would not.
 func directEntry(w writeFile) ([]byte, bool) {
 	if !plainScalar(w.Path) || !plainScalar(w.Owner) || !plainScalar(w.Encoding) || !plainScalar(w.Content) ||
@@ -508,24 +530,37 @@ type encoded struct {
 // base64 one of the content gzipped at best compression (counting the "gzip" it adds).
 // The pooled compressor writes the same bytes Butane's fresh one does (no name, no
 // time), so ignition.json is byte for byte what `butane --files-dir` makes of node.bu.
+// Only the winner is built: the other two are compared by length (TestEncodeContent
+// holds the result to MakeDataURL's).
 func encodeContent(data []byte) encoded {
-	opaque := "," + dataurl.Escape(data)
-	if b64 := ";base64," + base64.StdEncoding.EncodeToString(data); len(b64) < len(opaque) {
-		opaque = b64
-	}
-	out := encoded{url: "data:" + opaque}
+	const b64Prefix = ";base64,"
+	escaped := 1 + escapedLen(data) // ",<escaped>"
+	plainB64 := len(b64Prefix) + base64.StdEncoding.EncodedLen(len(data))
+	best := min(escaped, plainB64)
 	var b bytes.Buffer
 	w := gzipPool.Get().(*gzip.Writer)
 	defer gzipPool.Put(w)
 	w.Reset(&b)
-	if _, err := w.Write(data); err != nil { // a bytes.Buffer cannot fail
-		return out
+	// A bytes.Buffer cannot fail: neither can the compressor writing to it.
+	if _, err := w.Write(data); err == nil && w.Close() == nil {
+		if gz := len(b64Prefix) + base64.StdEncoding.EncodedLen(b.Len()); gz+len("gzip") < best {
+			return encoded{url: "data:" + b64Prefix + base64.StdEncoding.EncodeToString(b.Bytes()), gzip: true, zipped: b.Bytes()}
+		}
 	}
-	if err := w.Close(); err != nil {
-		return out
+	if plainB64 < escaped {
+		return encoded{url: "data:" + b64Prefix + base64.StdEncoding.EncodeToString(data)}
 	}
-	if gz := ";base64," + base64.StdEncoding.EncodeToString(b.Bytes()); len(gz)+len("gzip") < len(opaque) {
-		out = encoded{url: "data:" + gz, gzip: true, zipped: b.Bytes()}
+	return encoded{url: "data:," + dataurl.Escape(data)}
+}
+
+// escapedLen is len(dataurl.Escape(data)): three bytes ("%XX") for each byte RFC 2396
+// does not leave unreserved.
+func escapedLen(data []byte) int {
+	n := len(data)
+	for _, c := range data {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.!~*'()", c) >= 0) {
+			n += 2
+		}
 	}
-	return out
+	return n
 }
