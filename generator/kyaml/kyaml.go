@@ -16,8 +16,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
+	yamlv2 "go.yaml.in/yaml/v2"
 	"sigs.k8s.io/yaml"
 )
 
@@ -30,7 +33,70 @@ func Marshal(v any) ([]byte, error) {
 	if tree == nil {
 		tree = map[string]any{}
 	}
+	if direct(tree) {
+		return yamlv2.Marshal(tree)
+	}
 	return yaml.Marshal(tree)
+}
+
+// direct reports whether yaml.v2 writes tree exactly as sigs.k8s.io/yaml does: that
+// marshals to JSON, parses the JSON with yaml.v2 and marshals the result, which for a
+// tree of string-keyed maps, slices, valid UTF-8 strings, booleans and integers is the
+// tree itself (yaml.v2 reads a JSON integer as the integer it is). leaf's json.Numbers
+// that are integers become integers here. Anything else takes the JSON round trip:
+// invalid UTF-8, which JSON replaces, and every float (JSON writes 1e6 as 1000000, which
+// yaml.v2 reads back as an integer, while it writes the float itself as 1e+06). A
+// 1,000-node render marshals 2,000 component configs (TestDirectEqualsRoundTrip holds
+// the two paths equal).
+func direct(tree any) bool {
+	switch t := tree.(type) {
+	case nil, bool, int64, uint64:
+		return true
+	case string:
+		return utf8.ValidString(t)
+	case map[string]any:
+		for k, v := range t {
+			if !utf8.ValidString(k) {
+				return false
+			}
+			if n, ok := v.(json.Number); ok {
+				x, ok := integer(n)
+				if !ok {
+					return false
+				}
+				t[k] = x
+			} else if !direct(v) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for i, v := range t {
+			if n, ok := v.(json.Number); ok {
+				x, ok := integer(n)
+				if !ok {
+					return false
+				}
+				t[i] = x
+			} else if !direct(v) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// integer is a JSON number that is an integer as yaml.v2 reads it: an int64, else a
+// uint64; false for any other number.
+func integer(n json.Number) (any, bool) {
+	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+		return i, true
+	}
+	if u, err := strconv.ParseUint(string(n), 10, 64); err == nil {
+		return u, true
+	}
+	return nil, false
 }
 
 // MarshalDocuments marshals each object and joins them as a multi-document YAML stream
@@ -106,11 +172,20 @@ func clean(v reflect.Value) (tree any, empty bool, err error) {
 			s[i] = t
 		}
 		return s, len(s) == 0, nil
-	case reflect.Bool, reflect.String,
-		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		return v.Interface(), v.IsZero(), nil
+	// Scalars as their basic types (a named string type is a string), so that direct
+	// can tell them; a float32 stays one, as encoding/json writes it at its precision.
+	case reflect.Bool:
+		return v.Bool(), v.IsZero(), nil
+	case reflect.String:
+		return v.String(), v.IsZero(), nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int(), v.IsZero(), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return v.Uint(), v.IsZero(), nil
+	case reflect.Float32:
+		return float32(v.Float()), v.IsZero(), nil
+	case reflect.Float64:
+		return v.Float(), v.IsZero(), nil
 	default:
 		return nil, false, fmt.Errorf("cannot serialize a %s", v.Type())
 	}
