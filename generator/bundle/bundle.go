@@ -6,6 +6,7 @@ package bundle
 import (
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 )
 
@@ -99,25 +100,51 @@ func (p *Plan) Node(name string) *Node {
 // Files flattens the plan into paths relative to the bundle root, sorted by path.
 // SHA256SUMS is not included: the writer computes it from this list.
 func (p *Plan) Files() []File {
-	var out []File
-	out = append(out, p.Top...)
-	for _, f := range p.Admin {
-		f.Path = path.Join("admin", f.Path)
-		out = append(out, f)
+	n := len(p.Top) + len(p.Admin)
+	for i := range p.Nodes {
+		n += len(p.Nodes[i].Rootfs) + len(p.Nodes[i].Extra)
 	}
-	for _, n := range p.Nodes {
-		base := path.Join("nodes", n.Name)
-		for _, f := range n.Rootfs {
-			f.Path = path.Join(base, "rootfs", f.Path)
-			out = append(out, f)
-		}
-		for _, f := range n.Extra {
-			f.Path = path.Join(base, f.Path)
-			out = append(out, f)
-		}
-	}
+	out := make([]File, 0, n)
+	p.each(func(rel string, f *File) {
+		c := *f
+		c.Path = rel
+		out = append(out, c)
+	})
 	Sort(out)
 	return out
+}
+
+// SecretPaths lists the paths (relative to the bundle root, as Files has them) of the
+// files marked Secret, sorted, without flattening the rest of the plan.
+func (p *Plan) SecretPaths() []string {
+	var out []string
+	p.each(func(rel string, f *File) {
+		if f.Secret {
+			out = append(out, rel)
+		}
+	})
+	slices.Sort(out)
+	return out
+}
+
+// each calls fn with every file of the plan and its path relative to the bundle root.
+func (p *Plan) each(fn func(rel string, f *File)) {
+	for i := range p.Top {
+		fn(p.Top[i].Path, &p.Top[i])
+	}
+	for i := range p.Admin {
+		fn(path.Join("admin", p.Admin[i].Path), &p.Admin[i])
+	}
+	for i := range p.Nodes {
+		n := &p.Nodes[i]
+		base := path.Join("nodes", n.Name)
+		for j := range n.Rootfs {
+			fn(path.Join(base, "rootfs", n.Rootfs[j].Path), &n.Rootfs[j])
+		}
+		for j := range n.Extra {
+			fn(path.Join(base, n.Extra[j].Path), &n.Extra[j])
+		}
+	}
 }
 
 // Sort orders files by path.

@@ -5,7 +5,6 @@ package render
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -396,18 +395,12 @@ func pendingViews(n bundle.Node, embedSecrets bool) string {
 // gitignore keeps every secret of the bundle out of git: the reviewable parts can be
 // committed, the keys and tokens cannot.
 func gitignore(p *bundle.Plan) bundle.File {
-	var lines []string
-	for _, f := range p.Files() {
-		if f.Secret {
-			lines = append(lines, "/"+f.Path)
-		}
-	}
-	sort.Strings(lines)
 	var b strings.Builder
 	b.WriteString("# Written by scratchgen: private keys, tokens and kubeconfigs holding them.\n")
 	b.WriteString("# Never commit these; deliver them with rsync (see the README).\n")
-	for _, l := range lines {
-		b.WriteString(l)
+	for _, p := range p.SecretPaths() {
+		b.WriteString("/")
+		b.WriteString(p)
 		b.WriteString("\n")
 	}
 	return bundle.File{Path: ".gitignore", Mode: bundle.ModePublic, Data: []byte(b.String())}
