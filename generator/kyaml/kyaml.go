@@ -56,40 +56,34 @@ func direct(tree any) bool {
 		return utf8.ValidString(t)
 	case map[string]any:
 		for k, v := range t {
-			if !utf8.ValidString(k) {
+			x, ok := directValue(v)
+			if !ok || !utf8.ValidString(k) {
 				return false
 			}
-			if n, ok := v.(json.Number); ok {
-				x, ok := integer(n)
-				if !ok {
-					return false
-				}
-				t[k] = x
-			} else if !direct(v) {
-				return false
-			}
+			t[k] = x
 		}
 		return true
 	case []any:
 		for i, v := range t {
-			if n, ok := v.(json.Number); ok {
-				x, ok := integer(n)
-				if !ok {
-					return false
-				}
-				t[i] = x
-			} else if !direct(v) {
+			x, ok := directValue(v)
+			if !ok {
 				return false
 			}
+			t[i] = x
 		}
 		return true
 	}
 	return false
 }
 
-// integer is a JSON number that is an integer as yaml.v2 reads it: an int64, else a
-// uint64; false for any other number.
-func integer(n json.Number) (any, bool) {
+// directValue is a map value or slice element as direct hands it to yaml.v2: a
+// json.Number that is an integer as the int64 (else uint64) yaml.v2 reads it as, anything
+// else as it is; false where direct refuses it (any other number included).
+func directValue(v any) (any, bool) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return v, direct(v)
+	}
 	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
 		return i, true
 	}

@@ -398,9 +398,9 @@ func gitignore(p *bundle.Plan) bundle.File {
 	var b strings.Builder
 	b.WriteString("# Written by scratchgen: private keys, tokens and kubeconfigs holding them.\n")
 	b.WriteString("# Never commit these; deliver them with rsync (see the README).\n")
-	for _, p := range p.SecretPaths() {
+	for _, rel := range p.SecretPaths() {
 		b.WriteString("/")
-		b.WriteString(p)
+		b.WriteString(rel)
 		b.WriteString("\n")
 	}
 	return bundle.File{Path: ".gitignore", Mode: bundle.ModePublic, Data: []byte(b.String())}
