@@ -10,24 +10,28 @@ import (
 	butaneutil "github.com/coreos/butane/base/util"
 )
 
+// checkEntry fails t unless direct writes v as the YAML encoder does (encodeEntry at
+// indent).
+func checkEntry[T any](t *testing.T, v T, indent int, direct func(T) ([]byte, error)) {
+	t.Helper()
+	want, err := encodeEntry(v, indent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := direct(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("entry differs from the YAML encoder's:\n--- got\n%s--- want\n%s", got, want)
+	}
+}
+
 // TestWriteFileEntry holds the direct user-data entry writer to the YAML encoder's
 // bytes (encodeEntry), for the entries views carry and for random strings, which mostly
 // take the encoder's path: the writer must refuse what it would write differently.
 func TestWriteFileEntry(t *testing.T) {
-	check := func(t *testing.T, w writeFile) {
-		t.Helper()
-		want, err := encodeEntry(w, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := writeFileEntry(w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("entry differs from the YAML encoder's:\n--- got\n%s--- want\n%s", got, want)
-		}
-	}
+	check := func(t *testing.T, w writeFile) { t.Helper(); checkEntry(t, w, 2, writeFileEntry) }
 	entry := func(path, perm, enc, content string) writeFile {
 		return writeFile{Path: path, Permissions: perm, Owner: "root:root", Encoding: enc, Content: content}
 	}
@@ -77,20 +81,7 @@ func TestWriteFileEntry(t *testing.T) {
 // TestBuFileEntry: node.bu's entries written directly are the YAML encoder's bytes, for
 // every mode and for paths and sources YAML writes plain or quotes.
 func TestBuFileEntry(t *testing.T) {
-	check := func(t *testing.T, f buFile) {
-		t.Helper()
-		want, err := encodeEntry(f, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := buFileEntry(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("entry differs from the YAML encoder's:\n--- got\n%s--- want\n%s", got, want)
-		}
-	}
+	check := func(t *testing.T, f buFile) { t.Helper(); checkEntry(t, f, 4, buFileEntry) }
 	local := func(p string) buFile {
 		l := "rootfs" + p
 		return buFile{Path: p, Mode: 0o644, Overwrite: true, Contents: buResource{Local: &l}}
