@@ -84,7 +84,7 @@ var scaleCache string
 type scaleFigures struct {
 	coldWall, coldCPU, noopWall, noopFullWall, addWall, diffWall, verifyWall time.Duration
 	coldRSS                                                                  int64 // KiB
-	noopBytes, addBytes, addFiles, bundleBytes, bundleFiles                  int64
+	noopBytes, addBytes, addFiles, addViewBytes, bundleBytes, bundleFiles    int64
 }
 
 type scaleRun struct{ runs []scaleFigures }
@@ -129,6 +129,7 @@ func (s *scaleRun) rows(n int) []string {
 		fmt.Sprintf("| one node added to %d: wall | %s |", n, dur(func(f scaleFigures) time.Duration { return f.addWall })),
 		fmt.Sprintf("| one node added to %d: bytes rewritten | %s |", n, num(func(f scaleFigures) int64 { return f.addBytes }, mb)),
 		fmt.Sprintf("| one node added to %d: files rewritten | %s |", n, num(func(f scaleFigures) int64 { return f.addFiles }, count)),
+		fmt.Sprintf("| one node added to %d: of the bytes, the first-boot views' (ignition.json, user-data) | %s |", n, num(func(f scaleFigures) int64 { return f.addViewBytes }, mb)),
 		fmt.Sprintf("| %d nodes: bundle bytes (no images) | %s |", n, num(func(f scaleFigures) int64 { return f.bundleBytes }, mb)),
 		fmt.Sprintf("| %d nodes: bundle files | %s |", n, num(func(f scaleFigures) int64 { return f.bundleFiles }, count)),
 		fmt.Sprintf("| %d nodes: diff of one added node | %s |", n, dur(func(f scaleFigures) time.Duration { return f.diffWall })),
@@ -184,11 +185,11 @@ func scaleRestOnce(t *testing.T, bin string, n int, c scaleCold) scaleFigures {
 
 	before := snapshotTree(t, bundle)
 	f.noopWall, _, _ = scaleRunCmd(t, bin, "render", "-f", spec, "-o", out)
-	if f.noopBytes, _ = rewritten(t, before, snapshotTree(t, bundle)); f.noopBytes != 0 {
+	if f.noopBytes, _, _ = rewritten(t, before, snapshotTree(t, bundle)); f.noopBytes != 0 {
 		t.Fatalf("render with nothing changed wrote %d bytes", f.noopBytes)
 	}
 	f.noopFullWall, _, _ = scaleRunCmd(t, bin, "render", "--no-cache", "-f", spec, "-o", out)
-	if b, _ := rewritten(t, before, snapshotTree(t, bundle)); b != 0 {
+	if b, _, _ := rewritten(t, before, snapshotTree(t, bundle)); b != 0 {
 		t.Fatalf("render --no-cache with nothing changed wrote %d bytes", b)
 	}
 
@@ -198,7 +199,7 @@ func scaleRestOnce(t *testing.T, bin string, n int, c scaleCold) scaleFigures {
 	f.diffWall, _, _ = scaleRunCmdExit(t, 2, bin, "diff", "-f", spec, "-o", out, "--summary")
 	settle(t)
 	f.addWall, _, _ = scaleRunCmd(t, bin, "render", "-f", spec, "-o", out)
-	f.addBytes, f.addFiles = rewritten(t, before, snapshotTree(t, bundle))
+	f.addBytes, f.addFiles, f.addViewBytes = rewritten(t, before, snapshotTree(t, bundle))
 	return f
 }
 
@@ -300,11 +301,10 @@ func snapshotTree(t *testing.T, dir string) map[string]fileState {
 }
 
 // rewritten sums the sizes of the files written between two snapshots (new, or with
-// another inode or modification time); a file written once and hard-linked to other
-// paths counts once.
-func rewritten(t *testing.T, before, after map[string]fileState) (int64, int64) {
+// another inode or modification time), and of those the first-boot views'; a file
+// written once and hard-linked to other paths counts once.
+func rewritten(t *testing.T, before, after map[string]fileState) (bytes, files, views int64) {
 	seen := map[int64]bool{}
-	var bytes, files int64
 	for p, a := range after {
 		b, ok := before[p]
 		if ok && b.ino == a.ino && b.mtime == a.mtime {
@@ -314,9 +314,12 @@ func rewritten(t *testing.T, before, after map[string]fileState) (int64, int64) 
 		if !seen[a.ino] {
 			seen[a.ino] = true
 			bytes += a.size
+			if base := filepath.Base(p); base == "ignition.json" || base == "user-data" {
+				views += a.size
+			}
 		}
 	}
-	return bytes, files
+	return bytes, files, views
 }
 
 // treeSize sums a tree's file sizes, each inode once, and counts its paths.
