@@ -2,6 +2,14 @@ package provision
 
 import (
 	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/scratchgen/scratchgen/generator/model"
@@ -86,6 +94,108 @@ func TestDecodeButaneLocal(t *testing.T) {
 		d, err := DecodeIn(ButaneFile, doc(bad), read)
 		if err != nil || len(d.Problems) != 1 || len(d.Files) != 0 {
 			t.Errorf("%s: files %v, problems %q, err %v; want one problem and no file", name, d.Files, d.Problems, err)
+		}
+	}
+}
+
+// TestDecoderEqualsDecode: a Decoder shared by many views, decoding them concurrently and
+// more than once, returns what Decode returns for each view alone, byte for byte, also
+// where views carry the same encoded text under another encoding or compression (which
+// decodes to other bytes, or fails) and where a content cannot be decoded.
+func TestDecoderEqualsDecode(t *testing.T) {
+	type doc struct{ name, data string }
+	var docs []doc
+	n := testNode()
+	for _, os := range []string{model.OSGeneric, model.OSFlatcar, model.OSFCOS} {
+		views, err := Views(n, os, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range views {
+			docs = append(docs, doc{v.Path, string(v.Data)})
+		}
+	}
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	zw.Write([]byte("#!/bin/sh\necho the same text, zipped\n"))
+	zw.Close()
+	gz := base64.StdEncoding.EncodeToString(zipped.Bytes())
+	plain := base64.StdEncoding.EncodeToString([]byte("plain text\n"))
+	src := func(text string, compression any) string {
+		b, _ := json.Marshal(map[string]any{"source": text, "compression": compression})
+		return string(b)
+	}
+	ignition := func(contents ...string) string {
+		var files []string
+		for i, c := range contents {
+			files = append(files, fmt.Sprintf(`{"path":"/etc/f%d","mode":420,"contents":%s}`, i, c))
+		}
+		return `{"ignition":{"version":"3.4.0"},"storage":{"files":[` + strings.Join(files, ",") + `]}}`
+	}
+	// One encoded text, read as gzip, as it is, with an empty compression, with an
+	// unknown one; a data URL that is not base64; a broken gzip stream; plain base64.
+	docs = append(docs,
+		doc{IgnitionFile, ignition(src("data:;base64,"+gz, "gzip"), src("data:;base64,"+gz, nil), src("data:;base64,"+gz, ""), src("data:;base64,"+gz, "xz"))},
+		doc{IgnitionFile, ignition(src("data:;base64,"+gz, nil), src("data:;base64,"+gz, "gzip"))},
+		doc{IgnitionFile, ignition(src("data:,"+gz, "gzip"), src("data:;base64,"+plain, "gzip"), src("data:;base64,"+plain, nil), src("data:;base64,"+gz[:20], "gzip"))},
+		doc{ButaneFile, "variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /etc/a\n      contents:\n        source: data:;base64," + gz + "\n        compression: gzip\n    - path: /etc/b\n      contents:\n        source: data:;base64," + gz + "\n    - path: /etc/c\n      contents:\n        inline: data:;base64," + gz + "\n"},
+	)
+	for _, enc := range [][]string{{"gz+b64", "b64", "text/plain", "gzip+base64"}, {"b64", "gz+b64", "", "uuencode"}, {"base64", "gz+base64"}} {
+		var b strings.Builder
+		b.WriteString("#cloud-config\nwrite_files:\n")
+		for i, e := range enc {
+			for _, content := range []string{gz, plain} {
+				fmt.Fprintf(&b, "  - path: /etc/%s-%d-%d\n    encoding: %q\n    content: %s\n", strings.ReplaceAll(e, "/", "_"), i, len(content), e, content)
+			}
+		}
+		docs = append(docs, doc{UserDataFile, b.String()})
+	}
+	// A text that is an Ignition source above, here plain content.
+	docs = append(docs, doc{UserDataFile, "#cloud-config\nwrite_files:\n  - path: /etc/url\n    content: data:;base64," + plain + "\n"})
+	view := func(d *Decoded, err error) string {
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		var paths []string
+		for p := range d.Files {
+			paths = append(paths, p)
+		}
+		slices.Sort(paths)
+		out := fmt.Sprintf("units %q omitted %q problems %q remote %v\n", d.Units, d.Omitted, d.Problems, d.Remote)
+		for _, p := range paths {
+			f := d.Files[p]
+			out += fmt.Sprintf("%s %o %q local %q\n", p, f.Mode, f.Data, f.Local)
+		}
+		return out
+	}
+	want := make([]string, len(docs))
+	for i, d := range docs {
+		want[i] = view(Decode(d.name, []byte(d.data)))
+	}
+	var shared Decoder
+	order := rand.New(rand.NewPCG(1, 2)).Perm(3 * len(docs))
+	got := make([]string, len(order))
+	var wg sync.WaitGroup
+	for k, i := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := docs[i%len(docs)]
+			got[k] = view(shared.Decode(d.name, []byte(d.data)))
+		}()
+	}
+	wg.Wait()
+	for k, i := range order {
+		if w := want[i%len(docs)]; got[k] != w {
+			t.Errorf("%s (document %d), with a shared Decoder:\n%s\nalone:\n%s", docs[i%len(docs)].name, i%len(docs), got[k], w)
+		}
+	}
+	// The cases above reach what they are meant to: problems, and the same text decoded
+	// to different bytes.
+	all := strings.Join(want, "")
+	for _, s := range []string{"unknown compression", "unknown encoding", "bad gzip data", "plain text", "the same text, zipped"} {
+		if !strings.Contains(all, s) {
+			t.Errorf("no decoded view holds %q", s)
 		}
 	}
 }

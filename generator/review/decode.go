@@ -278,8 +278,8 @@ func isView(name string) bool {
 // decodeView decodes a provisioning view into the files it carries (provision.Decode).
 // A view with problems (an unknown encoding, a file written twice …) is an error here:
 // diff cannot say what such a view carries; verify reports each problem.
-func decodeView(name string, data []byte) (*carried, error) {
-	d, err := provision.Decode(name, data)
+func decodeView(views *provision.Decoder, name string, data []byte) (*carried, error) {
+	d, err := views.Decode(name, data)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}

@@ -265,9 +265,11 @@ func Compare(old, new []bundle.File, opts Options) *Report {
 		}
 		order = append(order, grp)
 	}
+	// Views decode through one memo: every node's views carry mostly the same files.
+	var views provision.Decoder
 	parallel.Do(len(jobs), func(i int) error {
 		if j := jobs[i]; j.out == nil {
-			f := compareFile(j.display, j.path, j.o, j.n, j.status)
+			f := compareFile(&views, j.display, j.path, j.o, j.n, j.status)
 			j.out = &f
 		}
 		return nil
@@ -433,7 +435,7 @@ func secretPath(p string) bool {
 }
 
 // compareFile describes one differing file. o or n is nil for an added or removed file.
-func compareFile(display, bundlePath string, o, n *bundle.File, status Change) FileDiff {
+func compareFile(views *provision.Decoder, display, bundlePath string, o, n *bundle.File, status Change) FileDiff {
 	d := FileDiff{Path: display, Change: Changed}
 	switch {
 	case o == nil:
@@ -486,10 +488,10 @@ func compareFile(display, bundlePath string, o, n *bundle.File, status Change) F
 		var oc, nc *carried
 		var err error
 		if o != nil {
-			oc, err = decodeView(display, o.Data)
+			oc, err = decodeView(views, display, o.Data)
 		}
 		if err == nil && n != nil {
-			nc, err = decodeView(display, n.Data)
+			nc, err = decodeView(views, display, n.Data)
 		}
 		if err != nil {
 			d.Note = "could not be decoded: " + err.Error()

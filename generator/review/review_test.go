@@ -18,6 +18,7 @@ import (
 	"github.com/scratchgen/scratchgen/generator/component"
 	"github.com/scratchgen/scratchgen/generator/credentials"
 	"github.com/scratchgen/scratchgen/generator/lock"
+	"github.com/scratchgen/scratchgen/generator/provision"
 	"github.com/scratchgen/scratchgen/generator/render"
 )
 
@@ -268,9 +269,10 @@ func TestViewsDecodeToRootfs(t *testing.T) {
   - {name: worker-2, address: 10.0.0.22, roles: [worker], os: flatcar}
 `
 	out := mustRender(t, spec(nodes, ""), nil, secretA())
+	var views provision.Decoder // one memo for every node's views, as Compare uses it
 	for _, n := range out.Plan.Nodes {
 		for _, v := range n.Extra {
-			c, err := decodeView(v.Path, v.Data)
+			c, err := decodeView(&views, v.Path, v.Data)
 			if err != nil {
 				t.Fatalf("%s/%s: %v", n.Name, v.Path, err)
 			}

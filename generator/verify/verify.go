@@ -28,6 +28,7 @@ import (
 
 	"github.com/scratchgen/scratchgen/generator/bundle"
 	"github.com/scratchgen/scratchgen/generator/component"
+	"github.com/scratchgen/scratchgen/generator/provision"
 	"github.com/scratchgen/scratchgen/generator/writer"
 )
 
@@ -145,6 +146,8 @@ type checker struct {
 	// certCache holds every certificate file parsed so far, by bundle-relative path
 	// (nil for a file that is not a certificate).
 	certCache map[string]*x509.Certificate
+	// views decodes the nodes' views, each distinct carried content once.
+	views provision.Decoder
 }
 
 // load reads every file and directory of the bundle into memory.

@@ -104,7 +104,7 @@ func (b *checker) checkViewsOf(nodes []*node) {
 // decodeView decodes one provisioning view (provision.DecodeIn) for checking; node.bu's
 // local files are read from the node's directory in the bundle.
 func (b *checker) decodeView(n *node, name string, f *file) (*view, error) {
-	d, err := provision.DecodeIn(name, f.data, func(local string) ([]byte, bool) {
+	d, err := b.views.DecodeIn(name, f.data, func(local string) ([]byte, bool) {
 		if lf := b.files[n.base+"/"+local]; lf != nil {
 			return lf.data, true
 		}
