@@ -113,19 +113,80 @@ func (d *Decoder) Decode(name string, data []byte) (*Decoded, error) {
 
 // DecodeIn is DecodeIn with d's memo.
 func (d *Decoder) DecodeIn(name string, data []byte, read func(local string) ([]byte, bool)) (*Decoded, error) {
-	v := &Decoded{Files: map[string]DecodedFile{}, read: read, dec: d}
-	v.Omitted, v.HasOmittedHeader = omittedHeader(data, strings.TrimSuffix(omittedPrefix, ": "))
-	v.Archives, _ = omittedHeader(data, strings.TrimSuffix(omittedImagesPrefix, ": "))
-	v.Binaries, _ = omittedHeader(data, strings.TrimSuffix(omittedBinariesPrefix, ": "))
+	v := d.decoded(data, read)
 	switch name {
 	case IgnitionFile:
 		return v, readIgnition(v, data)
 	case ButaneFile:
-		return v, readButane(v, data)
+		return v, readButane(v, yamlOf(data))
 	case UserDataFile:
-		return v, readUserData(v, data)
+		return v, readUserData(v, data, yamlOf(data))
 	}
 	return nil, fmt.Errorf("%s is not a provisioning view", name)
+}
+
+// DecodeDirectives is Decode and Directives of one view, parsing a YAML view (node.bu,
+// user-data) once for both. Where the view decodes but its directives cannot be read
+// (a key defined twice where no file or unit is read, which cloud-init would take the
+// last of), that is the error: a view is read whole or not at all.
+func (d *Decoder) DecodeDirectives(name string, data []byte) (*Decoded, []string, error) {
+	var unmarshal func(any) error
+	switch name {
+	case IgnitionFile:
+		v, err := d.Decode(name, data)
+		if err != nil {
+			return v, nil, err
+		}
+		dirs, err := Directives(name, data)
+		if err != nil {
+			return v, nil, fmt.Errorf("reading its directives: %w", err)
+		}
+		return v, dirs, nil
+	case ButaneFile, UserDataFile:
+		var node yaml.Node
+		var parsed bool
+		var parseErr error
+		unmarshal = func(out any) error {
+			if !parsed {
+				parsed, parseErr = true, yaml.Unmarshal(data, &node)
+			}
+			if parseErr != nil {
+				return parseErr
+			}
+			return node.Decode(out)
+		}
+	default:
+		return nil, nil, fmt.Errorf("%s is not a provisioning view", name)
+	}
+	v := d.decoded(data, nil)
+	var err error
+	if name == ButaneFile {
+		err = readButane(v, unmarshal)
+	} else {
+		err = readUserData(v, data, unmarshal)
+	}
+	if err != nil {
+		return v, nil, err
+	}
+	var doc any
+	if err := unmarshal(&doc); err != nil {
+		return v, nil, fmt.Errorf("reading its directives: %w", err)
+	}
+	return v, directivesOf(data, doc), nil
+}
+
+// decoded starts the Decoded of view data: its header's lists.
+func (d *Decoder) decoded(data []byte, read func(local string) ([]byte, bool)) *Decoded {
+	v := &Decoded{Files: map[string]DecodedFile{}, read: read, dec: d}
+	v.Omitted, v.HasOmittedHeader = omittedHeader(data, strings.TrimSuffix(omittedPrefix, ": "))
+	v.Archives, _ = omittedHeader(data, strings.TrimSuffix(omittedImagesPrefix, ": "))
+	v.Binaries, _ = omittedHeader(data, strings.TrimSuffix(omittedBinariesPrefix, ": "))
+	return v
+}
+
+// yamlOf decodes data into a value, as yaml.Unmarshal does.
+func yamlOf(data []byte) func(any) error {
+	return func(out any) error { return yaml.Unmarshal(data, out) }
 }
 
 func (v *Decoded) problemf(format string, args ...any) {
@@ -333,9 +394,9 @@ type decodedButane struct {
 	} `json:"systemd" yaml:"systemd"`
 }
 
-func readButane(v *Decoded, data []byte) error {
+func readButane(v *Decoded, unmarshal func(any) error) error {
 	var cfg decodedButane
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
+	if err := unmarshal(&cfg); err != nil {
 		return err
 	}
 	if cfg.Variant == "" || cfg.Version == "" {
@@ -402,12 +463,12 @@ type decodedCloudConfig struct {
 	RunCmd []any `json:"runcmd" yaml:"runcmd"`
 }
 
-func readUserData(v *Decoded, data []byte) error {
+func readUserData(v *Decoded, data []byte, unmarshal func(any) error) error {
 	if !bytes.HasPrefix(data, []byte("#cloud-config\n")) {
 		return fmt.Errorf("does not start with #cloud-config")
 	}
 	var cfg decodedCloudConfig
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
+	if err := unmarshal(&cfg); err != nil {
 		return err
 	}
 	for _, f := range cfg.WriteFiles {

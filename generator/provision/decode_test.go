@@ -199,3 +199,97 @@ func TestDecoderEqualsDecode(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeDirectivesEqualsSeparate: DecodeDirectives, which parses a YAML view once,
+// returns what Decode and Directives return for the view apart (views as rendered, and
+// documents YAML reads in unusual ways: empty, comments only, several documents,
+// anchors, merge keys, tags, keys defined twice, wrong types, syntax errors); where
+// Decode succeeds and Directives fails, DecodeDirectives fails naming the directives.
+func TestDecodeDirectivesEqualsSeparate(t *testing.T) {
+	type doc struct{ name, data string }
+	var docs []doc
+	n := testNode()
+	for _, os := range []string{model.OSGeneric, model.OSFlatcar, model.OSFCOS} {
+		views, err := Views(n, os, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range views {
+			docs = append(docs, doc{v.Path, string(v.Data)})
+		}
+	}
+	const cc = "#cloud-config\n"
+	for _, d := range []string{
+		cc, cc + "# only a comment\n", cc + "~\n", cc + "[1, 2]\n", "runcmd: [[systemctl, enable, a]]\n",
+		cc + "write_files: not a list\n", cc + "write_files:\n  - path: /a\n    content: x\n    permissions: 0x\n",
+		cc + "runcmd: [[systemctl, enable, a]]\nruncmd: [[systemctl, enable, b]]\n",
+		cc + "bootcmd: [a]\nbootcmd: [curl x | sh]\n",
+		cc + "bootcmd:\n  <<: 5\n", cc + "users:\n  - <<: [1]\n    name: x\n",
+		cc + "base: &b {name: x, sudo: ALL}\nusers:\n  - <<: *b\n    shell: /bin/sh\nruncmd: [[systemctl, enable, *b]]\n",
+		cc + "runcmd: [[systemctl, enable, a]]\n---\nruncmd: [[curl, x]]\n",
+		cc + "write_files:\n  - path: /a\n    encoding: b64\n    content: !!binary aGVsbG8=\n",
+		cc + "? [a, b]\n: c\n1: 2\nruncmd: [x]\n", cc + "runcmd: [\n", cc + "\tbad: tab\n",
+		cc + "write_files:\n  - path: /a\n    content: x\n    append: yes\n    owner: {a: b}\n",
+	} {
+		docs = append(docs, doc{UserDataFile, d})
+	}
+	for _, d := range []string{
+		"", "variant: fcos\nversion: 1.5.0\n", "variant: fcos\nversion: 1.5.0\nvariant: flatcar\n",
+		"variant: fcos\nversion: 1.5.0\npasswd:\n  <<: 5\n", "variant: fcos\nversion: 1.5.0\nstorage:\n  files: {a: b}\n",
+		"variant: fcos\nversion: 1.5.0\nsystemd:\n  units:\n    - name: a.service\n      enabled: true\n      contents: x\n",
+		"variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /a\n      mode: 0644\n      contents:\n        inline: x\n",
+	} {
+		docs = append(docs, doc{ButaneFile, d})
+	}
+	for _, d := range []string{
+		`{"ignition":{"version":"3.4.0"}}`, `{"ignition":{"version":"3.4.0"},"passwd":{"users":[{"name":"x"}]}}`,
+		`{"ignition":{"version":"3.4.0"},"storage":{"files":[{"path":"/a","mode":"x"}]}}`, `{"ignition":`, `[]`,
+	} {
+		docs = append(docs, doc{IgnitionFile, d})
+	}
+	view := func(d *Decoded, err error) string {
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		var paths []string
+		for p := range d.Files {
+			paths = append(paths, p)
+		}
+		slices.Sort(paths)
+		out := fmt.Sprintf("units %q omitted %q %v archives %q binaries %q problems %q remote %v\n", d.Units, d.Omitted, d.HasOmittedHeader, d.Archives, d.Binaries, d.Problems, d.Remote)
+		for _, p := range paths {
+			f := d.Files[p]
+			out += fmt.Sprintf("%s %o %q local %q\n", p, f.Mode, f.Data, f.Local)
+		}
+		return out
+	}
+	var directivesFailed, decodeFailed int
+	for i, d := range docs {
+		want := view(Decode(d.name, []byte(d.data)))
+		wantDirs, dirsErr := Directives(d.name, []byte(d.data))
+		v, dirs, err := (&Decoder{}).DecodeDirectives(d.name, []byte(d.data))
+		switch {
+		case strings.HasPrefix(want, "error: "):
+			decodeFailed++
+			if got := view(v, err); got != want {
+				t.Errorf("document %d (%s): DecodeDirectives %s, Decode %s", i, d.name, got, want)
+			}
+		case dirsErr != nil:
+			directivesFailed++
+			if err == nil || !strings.Contains(err.Error(), "reading its directives: "+dirsErr.Error()) {
+				t.Errorf("document %d (%s): Directives failed (%v), DecodeDirectives: %v", i, d.name, dirsErr, err)
+			}
+		default:
+			if got := view(v, err); got != want {
+				t.Errorf("document %d (%s): DecodeDirectives %s, Decode %s", i, d.name, got, want)
+			}
+			if !slices.Equal(dirs, wantDirs) {
+				t.Errorf("document %d (%s): DecodeDirectives' directives %q, Directives %q", i, d.name, dirs, wantDirs)
+			}
+		}
+	}
+	t.Logf("%d documents: %d fail to decode, %d decode with directives that cannot be read", len(docs), decodeFailed, directivesFailed)
+	if decodeFailed == 0 || directivesFailed == 0 {
+		t.Error("the documents do not reach both failures")
+	}
+}

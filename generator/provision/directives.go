@@ -29,6 +29,11 @@ func Directives(name string, data []byte) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("%s is not a provisioning view", name)
 	}
+	return directivesOf(data, doc), nil
+}
+
+// directivesOf is Directives of view data, doc being data decoded.
+func directivesOf(data []byte, doc any) []string {
 	var out []string
 	for i, line := range strings.Split(string(data), "\n") {
 		if !strings.HasPrefix(line, "#") {
@@ -40,7 +45,7 @@ func Directives(name string, data []byte) ([]string, error) {
 	}
 	flatten("", doc, &out)
 	slices.Sort(out)
-	return out, nil
+	return out
 }
 
 // fileLists are the lists of files and units: their entries are compared as files and
@@ -124,6 +129,11 @@ func DiffDirectives(name string, want, got []byte) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return CompareDirectives(w, g), nil
+}
+
+// CompareDirectives is DiffDirectives of two views' Directives.
+func CompareDirectives(w, g []string) []string {
 	count := map[string]int{}
 	for _, l := range w {
 		count[l]++
@@ -142,5 +152,5 @@ func DiffDirectives(name string, want, got []byte) ([]string, error) {
 			lacks = append(lacks, "lacks "+l)
 		}
 	}
-	return append(adds, lacks...), nil
+	return append(adds, lacks...)
 }

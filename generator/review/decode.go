@@ -278,13 +278,22 @@ func isView(name string) bool {
 // decodeView decodes a provisioning view into the files it carries (provision.Decode).
 // A view with problems (an unknown encoding, a file written twice …) is an error here:
 // diff cannot say what such a view carries; verify reports each problem.
-func decodeView(views *provision.Decoder, name string, data []byte) (*carried, error) {
-	d, err := views.Decode(name, data)
+// With directives, it also returns the view's directives (provision.Directives), and a
+// view whose directives cannot be read cannot be decoded.
+func decodeView(views *provision.Decoder, name string, data []byte, directives bool) (*carried, []string, error) {
+	var d *provision.Decoded
+	var dirs []string
+	var err error
+	if directives {
+		d, dirs, err = views.DecodeDirectives(name, data)
+	} else {
+		d, err = views.Decode(name, data)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+		return nil, nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	if len(d.Problems) > 0 {
-		return nil, fmt.Errorf("reading %s: %s", name, d.Problems[0])
+		return nil, nil, fmt.Errorf("reading %s: %s", name, d.Problems[0])
 	}
 	kinds := map[string]string{ignitionView: "Ignition config", butaneView: "Butane config", userDataView: "cloud-init user-data"}
 	out := &carried{kind: kinds[name], files: map[string]carriedFile{}, units: d.Units}
@@ -295,7 +304,7 @@ func decodeView(views *provision.Decoder, name string, data []byte) (*carried, e
 		}
 		out.files[p] = carriedFile{mode: fmt.Sprintf("%04o", f.Mode), data: data}
 	}
-	return out, nil
+	return out, dirs, nil
 }
 
 // compareCarried lists the carried files and units that differ between two views, as

@@ -485,13 +485,16 @@ func compareFile(views *provision.Decoder, display, bundlePath string, o, n *bun
 		if removedOnly {
 			break
 		}
+		// Both sides: their directives are compared too.
+		both := o != nil && n != nil
 		var oc, nc *carried
+		var odirs, ndirs []string
 		var err error
 		if o != nil {
-			oc, err = decodeView(views, display, o.Data)
+			oc, odirs, err = decodeView(views, display, o.Data, both)
 		}
 		if err == nil && n != nil {
-			nc, err = decodeView(views, display, n.Data)
+			nc, ndirs, err = decodeView(views, display, n.Data, both)
 		}
 		if err != nil {
 			d.Note = "could not be decoded: " + err.Error()
@@ -509,14 +512,12 @@ func compareFile(views *provision.Decoder, display, bundlePath string, o, n *bun
 			}
 		}
 		d.Carried = compareCarried(oc, nc)
-		if o != nil && n != nil {
-			if dirs, err := provision.DiffDirectives(display, n.Data, o.Data); err == nil {
-				for _, l := range dirs {
-					if rest, ok := strings.CutPrefix(l, "adds "); ok {
-						d.Directives = append(d.Directives, "on disk, not rendered: "+rest)
-					} else if rest, ok := strings.CutPrefix(l, "lacks "); ok {
-						d.Directives = append(d.Directives, "rendered, not on disk: "+rest)
-					}
+		if both {
+			for _, l := range provision.CompareDirectives(ndirs, odirs) {
+				if rest, ok := strings.CutPrefix(l, "adds "); ok {
+					d.Directives = append(d.Directives, "on disk, not rendered: "+rest)
+				} else if rest, ok := strings.CutPrefix(l, "lacks "); ok {
+					d.Directives = append(d.Directives, "rendered, not on disk: "+rest)
 				}
 			}
 		}

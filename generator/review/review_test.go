@@ -272,7 +272,7 @@ func TestViewsDecodeToRootfs(t *testing.T) {
 	var views provision.Decoder // one memo for every node's views, as Compare uses it
 	for _, n := range out.Plan.Nodes {
 		for _, v := range n.Extra {
-			c, err := decodeView(&views, v.Path, v.Data)
+			c, _, err := decodeView(&views, v.Path, v.Data, false)
 			if err != nil {
 				t.Fatalf("%s/%s: %v", n.Name, v.Path, err)
 			}
