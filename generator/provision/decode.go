@@ -205,12 +205,22 @@ func (v *Decoded) addFile(p string, f DecodedFile) {
 	v.Files[p] = f
 }
 
+// headerLines returns the lines at the head of data that start with '#' (a YAML view's
+// header comments), reading no further: views are tens of kilobytes, their headers a few
+// lines.
+func headerLines(data []byte) []string {
+	var out []string
+	for len(data) > 0 && data[0] == '#' {
+		line, rest, _ := bytes.Cut(data, []byte{'\n'})
+		out = append(out, string(line))
+		data = rest
+	}
+	return out
+}
+
 // omittedHeader reads a "# omitted …: <paths>" comment from the head of a YAML view.
 func omittedHeader(data []byte, marker string) ([]string, bool) {
-	for _, line := range strings.Split(string(data), "\n") {
-		if !strings.HasPrefix(line, "#") {
-			break
-		}
+	for _, line := range headerLines(data) {
 		if strings.HasPrefix(line, marker) {
 			_, list, _ := strings.Cut(line, ": ")
 			return strings.Fields(list), true
@@ -354,11 +364,22 @@ func decodeSource(source, compression *string, inline string) ([]byte, error) {
 	return out, nil
 }
 
+// gzipReaders holds gzip readers for reuse: each new one allocates a 32 KiB window, and
+// verify and diff of a large bundle decode tens of thousands of small gzip streams.
+var gzipReaders sync.Pool // *gzip.Reader
+
 func gunzip(data []byte) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(data))
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr != nil {
+		err = zr.Reset(bytes.NewReader(data)) // what gzip.NewReader does, on a used reader
+	} else {
+		zr, err = gzip.NewReader(bytes.NewReader(data))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bad gzip data: %v", err)
 	}
+	defer gzipReaders.Put(zr)
 	out, err := io.ReadAll(zr)
 	if err != nil {
 		return nil, fmt.Errorf("bad gzip data: %v", err)

@@ -293,3 +293,28 @@ func TestDecodeDirectivesEqualsSeparate(t *testing.T) {
 		t.Error("the documents do not reach both failures")
 	}
 }
+
+// TestHeaderLines: headerLines is the head of strings.Split(data, "\n") up to the first
+// line that does not start with '#', on random documents of '#', newlines and text.
+func TestHeaderLines(t *testing.T) {
+	split := func(data []byte) []string {
+		var out []string
+		for _, line := range strings.Split(string(data), "\n") {
+			if !strings.HasPrefix(line, "#") {
+				break
+			}
+			out = append(out, line)
+		}
+		return out
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range 20000 {
+		data := make([]byte, r.IntN(12))
+		for j := range data {
+			data[j] = "#\n a"[r.IntN(4)]
+		}
+		if got, want := headerLines(data), split(data); !slices.Equal(got, want) {
+			t.Fatalf("case %d %q: headerLines %q, want %q", i, data, got, want)
+		}
+	}
+}

@@ -35,10 +35,7 @@ func Directives(name string, data []byte) ([]string, error) {
 // directivesOf is Directives of view data, doc being data decoded.
 func directivesOf(data []byte, doc any) []string {
 	var out []string
-	for i, line := range strings.Split(string(data), "\n") {
-		if !strings.HasPrefix(line, "#") {
-			break
-		}
+	for i, line := range headerLines(data) {
 		if i > 0 || line != "#cloud-config" { // the format marker of user-data
 			out = append(out, "comment: "+short(line))
 		}
