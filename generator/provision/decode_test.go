@@ -103,18 +103,7 @@ func TestDecodeButaneLocal(t *testing.T) {
 // where views carry the same encoded text under another encoding or compression (which
 // decodes to other bytes, or fails) and where a content cannot be decoded.
 func TestDecoderEqualsDecode(t *testing.T) {
-	type doc struct{ name, data string }
-	var docs []doc
-	n := testNode()
-	for _, os := range []string{model.OSGeneric, model.OSFlatcar, model.OSFCOS} {
-		views, err := Views(n, os, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range views {
-			docs = append(docs, doc{v.Path, string(v.Data)})
-		}
-	}
+	docs := renderedViews(t)
 	var zipped bytes.Buffer
 	zw := gzip.NewWriter(&zipped)
 	zw.Write([]byte("#!/bin/sh\necho the same text, zipped\n"))
@@ -135,10 +124,10 @@ func TestDecoderEqualsDecode(t *testing.T) {
 	// One encoded text, read as gzip, as it is, with an empty compression, with an
 	// unknown one; a data URL that is not base64; a broken gzip stream; plain base64.
 	docs = append(docs,
-		doc{IgnitionFile, ignition(src("data:;base64,"+gz, "gzip"), src("data:;base64,"+gz, nil), src("data:;base64,"+gz, ""), src("data:;base64,"+gz, "xz"))},
-		doc{IgnitionFile, ignition(src("data:;base64,"+gz, nil), src("data:;base64,"+gz, "gzip"))},
-		doc{IgnitionFile, ignition(src("data:,"+gz, "gzip"), src("data:;base64,"+plain, "gzip"), src("data:;base64,"+plain, nil), src("data:;base64,"+gz[:20], "gzip"))},
-		doc{ButaneFile, "variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /etc/a\n      contents:\n        source: data:;base64," + gz + "\n        compression: gzip\n    - path: /etc/b\n      contents:\n        source: data:;base64," + gz + "\n    - path: /etc/c\n      contents:\n        inline: data:;base64," + gz + "\n"},
+		viewDoc{IgnitionFile, ignition(src("data:;base64,"+gz, "gzip"), src("data:;base64,"+gz, nil), src("data:;base64,"+gz, ""), src("data:;base64,"+gz, "xz"))},
+		viewDoc{IgnitionFile, ignition(src("data:;base64,"+gz, nil), src("data:;base64,"+gz, "gzip"))},
+		viewDoc{IgnitionFile, ignition(src("data:,"+gz, "gzip"), src("data:;base64,"+plain, "gzip"), src("data:;base64,"+plain, nil), src("data:;base64,"+gz[:20], "gzip"))},
+		viewDoc{ButaneFile, "variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /etc/a\n      contents:\n        source: data:;base64," + gz + "\n        compression: gzip\n    - path: /etc/b\n      contents:\n        source: data:;base64," + gz + "\n    - path: /etc/c\n      contents:\n        inline: data:;base64," + gz + "\n"},
 	)
 	for _, enc := range [][]string{{"gz+b64", "b64", "text/plain", "gzip+base64"}, {"b64", "gz+b64", "", "uuencode"}, {"base64", "gz+base64"}} {
 		var b strings.Builder
@@ -148,29 +137,13 @@ func TestDecoderEqualsDecode(t *testing.T) {
 				fmt.Fprintf(&b, "  - path: /etc/%s-%d-%d\n    encoding: %q\n    content: %s\n", strings.ReplaceAll(e, "/", "_"), i, len(content), e, content)
 			}
 		}
-		docs = append(docs, doc{UserDataFile, b.String()})
+		docs = append(docs, viewDoc{UserDataFile, b.String()})
 	}
 	// A text that is an Ignition source above, here plain content.
-	docs = append(docs, doc{UserDataFile, "#cloud-config\nwrite_files:\n  - path: /etc/url\n    content: data:;base64," + plain + "\n"})
-	view := func(d *Decoded, err error) string {
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		var paths []string
-		for p := range d.Files {
-			paths = append(paths, p)
-		}
-		slices.Sort(paths)
-		out := fmt.Sprintf("units %q omitted %q problems %q remote %v\n", d.Units, d.Omitted, d.Problems, d.Remote)
-		for _, p := range paths {
-			f := d.Files[p]
-			out += fmt.Sprintf("%s %o %q local %q\n", p, f.Mode, f.Data, f.Local)
-		}
-		return out
-	}
+	docs = append(docs, viewDoc{UserDataFile, "#cloud-config\nwrite_files:\n  - path: /etc/url\n    content: data:;base64," + plain + "\n"})
 	want := make([]string, len(docs))
 	for i, d := range docs {
-		want[i] = view(Decode(d.name, []byte(d.data)))
+		want[i] = decodedText(Decode(d.name, []byte(d.data)))
 	}
 	var shared Decoder
 	order := rand.New(rand.NewPCG(1, 2)).Perm(3 * len(docs))
@@ -181,7 +154,7 @@ func TestDecoderEqualsDecode(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			d := docs[i%len(docs)]
-			got[k] = view(shared.Decode(d.name, []byte(d.data)))
+			got[k] = decodedText(shared.Decode(d.name, []byte(d.data)))
 		}()
 	}
 	wg.Wait()
@@ -206,18 +179,7 @@ func TestDecoderEqualsDecode(t *testing.T) {
 // anchors, merge keys, tags, keys defined twice, wrong types, syntax errors); where
 // Decode succeeds and Directives fails, DecodeDirectives fails naming the directives.
 func TestDecodeDirectivesEqualsSeparate(t *testing.T) {
-	type doc struct{ name, data string }
-	var docs []doc
-	n := testNode()
-	for _, os := range []string{model.OSGeneric, model.OSFlatcar, model.OSFCOS} {
-		views, err := Views(n, os, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range views {
-			docs = append(docs, doc{v.Path, string(v.Data)})
-		}
-	}
+	docs := renderedViews(t)
 	const cc = "#cloud-config\n"
 	for _, d := range []string{
 		cc, cc + "# only a comment\n", cc + "~\n", cc + "[1, 2]\n", "runcmd: [[systemctl, enable, a]]\n",
@@ -231,7 +193,7 @@ func TestDecodeDirectivesEqualsSeparate(t *testing.T) {
 		cc + "? [a, b]\n: c\n1: 2\nruncmd: [x]\n", cc + "runcmd: [\n", cc + "\tbad: tab\n",
 		cc + "write_files:\n  - path: /a\n    content: x\n    append: yes\n    owner: {a: b}\n",
 	} {
-		docs = append(docs, doc{UserDataFile, d})
+		docs = append(docs, viewDoc{UserDataFile, d})
 	}
 	for _, d := range []string{
 		"", "variant: fcos\nversion: 1.5.0\n", "variant: fcos\nversion: 1.5.0\nvariant: flatcar\n",
@@ -239,39 +201,23 @@ func TestDecodeDirectivesEqualsSeparate(t *testing.T) {
 		"variant: fcos\nversion: 1.5.0\nsystemd:\n  units:\n    - name: a.service\n      enabled: true\n      contents: x\n",
 		"variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /a\n      mode: 0644\n      contents:\n        inline: x\n",
 	} {
-		docs = append(docs, doc{ButaneFile, d})
+		docs = append(docs, viewDoc{ButaneFile, d})
 	}
 	for _, d := range []string{
 		`{"ignition":{"version":"3.4.0"}}`, `{"ignition":{"version":"3.4.0"},"passwd":{"users":[{"name":"x"}]}}`,
 		`{"ignition":{"version":"3.4.0"},"storage":{"files":[{"path":"/a","mode":"x"}]}}`, `{"ignition":`, `[]`,
 	} {
-		docs = append(docs, doc{IgnitionFile, d})
-	}
-	view := func(d *Decoded, err error) string {
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		var paths []string
-		for p := range d.Files {
-			paths = append(paths, p)
-		}
-		slices.Sort(paths)
-		out := fmt.Sprintf("units %q omitted %q %v archives %q binaries %q problems %q remote %v\n", d.Units, d.Omitted, d.HasOmittedHeader, d.Archives, d.Binaries, d.Problems, d.Remote)
-		for _, p := range paths {
-			f := d.Files[p]
-			out += fmt.Sprintf("%s %o %q local %q\n", p, f.Mode, f.Data, f.Local)
-		}
-		return out
+		docs = append(docs, viewDoc{IgnitionFile, d})
 	}
 	var directivesFailed, decodeFailed int
 	for i, d := range docs {
-		want := view(Decode(d.name, []byte(d.data)))
+		want := decodedText(Decode(d.name, []byte(d.data)))
 		wantDirs, dirsErr := Directives(d.name, []byte(d.data))
 		v, dirs, err := (&Decoder{}).DecodeDirectives(d.name, []byte(d.data))
 		switch {
 		case strings.HasPrefix(want, "error: "):
 			decodeFailed++
-			if got := view(v, err); got != want {
+			if got := decodedText(v, err); got != want {
 				t.Errorf("document %d (%s): DecodeDirectives %s, Decode %s", i, d.name, got, want)
 			}
 		case dirsErr != nil:
@@ -280,7 +226,7 @@ func TestDecodeDirectivesEqualsSeparate(t *testing.T) {
 				t.Errorf("document %d (%s): Directives failed (%v), DecodeDirectives: %v", i, d.name, dirsErr, err)
 			}
 		default:
-			if got := view(v, err); got != want {
+			if got := decodedText(v, err); got != want {
 				t.Errorf("document %d (%s): DecodeDirectives %s, Decode %s", i, d.name, got, want)
 			}
 			if !slices.Equal(dirs, wantDirs) {
@@ -317,4 +263,42 @@ func TestHeaderLines(t *testing.T) {
 			t.Fatalf("case %d %q: headerLines %q, want %q", i, data, got, want)
 		}
 	}
+}
+
+// viewDoc is a view to decode: its name (IgnitionFile, ButaneFile, UserDataFile) and bytes.
+type viewDoc struct{ name, data string }
+
+// renderedViews are the views of testNode for each OS.
+func renderedViews(t *testing.T) []viewDoc {
+	t.Helper()
+	var docs []viewDoc
+	n := testNode()
+	for _, os := range []string{model.OSGeneric, model.OSFlatcar, model.OSFCOS} {
+		views, err := Views(n, os, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range views {
+			docs = append(docs, viewDoc{v.Path, string(v.Data)})
+		}
+	}
+	return docs
+}
+
+// decodedText is what Decode returned, as text: two decodings compare as strings.
+func decodedText(d *Decoded, err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var paths []string
+	for p := range d.Files {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	out := fmt.Sprintf("units %q omitted %q %v archives %q binaries %q problems %q remote %v\n", d.Units, d.Omitted, d.HasOmittedHeader, d.Archives, d.Binaries, d.Problems, d.Remote)
+	for _, p := range paths {
+		f := d.Files[p]
+		out += fmt.Sprintf("%s %o %q local %q\n", p, f.Mode, f.Data, f.Local)
+	}
+	return out
 }
