@@ -109,3 +109,73 @@ func TestLinkLimitWritesCopies(t *testing.T) {
 		}
 	}
 }
+
+// TestReadsShareLinkedFiles: Load and ReadBundle read a file with several links once, the
+// paths sharing one copy in memory, with the bytes every path has on disk; files that are
+// not linked are read on their own.
+func TestReadsShareLinkedFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "b")
+	big := bytes.Repeat([]byte("routes "), LinkThreshold/7+1)
+	files := []bundle.File{
+		{Path: "nodes/a/routes", Mode: bundle.ModePublic, Data: big},
+		{Path: "nodes/b/routes", Mode: bundle.ModePublic, Data: big},
+		{Path: "nodes/c/routes", Mode: bundle.ModePublic, Data: big},
+		{Path: "nodes/a/own", Mode: bundle.ModePublic, Data: []byte("a")},
+		{Path: "nodes/b/own", Mode: bundle.ModeSecret, Data: []byte("a")}, // another mode: not linked
+	}
+	if _, err := Write(dir, files, NoSync()); err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b []byte) bool { return len(a) > 0 && len(b) > 0 && &a[0] == &b[0] }
+	l, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"nodes/a/routes", "nodes/b/routes", "nodes/c/routes"} {
+		if !bytes.Equal(l.Files[p].Data, big) {
+			t.Fatalf("Load: %s holds other bytes", p)
+		}
+	}
+	if !same(l.Files["nodes/a/routes"].Data, l.Files["nodes/c/routes"].Data) {
+		t.Error("Load read one inode twice: the linked routes tables are two copies in memory")
+	}
+	if same(l.Files["nodes/a/own"].Data, l.Files["nodes/b/own"].Data) {
+		t.Error("Load shares the memory of two files that are not linked")
+	}
+	// ReadBundle reads what changed: here every routes table (the wanted one differs).
+	want := append([]bundle.File(nil), files...)
+	for i := range 3 {
+		want[i].Data = append(bytes.Clone(big), '\n')
+	}
+	old, _, err := ReadBundle(dir, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]byte{}
+	for _, f := range old {
+		got[f.Path] = f.Data
+	}
+	for _, p := range []string{"nodes/a/routes", "nodes/b/routes", "nodes/c/routes"} {
+		if !bytes.Equal(got[p], big) {
+			t.Fatalf("ReadBundle: %s holds other bytes", p)
+		}
+	}
+	if !same(got["nodes/a/routes"], got["nodes/b/routes"]) || !same(got["nodes/b/routes"], got["nodes/c/routes"]) {
+		t.Error("ReadBundle read one inode three times")
+	}
+	// A path relinked to another inode with the same size is read anew.
+	p := filepath.Join(dir, "nodes", "c", "routes")
+	other := bytes.Repeat([]byte("other  "), LinkThreshold/7+1)
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(l.Files["nodes/c/routes"].Data, other) || !bytes.Equal(l.Files["nodes/a/routes"].Data, big) {
+		t.Error("Load gave a path the content of another inode")
+	}
+}
