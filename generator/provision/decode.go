@@ -127,8 +127,8 @@ func (d *Decoder) DecodeIn(name string, data []byte, read func(local string) ([]
 
 // DecodeDirectives is Decode and Directives of one view, parsing a YAML view (node.bu,
 // user-data) once for both. Where the view decodes but its directives cannot be read
-// (a key defined twice where no file or unit is read, which cloud-init would take the
-// last of), that is the error: a view is read whole or not at all.
+// (say a merge key whose value is no mapping, under a key Decode does not read), that
+// is the error: a view is read whole or not at all.
 func (d *Decoder) DecodeDirectives(name string, data []byte) (*Decoded, []string, error) {
 	var unmarshal func(any) error
 	switch name {
