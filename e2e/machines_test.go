@@ -26,9 +26,9 @@ package e2e
 //     node's ignition.json to the machine root (stages fetch-offline and files, then
 //     `systemctl --root preset` of the units it enabled: Ignition's first-boot preset);
 //     the image archives and binaries the view leaves out are baked into the root (as a
-//     machine image carries them); the machine boots and its units start by themselves; the secrets the
-//     view leaves out arrive afterwards by rsync, and the kubelet's restart policy picks
-//     them up.
+//     machine image carries them); the machine boots and its units start by themselves; the secrets
+//     and the routes table the view leaves out arrive afterwards by rsync: the kubelet's
+//     restart policy picks up the secrets, scratchgen-routes.path the table.
 //   - worker-2, cloud-init: the node's user-data is the machine's NoCloud seed; the
 //     machine boots, Debian's cloud-init writes the files and runs the commands to
 //     `status: done`; secrets arrive by rsync afterwards, as for worker-1.
@@ -571,9 +571,14 @@ func mDeliver(ctx context.Context, t *testing.T, n *mNode, ignition, ignitionSta
 		if !dec.HasOmittedHeader {
 			return fmt.Errorf("%s's %s does not say which secrets it leaves out", n.Name, view)
 		}
-		// The secrets the view leaves out, by rsync after boot: the kubelet and kube-proxy
-		// restart (Restart=always) until they find them.
-		return mRsync(rsyncArgs(n.rootfs(), root, "--files-from="+mFileList(t, dec.Omitted)))
+		if len(dec.Tables) == 0 {
+			return fmt.Errorf("%s's %s does not say it leaves out the routes table", n.Name, view)
+		}
+		// The secrets and the routes table the view leaves out, by rsync after boot: the
+		// kubelet and kube-proxy restart (Restart=always) until they find theirs, and
+		// scratchgen-routes.path starts the routes unit (skipped at boot) when the table
+		// arrives.
+		return mRsync(rsyncArgs(n.rootfs(), root, "--files-from="+mFileList(t, append(slices.Clone(dec.Omitted), dec.Tables...))))
 	}
 	return fmt.Errorf("unknown delivery %q", n.Via)
 }

@@ -52,6 +52,11 @@ func (b *NodeBuilder) Executable(path string, data []byte) {
 	b.Add(File{Path: path, Mode: ModeExecute, Data: data})
 }
 
+// Membership adds a public file that lists the cluster's nodes (see File.Membership).
+func (b *NodeBuilder) Membership(path string, data []byte) {
+	b.Add(File{Path: path, Mode: ModePublic, Data: data, Membership: true})
+}
+
 // Secret adds a secret file (mode 0600, never in reviewable output).
 func (b *NodeBuilder) Secret(path string, data []byte) {
 	b.Add(File{Path: path, Mode: ModeSecret, Data: data, Secret: true})

@@ -34,6 +34,11 @@ type File struct {
 	// Secret marks content that must never appear in reviewable output
 	// (private keys, tokens, kubeconfigs that embed either).
 	Secret bool
+	// Membership marks content that lists the cluster's nodes (the routes table): it
+	// changes whenever a node is added or removed, so a view that is not self-contained
+	// (secrets not embedded) leaves it out, and it reaches the node with rootfs/ like
+	// the secrets, by the delivery that also keeps it current.
+	Membership bool
 	// Owner names the plan step (or component) that rendered the file, for error
 	// messages and checks; it is not written anywhere.
 	Owner string

@@ -223,7 +223,7 @@ func Default() Table {
 		{Name: Kernel, Kind: Service, Unit: paths.KernelService,
 			Reads: []Read{{Path: paths.KernelUnit, What: "unit"}, {Path: paths.SysctlConf}, {Path: paths.ModulesConf}}},
 		{Name: Routes, Kind: Service, On: routed, Unit: paths.RoutesService,
-			Reads: []Read{{Path: paths.RoutesUnit, What: "unit"}, {Path: paths.RoutesScript}, {Path: paths.RoutesTable, What: "routes table"}}},
+			Reads: []Read{{Path: paths.RoutesUnit, What: "unit"}, {Path: paths.RoutesPathUnit, What: "path unit"}, {Path: paths.RoutesScript}, {Path: paths.RoutesTable, What: "routes table"}}},
 		{Name: Masquerade, Kind: Service, On: masquerading, Unit: paths.MasqueradeService,
 			Reads: []Read{{Path: paths.MasqueradeUnit, What: "unit"}, {Path: paths.MasqueradeScript}}},
 		{Name: Images, Kind: Service, Unit: paths.ImagesService,

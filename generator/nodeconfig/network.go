@@ -156,13 +156,15 @@ func network(c *model.Cluster, n *model.Node, b *bundle.NodeBuilder, table []byt
 		return err
 	}
 	b.Public(paths.CNIConflist, append(cni, '\n'))
-	b.Public(paths.RoutesTable, table)
+	b.Membership(paths.RoutesTable, table)
 	b.Executable(paths.RoutesScript, []byte(RoutesScript))
-	b.Public(paths.RoutesUnit, scriptUnit("scratchgen: routes to the other nodes' pod ranges", paths.RoutesScript, routesUnit, n.Name))
+	b.Public(paths.RoutesUnit, scriptUnit("scratchgen: routes to the other nodes' pod ranges", paths.RoutesScript, routesUnit, paths.RoutesTable, n.Name))
 	b.Unit(routesUnit)
+	b.Public(paths.RoutesPathUnit, []byte(RoutesPathUnit))
+	b.Unit(bundle.Unit{Name: paths.RoutesPath, After: []string{paths.RoutesService}})
 	if c.Masquerade {
 		b.Executable(paths.MasqueradeScript, masqueradeScript(c))
-		b.Public(paths.MasqueradeUnit, scriptUnit("scratchgen: masquerade pod traffic leaving the cluster network", paths.MasqueradeScript, masqueradeUnit))
+		b.Public(paths.MasqueradeUnit, scriptUnit("scratchgen: masquerade pod traffic leaving the cluster network", paths.MasqueradeScript, masqueradeUnit, ""))
 		b.Unit(masqueradeUnit)
 	}
 	return nil
@@ -238,17 +240,40 @@ var (
 		Before: []string{paths.KubeletService, paths.KubeProxyService}}
 )
 
+// RoutesPathUnit is paths.RoutesPathUnit, the same on every node. A node provisioned from a view that leaves the
+// routes table out (secrets not embedded) boots without it: the routes unit is skipped
+// (its condition), and this unit starts it when the table arrives with the secrets. It
+// starts nothing on a node that had the table at boot: the routes unit then ran and
+// stays active, and a changed table takes a restart of the routes unit, as every
+// delivery does (paths.EnableCommand).
+var RoutesPathUnit = string(unit{
+	{"Unit", []entry{
+		kv("Description", "scratchgen: start the routes to the other nodes' pod ranges when the routes table arrives"),
+		kv("Documentation", "file://"+paths.RoutesScript),
+	}},
+	{"Path", []entry{
+		kv("PathChanged", paths.RoutesTable),
+		kv("Unit", paths.RoutesService),
+	}},
+	{"Install", []entry{kv("WantedBy", "paths.target")}},
+}.bytes())
+
 // scriptUnit is the unit of a start|stop script: a oneshot that stays active, wanting
-// and ordered after u.After.
-func scriptUnit(description, script string, u bundle.Unit, args ...string) []byte {
+// and ordered after u.After, and run only when the file needs exists (when needs is
+// not "").
+func scriptUnit(description, script string, u bundle.Unit, needs string, args ...string) []byte {
+	head := []entry{
+		kv("Description", description),
+		kv("Documentation", "file://"+script),
+		kv("Wants", u.After...),
+		kv("After", u.After...),
+		kv("Before", u.Before...),
+	}
+	if needs != "" {
+		head = append(head, kv("ConditionPathExists", needs))
+	}
 	return unit{
-		{"Unit", []entry{
-			kv("Description", description),
-			kv("Documentation", "file://"+script),
-			kv("Wants", u.After...),
-			kv("After", u.After...),
-			kv("Before", u.Before...),
-		}},
+		{"Unit", head},
 		{"Service", []entry{
 			kv("Type", "oneshot"),
 			kv("RemainAfterExit", "yes"),

@@ -67,8 +67,8 @@ func TestFileListAndModes(t *testing.T) {
 			paths.KubeletConfig, paths.KubeletUnit, paths.KubeletDropIn, paths.KubeProxyConfig, paths.KubeProxyUnit}
 		wantUnits := []string{paths.KernelService}
 		if r.c.NetworkMode == model.NetworkRouted {
-			want = append(want, paths.CNIConflist, paths.RoutesScript, paths.RoutesTable, paths.RoutesUnit)
-			wantUnits = append(wantUnits, paths.RoutesService)
+			want = append(want, paths.CNIConflist, paths.RoutesScript, paths.RoutesTable, paths.RoutesUnit, paths.RoutesPathUnit)
+			wantUnits = append(wantUnits, paths.RoutesService, paths.RoutesPath)
 			if r.c.Masquerade {
 				want = append(want, paths.MasqueradeScript, paths.MasqueradeUnit)
 				wantUnits = append(wantUnits, paths.MasqueradeService)
@@ -225,6 +225,17 @@ func TestRoutes(t *testing.T) {
 		}
 		if !strings.Contains(string(unit.Data), "ExecStart="+paths.RoutesScript+" start "+r.n.Name+"\n") {
 			t.Errorf("the routes unit does not pass the node's name:\n%s", unit.Data)
+		}
+		// A view that leaves the table out (it lists the nodes) boots the node without it:
+		// the routes unit waits for it, and the path unit starts it when it arrives.
+		if !table.Membership {
+			t.Errorf("%s is not marked as listing the cluster's nodes", paths.RoutesTable)
+		}
+		if !strings.Contains(string(unit.Data), "\nConditionPathExists="+paths.RoutesTable+"\n") {
+			t.Errorf("the routes unit runs without the routes table:\n%s", unit.Data)
+		}
+		if pu, _ := r.file(paths.RoutesPathUnit); !strings.Contains(string(pu.Data), "[Path]\nPathChanged="+paths.RoutesTable+"\nUnit="+paths.RoutesService+"\n") {
+			t.Errorf("%s does not start %s when %s arrives:\n%s", paths.RoutesPathUnit, paths.RoutesService, paths.RoutesTable, pu.Data)
 		}
 		env, log := fakeTools(t)
 		dir := t.TempDir()

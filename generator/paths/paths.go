@@ -95,8 +95,11 @@ const (
 
 // systemd units the bundle enables, by unit name.
 const (
-	KernelService     = "scratchgen-kernel.service"
-	RoutesService     = "scratchgen-routes.service"
+	KernelService = "scratchgen-kernel.service"
+	RoutesService = "scratchgen-routes.service"
+	// RoutesPath starts RoutesService when the routes table arrives after boot (a node
+	// provisioned from a view that leaves the table out, see bundle.File.Membership).
+	RoutesPath        = "scratchgen-routes.path"
 	MasqueradeService = "scratchgen-masquerade.service"
 	ImagesService     = "scratchgen-images.service"
 	ContainerdService = "containerd.service"
@@ -126,9 +129,10 @@ const (
 	// RoutesScript and RoutesUnit install the static routes to other nodes' pod ranges,
 	// read from RoutesTable: every node's name, address and pod range, the same file on
 	// every node (so adding a node changes one shared file, not every node's script).
-	RoutesScript = ScriptDir + "/routes.sh"
-	RoutesTable  = ScriptDir + "/routes"
-	RoutesUnit   = SystemdDir + "/" + RoutesService
+	RoutesScript   = ScriptDir + "/routes.sh"
+	RoutesTable    = ScriptDir + "/routes"
+	RoutesUnit     = SystemdDir + "/" + RoutesService
+	RoutesPathUnit = SystemdDir + "/" + RoutesPath
 	// MasqueradeScript and MasqueradeUnit NAT pod traffic leaving the cluster network.
 	MasqueradeScript = ScriptDir + "/masquerade.sh"
 	MasqueradeUnit   = SystemdDir + "/" + MasqueradeService

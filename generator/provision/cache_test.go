@@ -43,7 +43,7 @@ func butaneCLI(t *testing.T, n *bundle.Node, bu []byte) []byte {
 // wholeButane is node.bu encoded as one YAML document (Views encodes it entry by entry).
 func wholeButane(t *testing.T, n *bundle.Node, os string, embed bool) []byte {
 	t.Helper()
-	files, _, _, _, err := included(n, embed)
+	files, _, _, _, _, err := included(n, embed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func wholeButane(t *testing.T, n *bundle.Node, os string, embed bool) []byte {
 // wholeUserData is user-data encoded as one YAML document; its header is node.bu's.
 func wholeUserData(t *testing.T, n *bundle.Node, embed bool, bu []byte) []byte {
 	t.Helper()
-	files, _, _, _, err := included(n, embed)
+	files, _, _, _, _, err := included(n, embed)
 	if err != nil {
 		t.Fatal(err)
 	}

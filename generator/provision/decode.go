@@ -28,6 +28,9 @@ type Decoded struct {
 	// out; HasOmittedHeader tells whether there was such a comment.
 	Omitted          []string
 	HasOmittedHeader bool
+	// Tables lists the cluster tables (files that list the nodes) the header says are
+	// left out.
+	Tables []string
 	// Archives lists the image archives the header says are left out.
 	Archives []string
 	// Binaries lists the carried binaries the header says are left out.
@@ -179,6 +182,7 @@ func (d *Decoder) DecodeDirectives(name string, data []byte) (*Decoded, []string
 func (d *Decoder) decoded(data []byte, read func(local string) ([]byte, bool)) *Decoded {
 	v := &Decoded{Files: map[string]DecodedFile{}, read: read, dec: d}
 	v.Omitted, v.HasOmittedHeader = omittedHeader(data, strings.TrimSuffix(omittedPrefix, ": "))
+	v.Tables, _ = omittedHeader(data, strings.TrimSuffix(omittedTablesPrefix, ": "))
 	v.Archives, _ = omittedHeader(data, strings.TrimSuffix(omittedImagesPrefix, ": "))
 	v.Binaries, _ = omittedHeader(data, strings.TrimSuffix(omittedBinariesPrefix, ": "))
 	return v

@@ -39,6 +39,12 @@ const (
 // omittedPrefix starts the comment that lists the secrets a view leaves out.
 const omittedPrefix = "# omitted secrets (deliver rootfs/ by rsync): "
 
+// omittedTablesPrefix starts the comment that lists the files a view that is not
+// self-contained leaves out because they list the cluster's nodes (bundle.File.Membership):
+// such a view needs rootfs/'s secrets delivered anyway, and that delivery brings the
+// current table, so no view is rewritten when a node is added.
+const omittedTablesPrefix = "# omitted cluster tables (they change whenever a node is added or removed; deliver rootfs/ by rsync with the secrets): "
+
 // omittedImagesPrefix starts the comment that lists the image archives a view leaves out:
 // hundreds of megabytes do not belong in user-data or an Ignition config.
 const omittedImagesPrefix = "# omitted image archives (deliver rootfs/ by rsync or bake them into the machine image): "
@@ -85,8 +91,11 @@ var targets = map[string]target{
 // With embedSecrets false, files marked Secret are left out of every view (Ignition
 // configs and user-data are readable through cloud metadata services) and node.bu and
 // user-data carry a leading "# omitted secrets (deliver rootfs/ by rsync): <paths>"
-// comment; JSON has no comments, so ignition.json just lacks them. With embedSecrets
-// true, secrets are included with their own mode; the returned files then hold key
+// comment; JSON has no comments, so ignition.json just lacks them. Such a view is
+// completed by delivering rootfs/, so it also leaves out the files that list the
+// cluster's nodes (bundle.File.Membership: the routes table), under a "# omitted cluster
+// tables" comment: adding a node then rewrites no view. With embedSecrets true, every
+// file is included, secrets with their own mode; the returned files then hold key
 // material and are themselves marked Secret, with mode 0600.
 //
 // Views rejects an unknown OS, relative, unclean or duplicate paths, paths with spaces
@@ -103,13 +112,16 @@ func (c *Cache) Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.Fi
 		return nil, fmt.Errorf("unknown OS %q (want %q, %q or %q)",
 			os, model.OSGeneric, model.OSFlatcar, model.OSFCOS)
 	}
-	files, omitted, archives, bins, err := included(n, embedSecrets)
+	files, omitted, tables, archives, bins, err := included(n, embedSecrets)
 	if err != nil {
 		return nil, err
 	}
 	header := ""
 	if len(omitted) > 0 {
 		header = omittedPrefix + strings.Join(omitted, " ") + "\n"
+	}
+	if len(tables) > 0 {
+		header += omittedTablesPrefix + strings.Join(tables, " ") + "\n"
 	}
 	if len(archives) > 0 {
 		header += omittedImagesPrefix + strings.Join(archives, " ") + "\n"
@@ -162,23 +174,28 @@ func (c *Cache) Views(n *bundle.Node, os string, embedSecrets bool) ([]bundle.Fi
 }
 
 // included checks the node and returns the files the views carry, sorted by path, the
-// sorted paths of the secrets it left out, those of the image archives (under
-// paths.ImagesDir) and those of the carried binaries, which no view carries.
-func included(n *bundle.Node, embedSecrets bool) (files []bundle.File, omitted, archives, bins []string, err error) {
+// sorted paths of the secrets it left out and of the cluster tables (both only when
+// secrets are not embedded), those of the image archives (under paths.ImagesDir) and
+// those of the carried binaries, which no view carries.
+func included(n *bundle.Node, embedSecrets bool) (files []bundle.File, omitted, tables, archives, bins []string, err error) {
 	all := slices.Clone(n.Rootfs)
 	bundle.Sort(all)
 	for i, f := range all {
 		if err := checkPath(f.Path); err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, nil, nil, err
 		}
 		if i > 0 && all[i-1].Path == f.Path {
-			return nil, nil, nil, nil, fmt.Errorf("file %q: listed twice", f.Path)
+			return nil, nil, nil, nil, nil, fmt.Errorf("file %q: listed twice", f.Path)
 		}
 		if f.Mode&^fs.ModePerm != 0 {
-			return nil, nil, nil, nil, fmt.Errorf("file %q: mode %v has bits other than permissions", f.Path, f.Mode)
+			return nil, nil, nil, nil, nil, fmt.Errorf("file %q: mode %v has bits other than permissions", f.Path, f.Mode)
 		}
 		if f.Secret && !embedSecrets {
 			omitted = append(omitted, f.Path)
+			continue
+		}
+		if f.Membership && !embedSecrets {
+			tables = append(tables, f.Path)
 			continue
 		}
 		if strings.HasPrefix(f.Path, paths.ImagesDir+"/") {
@@ -194,14 +211,14 @@ func included(n *bundle.Node, embedSecrets bool) (files []bundle.File, omitted, 
 	seen := map[string]bool{}
 	for _, u := range n.Units {
 		if u == "" || strings.ContainsFunc(u, notPathRune) || strings.Contains(u, "/") {
-			return nil, nil, nil, nil, fmt.Errorf("unit %q: not a unit name", u)
+			return nil, nil, nil, nil, nil, fmt.Errorf("unit %q: not a unit name", u)
 		}
 		if seen[u] {
-			return nil, nil, nil, nil, fmt.Errorf("unit %q: listed twice", u)
+			return nil, nil, nil, nil, nil, fmt.Errorf("unit %q: listed twice", u)
 		}
 		seen[u] = true
 	}
-	return files, omitted, archives, bins, nil
+	return files, omitted, tables, archives, bins, nil
 }
 
 // checkPath accepts clean absolute paths without whitespace or control characters (which

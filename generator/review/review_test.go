@@ -261,8 +261,9 @@ func TestRenewedCertificate(t *testing.T) {
 	}
 }
 
-// TestViewsDecodeToRootfs: each view of each OS carries exactly the node's non-secret
-// rootfs files, byte for byte, and enables its units.
+// TestViewsDecodeToRootfs: each view of each OS carries exactly the node's rootfs files
+// other than secrets and the routes table (which lists the nodes), byte for byte, and
+// enables its units.
 func TestViewsDecodeToRootfs(t *testing.T) {
 	nodes := `  - {name: cp-1, address: 10.0.0.10, roles: [control-plane, etcd], os: fcos}
   - {name: worker-1, address: 10.0.0.21, roles: [worker]}
@@ -278,7 +279,10 @@ func TestViewsDecodeToRootfs(t *testing.T) {
 			}
 			want := 0
 			for _, f := range n.Rootfs {
-				if f.Secret {
+				if f.Secret || f.Membership {
+					if _, ok := c.files[f.Path]; ok {
+						t.Errorf("%s/%s carries %s", n.Name, v.Path, f.Path)
+					}
 					continue
 				}
 				want++

@@ -92,7 +92,7 @@ var rules = []Rule{
 		run: checkPostureImages},
 	{ID: "unit-binaries", Checks: "every ExecStart runs a binary from the node's binary directory, a script scratchgen renders under /etc/scratchgen, or one of the system commands its units use (modprobe, sysctl, ctr)",
 		run: checkUnitBinaries},
-	{ID: "routes", Checks: "pod routes lead only to other cluster nodes' pod ranges, via those nodes' addresses: the routes table lists exactly bundle.json's nodes, routes.sh is the script scratchgen renders, and the routes unit passes the node's own name",
+	{ID: "routes", Checks: "pod routes lead only to other cluster nodes' pod ranges, via those nodes' addresses: the routes table lists exactly bundle.json's nodes, routes.sh and scratchgen-routes.path are what scratchgen renders, and the routes unit passes the node's own name",
 		run: checkRoutes},
 	{ID: "pod-ranges", Checks: "every node's pod range (its kubelet's podCIDR) is the one bundle.json records, and no two nodes' ranges overlap",
 		run: checkPodRanges},
@@ -447,8 +447,8 @@ func checkUnitBinaries(b *checker, r Rule) {
 
 // checkRoutes: every node's routes table lists exactly the cluster's nodes, each with the
 // address and pod range bundle.json records (routes.sh routes every line but the node's
-// own), routes.sh is the script scratchgen renders, and the routes unit names the node
-// itself.
+// own), routes.sh and the path unit that starts the routes are what scratchgen renders,
+// and the routes unit names the node itself.
 func checkRoutes(b *checker, r Rule) {
 	if b.meta == nil {
 		return
@@ -477,6 +477,9 @@ func checkRoutes(b *checker, r Rule) {
 		}
 		if s := n.file(paths.RoutesScript); s == nil || string(s.data) != nodeconfig.RoutesScript {
 			b.fail(r, n.rel(paths.RoutesScript), "is not the routes script scratchgen renders (it must route exactly the table's other nodes)")
+		}
+		if pu := n.file(paths.RoutesPathUnit); pu == nil || string(pu.data) != nodeconfig.RoutesPathUnit {
+			b.fail(r, n.rel(paths.RoutesPathUnit), "is not the path unit scratchgen renders (it must start %s when %s arrives, nothing else)", paths.RoutesService, paths.RoutesTable)
 		}
 		if u := n.units[paths.RoutesService]; u != nil {
 			for _, key := range []string{"ExecStart", "ExecStop"} {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/scratchgen/scratchgen/generator/binaries"
 	"github.com/scratchgen/scratchgen/generator/bundle"
+	"github.com/scratchgen/scratchgen/generator/paths"
 	"github.com/scratchgen/scratchgen/generator/provision"
 	"github.com/scratchgen/scratchgen/generator/verify"
 )
@@ -142,6 +143,18 @@ var viewTamperings = []corruption{
 		},
 		path: "nodes/worker-1/user-data", msg: "lacks comment: # omitted secrets",
 	},
+	{
+		// A header that passes a script off as a cluster table would have the node
+		// provisioned without it (rsync of the listed files is the README's way).
+		name: "user-data omits a script as a cluster table", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			for _, view := range []string{"user-data", "node.bu"} {
+				p := filepath.Join(dir, "nodes", "worker-1", view)
+				write(t, p, bytes.Replace(read(t, p), []byte("rsync with the secrets): /etc/scratchgen/routes\n"), []byte("rsync with the secrets): /etc/scratchgen/routes /etc/scratchgen/masquerade.sh\n"), 1))
+			}
+		},
+		path: "nodes/worker-1/user-data", msg: "omits /etc/scratchgen/masquerade.sh as a cluster table, but the only cluster table is /etc/scratchgen/routes",
+	},
 }
 
 // TestViewTamperings: each directive added to a view is reported by name, with
@@ -188,7 +201,8 @@ func rerenderViews(t *testing.T, dir, node string) {
 		}
 		info, _ := d.Info()
 		rel, _ := filepath.Rel(root, p)
-		n.Rootfs = append(n.Rootfs, bundle.File{Path: "/" + filepath.ToSlash(rel), Mode: info.Mode().Perm(), Data: read(t, p), Secret: info.Mode().Perm() == bundle.ModeSecret})
+		n.Rootfs = append(n.Rootfs, bundle.File{Path: "/" + filepath.ToSlash(rel), Mode: info.Mode().Perm(), Data: read(t, p), Secret: info.Mode().Perm() == bundle.ModeSecret,
+			Membership: "/"+filepath.ToSlash(rel) == paths.RoutesTable})
 		return nil
 	})
 	bundle.Sort(n.Rootfs)
@@ -292,6 +306,11 @@ var postureTamperings = []corruption{
 			consistently(t, dir, "worker-1", "/etc/systemd/system/scratchgen-routes.service", replaceOnce("routes.sh start worker-1", "routes.sh start worker-2"))
 		},
 		path: "nodes/worker-1/rootfs/etc/systemd/system/scratchgen-routes.service", msg: "posture routes: ExecStart runs /etc/scratchgen/routes.sh start worker-2; it must run /etc/scratchgen/routes.sh with the node's own name (worker-1)"},
+	{name: "routes path unit starts another unit", spec: "example",
+		corrupt: func(t *testing.T, dir string) {
+			consistently(t, dir, "worker-2", "/etc/systemd/system/scratchgen-routes.path", replaceOnce("Unit=scratchgen-routes.service", "Unit=kubelet.service"))
+		},
+		path: "nodes/worker-2/rootfs/etc/systemd/system/scratchgen-routes.path", msg: "posture routes: is not the path unit scratchgen renders"},
 	{name: "kubelet pod range overlapping another node's", spec: "example",
 		corrupt: func(t *testing.T, dir string) {
 			consistently(t, dir, "worker-2", "/var/lib/kubelet/config.yaml", replaceOnce("podCIDR: 10.10.7.0/24", "podCIDR: 10.10.1.0/24"))

@@ -28,6 +28,8 @@ type view struct {
 	// whether there was such a comment.
 	omitted   []string
 	hasHeader bool
+	// tables lists the cluster tables the header says are left out.
+	tables []string
 	// archives lists the image archives the header says are left out.
 	archives []string
 	// binaries lists the carried binaries the header says are left out.
@@ -114,7 +116,7 @@ func (b *checker) decodeView(n *node, name string, f *file) (*view, error) {
 		return nil, err
 	}
 	v := &view{rel: f.rel, files: map[string]viewFile{}, units: d.Units, omitted: d.Omitted,
-		hasHeader: d.HasOmittedHeader, archives: d.Archives, binaries: d.Binaries, remote: d.Remote,
+		hasHeader: d.HasOmittedHeader, tables: d.Tables, archives: d.Archives, binaries: d.Binaries, remote: d.Remote,
 		problems: d.Problems}
 	for p, df := range d.Files {
 		v.files[p] = viewFile{mode: df.Mode, data: df.Data}
@@ -135,6 +137,9 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 	ud, bu := views[provision.UserDataFile], views[provision.ButaneFile]
 	if ud != nil && bu != nil && (ud.hasHeader != bu.hasHeader || !slices.Equal(ud.omitted, bu.omitted)) {
 		b.problemf(bu.rel, "lists other omitted secrets than %s", ud.rel)
+	}
+	if ud != nil && bu != nil && !slices.Equal(ud.tables, bu.tables) {
+		b.problemf(bu.rel, "lists other omitted cluster tables than %s", ud.rel)
 	}
 	if ud != nil && bu != nil && !slices.Equal(ud.archives, bu.archives) {
 		b.problemf(bu.rel, "lists other omitted image archives than %s", ud.rel)
@@ -161,6 +166,17 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 				b.problemf(from.rel, "lists %s as an omitted image archive, but rootfs has no such file", p)
 			case !under(p, paths.ImagesDir):
 				b.problemf(from.rel, "omits %s as an image archive, but archives live in %s: the node would not get it", p, paths.ImagesDir)
+			}
+		}
+		for _, p := range from.tables {
+			omit[p] = true
+			switch {
+			case n.file(p) == nil:
+				b.problemf(from.rel, "lists %s as an omitted cluster table, but rootfs has no such file", p)
+			case p != paths.RoutesTable:
+				b.problemf(from.rel, "omits %s as a cluster table, but the only cluster table is %s: the node would not get it", p, paths.RoutesTable)
+			case b.meta != nil && b.meta.EmbedSecrets:
+				b.problemf(from.rel, "omits %s, but bundle.json says the views embed secrets: a self-contained view carries the cluster tables too", p)
 			}
 		}
 		for _, p := range omitted {
