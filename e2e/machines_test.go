@@ -574,11 +574,31 @@ func mDeliver(ctx context.Context, t *testing.T, n *mNode, ignition, ignitionSta
 		if len(dec.Tables) == 0 {
 			return fmt.Errorf("%s's %s does not say it leaves out the routes table", n.Name, view)
 		}
+		// Booted without the table, the routes unit was skipped (its condition), not failed.
+		routes := func() string {
+			out, _ := n.M.Exec(ctx, "systemctl", "show", paths.RoutesService, "-p", "ActiveState", "-p", "ConditionResult")
+			f := strings.Fields(out)
+			slices.Sort(f) // ActiveState=…, ConditionResult=…, in whatever order systemctl printed them
+			return strings.Join(f, " ")
+		}
+		if st := routes(); st != "ActiveState=inactive ConditionResult=no" {
+			return fmt.Errorf("%s booted without the routes table, yet %s is %q, want inactive by its condition", n.Name, paths.RoutesService, st)
+		}
 		// The secrets and the routes table the view leaves out, by rsync after boot: the
 		// kubelet and kube-proxy restart (Restart=always) until they find theirs, and
-		// scratchgen-routes.path starts the routes unit (skipped at boot) when the table
-		// arrives.
-		return mRsync(rsyncArgs(n.rootfs(), root, "--files-from="+mFileList(t, append(slices.Clone(dec.Omitted), dec.Tables...))))
+		// scratchgen-routes.path starts the routes unit when the table arrives.
+		if err := mRsync(rsyncArgs(n.rootfs(), root, "--files-from="+mFileList(t, append(slices.Clone(dec.Omitted), dec.Tables...)))); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for st := routes(); st != "ActiveState=active ConditionResult=yes"; st = routes() {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: 30 s after the routes table arrived, %s is %q: %s did not start it", n.Name, paths.RoutesService, st, paths.RoutesPath)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		t.Logf("%s: %s, skipped at boot without the table, started by %s when rsync delivered it", n.Name, paths.RoutesService, paths.RoutesPath)
+		return nil
 	}
 	return fmt.Errorf("unknown delivery %q", n.Via)
 }

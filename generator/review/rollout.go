@@ -93,7 +93,7 @@ func rollout(t component.Table, groups []Group, impacts []Impact, sh shape) []Ro
 			switch im.Component {
 			case "new node":
 				s.phase = phaseNew
-				s.cmds = []string{"provision it: rsync nodes/" + node + "/rootfs/ and run the delivery command, or boot it with its ignition.json or user-data"}
+				s.cmds = []string{"provision it: rsync nodes/" + node + "/rootfs/ and run the delivery command, or boot it with its ignition.json or user-data and rsync the files their header (node.bu, user-data) lists as omitted"}
 				continue
 			case "removed node":
 				s.phase = phaseRemoved
