@@ -240,9 +240,10 @@ var (
 		Before: []string{paths.KubeletService, paths.KubeProxyService}}
 )
 
-// RoutesPathUnit is paths.RoutesPathUnit, the same on every node. A node provisioned from a view that leaves the
-// routes table out (secrets not embedded) boots without it: the routes unit is skipped
-// (its condition), and this unit starts it when the table arrives with the secrets. It
+// RoutesPathUnit is paths.RoutesPathUnit, the same on every node. A node provisioned from
+// a view that leaves the routes table out (secrets not embedded) boots without it: the
+// routes unit is skipped (its condition), and this unit starts it when the table arrives
+// with the secrets. It
 // starts nothing on a node that had the table at boot: the routes unit then ran and
 // stays active, and a changed table takes a restart of the routes unit, as every
 // delivery does (paths.EnableCommand).
