@@ -8,7 +8,6 @@ import (
 
 	"github.com/scratchgen/scratchgen/generator/binaries"
 	"github.com/scratchgen/scratchgen/generator/bundle"
-	"github.com/scratchgen/scratchgen/generator/paths"
 	"github.com/scratchgen/scratchgen/generator/provision"
 )
 
@@ -85,10 +84,9 @@ func (b *checker) viewInputs(n *node) *bundle.Node {
 	carried := b.carriedBinaries(n)
 	for p, f := range n.rootfs {
 		// Every secret scratchgen writes is 0600, and nothing else is; the binaries are
-		// the ones bundle.json says rootfs/ carries; the routes table is the one file
-		// that lists the cluster's nodes.
+		// the ones bundle.json says rootfs/ carries.
 		node.Rootfs = append(node.Rootfs, bundle.File{Path: p, Mode: f.mode, Data: f.data, Secret: f.mode == bundle.ModeSecret,
-			Binary: carried[p] != nil, Membership: p == paths.RoutesTable})
+			Binary: carried[p] != nil, Membership: isClusterTable(p)})
 	}
 	bundle.Sort(node.Rootfs)
 	if !nm.BinariesCarried {

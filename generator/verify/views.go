@@ -173,7 +173,7 @@ func (b *checker) compareViews(n *node, views map[string]*view) {
 			switch {
 			case n.file(p) == nil:
 				b.problemf(from.rel, "lists %s as an omitted cluster table, but rootfs has no such file", p)
-			case p != paths.RoutesTable:
+			case !isClusterTable(p):
 				b.problemf(from.rel, "omits %s as a cluster table, but the only cluster table is %s: the node would not get it", p, paths.RoutesTable)
 			case b.meta != nil && b.meta.EmbedSecrets:
 				b.problemf(from.rel, "omits %s, but bundle.json says the views embed secrets: a self-contained view carries the cluster tables too", p)
@@ -313,3 +313,7 @@ func listOrNone(s []string) string {
 	}
 	return strings.Join(s, " ")
 }
+
+// isClusterTable reports whether rootfs path p lists the cluster's nodes
+// (bundle.File.Membership): the routes table is the only such file scratchgen renders.
+func isClusterTable(p string) bool { return p == paths.RoutesTable }
